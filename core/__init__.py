@@ -1,0 +1,1 @@
+"""Shared, torch-free parts of the service: settings, database, ORM models, job payloads."""

