@@ -23,6 +23,21 @@ class TensorSplit:
 
 
 @dataclass
+class RawDataset:
+    """A dataset as decoded from its source, before splitting and normalising.
+
+    x: uint8 (n, C, H, W) images or float32 (n, d) features; y as in TensorSplit.
+    test_x/test_y: the source's own test split, None when it has none."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    checksum: str  # sha256 over the source files' bytes, or over the generator's parameters
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
 class DatasetBundle:
     """A dataset ready to train on, with what serving needs to preprocess identically."""
 
