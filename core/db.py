@@ -1,0 +1,78 @@
+"""The database engine and sessions: SQLite (WAL, foreign keys on) by default, PostgreSQL by URL."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import get_settings
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite connections get WAL, foreign keys and a busy timeout."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    # the API's threadpool and the worker share the file: waiting on a lock beats failing on it
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (API) and one writer (worker) proceed together
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+_engines: dict[str, Engine] = {}
+_sessionmakers: dict[str, sessionmaker[Session]] = {}
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process's engine for `url` (default: settings.database_url), created once."""
+    url = url or get_settings().database_url
+    if url not in _engines:
+        _engines[url] = make_engine(url)
+    return _engines[url]
+
+
+def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
+    """A session factory bound to `get_engine(url)`; objects stay readable after commit."""
+    url = url or get_settings().database_url
+    if url not in _sessionmakers:
+        _sessionmakers[url] = sessionmaker(bind=get_engine(url), expire_on_commit=False)
+    return _sessionmakers[url]
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A short unit of work: commits on success, rolls back on error, always closes."""
+    session = get_sessionmaker(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def dispose_engines() -> None:
+    """Drop pooled connections inherited across fork: a forked child must open its own."""
+    for engine in _engines.values():
+        # close=False: the parent still owns those connections; the child only forgets them
+        engine.dispose(close=False)
+    _engines.clear()
+    _sessionmakers.clear()
