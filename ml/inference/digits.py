@@ -1,0 +1,155 @@
+"""Make an upload look like an MNIST / Fashion-MNIST sample: light-on-black 28×28, framed as they were made.
+
+MNIST (LeCun et al.): the digit's bounding box fitted into 20×20 keeping its aspect ratio, then placed
+in 28×28 so that its centre of mass is the centre. Fashion-MNIST (Xiao et al.): the longest edge
+resized to 28 and the item centred. A drawing on white paper, a photo of ink, a 400×400 canvas all
+differ from that in background, contrast, framing and stroke width; this module removes those
+differences so the model sees what it was trained on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+SIZE = 28
+# MNIST's mean centre of mass, in array index coordinates (measured on the training set).
+_MNIST_CENTRE = 14.0
+# Stroke width / longest side of the digit's box in MNIST (≈2.6 px in a 20 px box).
+_MNIST_STROKE_RATIO = 0.13
+# Work on at most this many pixels along the content's longest side (speed; 20 are kept anyway).
+_WORK_SIZE = 160
+
+
+@dataclass(frozen=True)
+class MnistStyle:
+    """How a dataset's samples were framed."""
+
+    box: int  # the content's longest side, in pixels of the 28×28 frame
+    centre_by_mass: bool  # MNIST: centre of mass at the centre; otherwise the box is centred
+    even_strokes: bool  # make stroke width match the dataset's (line drawings only)
+    noise_floor: float  # ink below this fraction of the darkest ink is background (paper texture)
+
+
+DIGITS = MnistStyle(box=20, centre_by_mass=True, even_strokes=True, noise_floor=0.15)
+GARMENTS = MnistStyle(box=28, centre_by_mass=False, even_strokes=False, noise_floor=0.04)
+
+
+def style_for(dataset: str) -> MnistStyle:
+    """The framing of a grayscale 28×28 dataset, by name."""
+    return GARMENTS if dataset == "fashion_mnist" else DIGITS
+
+
+def to_mnist_uint8(image: Image.Image, style: MnistStyle = DIGITS) -> torch.Tensor:
+    """Any PIL image -> uint8 tensor (1, 28, 28), light content on black, framed like `style`."""
+    ink = _ink(image, style.noise_floor)
+    found = _bbox(ink > 0.35)
+    if found is None:  # blank: nothing drawn
+        return torch.zeros(1, SIZE, SIZE, dtype=torch.uint8)
+    ink = _crop(ink, found)
+    ink = _shrink(ink, _WORK_SIZE)
+    if style.even_strokes:
+        ink = _even_strokes(ink)
+        found = _bbox(ink > 0.35)
+        if found is not None:
+            ink = _crop(ink, found)
+    small = _fit(ink, style.box)
+    frame = _place(small, style.centre_by_mass)
+    return torch.from_numpy(np.round(frame * 255.0).astype(np.uint8))[None]
+
+
+def _ink(image: Image.Image, noise_floor: float) -> np.ndarray:
+    """Grayscale float [0, 1] where 0 is background and 1 the strongest ink, whatever the colours."""
+    g = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    # The border is mostly background, even for off-centre content: its median is the paper's tone.
+    b = max(1, min(g.shape) // 32)
+    border = np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[:, :b].ravel(), g[:, -b:].ravel()])
+    background = float(np.median(border))
+    if background > 0.5:  # dark on light (paper, paint canvas): invert, as MNIST is light on black
+        g = 1.0 - g
+        background = 1.0 - background
+    g = g - background
+    top = float(g.max())
+    if top < 0.08:  # no contrast at all: a blank canvas
+        return np.zeros_like(g)
+    g = np.clip(g / top, 0.0, 1.0)
+    return np.clip((g - noise_floor) / (1.0 - noise_floor), 0.0, 1.0)
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _crop(a: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    top, bottom, left, right = box
+    return a[top:bottom, left:right]
+
+
+def _shrink(a: np.ndarray, longest: int) -> np.ndarray:
+    h, w = a.shape
+    if max(h, w) <= longest:
+        return a
+    s = longest / max(h, w)
+    return _resize(a, max(1, round(w * s)), max(1, round(h * s)))
+
+
+def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    out = Image.fromarray(a.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(out, dtype=np.float32)
+
+
+def _even_strokes(ink: np.ndarray) -> np.ndarray:
+    """Thicken hairlines / thin brush strokes to MNIST's pen width relative to the digit's size."""
+    mask = ink > 0.35
+    area = int(mask.sum())
+    padded = np.pad(mask, 1)
+    interior = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
+                & padded[1:-1, :-2] & padded[1:-1, 2:])
+    edge = int((mask & ~interior).sum())
+    if area == 0 or edge == 0:
+        return ink
+    width = 2.0 * area / edge  # a stroke of length L and width w: area L·w, edge pixels ≈ 2L
+    want = _MNIST_STROKE_RATIO * max(ink.shape)
+    grow = int(round(want - width))
+    if grow < 2:
+        return ink
+    size = grow + 1 if grow % 2 == 0 else grow  # MaxFilter needs an odd size
+    size = min(size, 15)
+    m = size // 2
+    padded_ink = np.pad(ink, m)  # room to grow past the crop
+    img = Image.fromarray(padded_ink.astype(np.float32), mode="F").filter(ImageFilter.MaxFilter(size))
+    return np.asarray(img, dtype=np.float32)
+
+
+def _fit(ink: np.ndarray, box: int) -> np.ndarray:
+    """Scale so the longest side is `box` pixels, keeping the aspect ratio (anti-aliased)."""
+    h, w = ink.shape
+    s = box / max(h, w)
+    small = _resize(ink, max(1, round(w * s)), max(1, round(h * s)))
+    small = np.clip(small, 0.0, None)
+    top = float(small.max())
+    return small / top if top > 0 else small
+
+
+def _place(small: np.ndarray, centre_by_mass: bool) -> np.ndarray:
+    """Paste into a black 28×28 frame, centred by mass (MNIST) or by the box (Fashion-MNIST)."""
+    h, w = small.shape
+    if centre_by_mass:
+        total = float(small.sum())
+        ys, xs = np.indices(small.shape)
+        cy = float((small * ys).sum()) / total
+        cx = float((small * xs).sum()) / total
+        top, left = round(_MNIST_CENTRE - cy), round(_MNIST_CENTRE - cx)
+    else:
+        top, left = (SIZE - h) // 2, (SIZE - w) // 2
+    top = min(max(top, 0), SIZE - h)
+    left = min(max(left, 0), SIZE - w)
+    frame = np.zeros((SIZE, SIZE), dtype=np.float32)
+    frame[top:top + h, left:left + w] = small
+    return frame
