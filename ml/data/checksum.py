@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-# (resolved path, size, mtime_ns) -> sha256 hex: a rewritten file gets a new key
+# (absolute path, size, mtime_ns) -> sha256 hex: a rewritten file gets a new key
 _file_hashes: dict[tuple[str, int, int], str] = {}
 _lock = threading.Lock()
 
@@ -15,7 +15,7 @@ _lock = threading.Lock()
 def file_identity(path: Path) -> tuple[str, int, int]:
     """What we trust to change when a file's bytes change (cheap: one stat call)."""
     st = os.stat(path)
-    return (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ml.data import mnist, synthetic
+from ml.data import mnist, photos, synthetic
 from ml.data.base import InputKind, RawDataset, Task
 from ml.errors import InvalidConfig
 
@@ -109,6 +109,31 @@ def _idx_spec(name: str, classes: list[str], description: str) -> DatasetSpec:
     )
 
 
+def _photo_spec(name: str, folder: str, classes: list[str], description: str) -> DatasetSpec:
+    def locate(data_dir: Path) -> Located:
+        files, missing = photos.list_photos(data_dir / folder, classes)
+        return Located(str(data_dir / folder), [p for p, _ in files], missing)
+
+    def sizes(data_dir: Path) -> dict[str, int]:
+        files, _ = photos.list_photos(data_dir / folder, classes)
+        return {"total": len(files)}
+
+    return DatasetSpec(
+        name=name,
+        task="binary" if len(classes) == 2 else "classification",
+        input_kind="photos",
+        classes=tuple(classes),
+        description=description,
+        has_test_split=False,
+        channels=3,
+        default_image_size=64,
+        locate=locate,
+        load=lambda data_dir, image_size, cache_dir: photos.load_photo_folder(
+            name, data_dir / folder, classes, image_size, cache_dir),
+        sizes=sizes,
+    )
+
+
 def _synthetic_spec(name: str, make: Callable[[], RawDataset], n: int, description: str) -> DatasetSpec:
     return DatasetSpec(
         name=name,
@@ -130,6 +155,10 @@ register_dataset(_idx_spec(
 ))
 register_dataset(_idx_spec(
     "fashion_mnist", mnist.FASHION_CLASSES, "Zalando clothing in 10 classes, 28x28 grey, 60,000 train / 10,000 test."
+))
+register_dataset(_photo_spec(
+    "cats_dogs", "cats-dogs", ["cat", "dog"],
+    "Photos of cats and dogs (Kaggle Dogs vs. Cats subset), RGB resized to image_size; 80/10/10 split.",
 ))
 register_dataset(_synthetic_spec(
     "synthetic_linear", synthetic.synthetic_linear, synthetic.LINEAR["n"],

@@ -1,0 +1,142 @@
+"""Photo folders (`<root>/<class>/*.jpg`): decode and resize once, cache uint8 tensors keyed by content."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+import torchvision
+from PIL import Image, ImageOps
+
+from ml.data.base import RawDataset
+from ml.data.checksum import files_checksum
+from ml.data.transforms import photo_to_uint8
+from ml.errors import DatasetNotFound
+
+EXTENSIONS = {".jpg", ".jpeg", ".png"}
+# bump when the decode path changes (EXIF handling, resize, crop): old caches then stop matching
+TRANSFORM_VERSION = 1
+CACHE_FORMAT = 1
+DEFAULT_CACHE_DIR = Path("var/cache")
+
+# how many images this process has decoded: lets tests prove a cache hit decodes nothing
+decode_count = 0
+_count_lock = threading.Lock()
+
+
+def list_photos(root: Path, classes: list[str]) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(path, class index) of every photo, sorted by class then name, and what is missing."""
+    files: list[tuple[Path, int]] = []
+    missing: list[str] = []
+    for label, cls in enumerate(classes):
+        folder = root / cls
+        if not folder.is_dir():
+            missing.append(f"{cls}/")
+            continue
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
+        if not found:
+            missing.append(f"{cls}/*.jpg")
+        files.extend((p, label) for p in found)
+    return files, missing
+
+
+def decode_photo(path: Path, image_size: int) -> torch.Tensor:
+    """One photo file -> uint8 (3, image_size, image_size), upright per its EXIF orientation."""
+    global decode_count
+    with _count_lock:
+        decode_count += 1
+    with Image.open(path) as image:
+        return photo_to_uint8(ImageOps.exif_transpose(image), image_size)
+
+
+def _decode_or_none(path: Path, image_size: int) -> torch.Tensor | str:
+    try:
+        return decode_photo(path, image_size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return f"{path.name}: {exc}"
+
+
+def decode_all(paths: list[Path], image_size: int, workers: int | None = None) -> list[torch.Tensor | str]:
+    """Decode every path on a small thread pool (Pillow and torch release the GIL); str = why it failed."""
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: _decode_or_none(p, image_size), paths, chunksize=16))
+
+
+def _cache_key(name: str, checksum: str, image_size: int) -> str:
+    # torchvision's resize may change between releases, so its version is part of the key
+    text = f"{name}|{checksum}|{image_size}|v{TRANSFORM_VERSION}|torchvision {torchvision.__version__}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_cache(path: Path, key: str) -> dict | None:
+    try:
+        data = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a damaged cache is rebuilt, never trusted
+        warnings.warn(f"ignoring unreadable image cache {path}: {exc}", stacklevel=3)
+        return None
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or data.get("key") != key:
+        return None
+    return data
+
+
+def _write_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_photo_folder(
+    name: str, root: Path, classes: list[str], image_size: int, cache_dir: Path | None
+) -> RawDataset:
+    """uint8 photos (n, 3, s, s) and int64 labels, from the on-disk cache when the files are unchanged."""
+    files, missing = list_photos(root, classes)
+    if missing:
+        raise DatasetNotFound(name, root, missing)
+    paths = [p for p, _ in files]
+    checksum = files_checksum(root, paths)  # hashes every byte (memoised per process)
+    key = _cache_key(name, checksum, image_size)
+    cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    cache_file = cache_dir / "photos" / f"{name}-{image_size}px-{key[:16]}.pt"
+
+    data = _read_cache(cache_file, key)
+    if data is None:
+        decoded = decode_all(paths, image_size)
+        ok = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
+        data = {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "x": torch.stack([decoded[i] for i in ok]) if ok else torch.empty(0, 3, image_size, image_size,
+                                                                              dtype=torch.uint8),
+            "y": torch.tensor([files[i][1] for i in ok], dtype=torch.long),
+            "files": [paths[i].relative_to(root).as_posix() for i in ok],
+            "skipped": [d for d in decoded if isinstance(d, str)],
+        }
+        _write_atomic(cache_file, data)
+        for stale in cache_file.parent.glob(f"{name}-{image_size}px-*.pt"):
+            if stale != cache_file:  # same dataset and size, older content: never valid again
+                stale.unlink(missing_ok=True)
+    if data["skipped"]:
+        warnings.warn(f"{name}: skipped {len(data['skipped'])} unreadable image(s): "
+                      + "; ".join(data["skipped"]), stacklevel=2)
+    if len(data["y"]) == 0:
+        raise DatasetNotFound(name, root, [f"any readable image ({len(data['skipped'])} unreadable)"])
+    return RawDataset(
+        x=data["x"], y=data["y"], checksum=checksum,
+        extra={"files": data["files"], "skipped_files": data["skipped"], "cache_file": str(cache_file)},
+    )
