@@ -12,9 +12,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ml.errors import BadImage
 
-# Formats people upload. Restricting the list keeps Pillow from guessing magic-less formats
+# Formats people upload (JPEG includes MPO, what many phones write). Restricting the list keeps Pillow from guessing magic-less formats
 # (TGA reads almost any bytes) and from formats that shell out (EPS needs Ghostscript).
-ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
+Image.init()  # register every plugin now, so `formats=` finds them all (and not lazily per thread)
 
 _WHITE = (255, 255, 255)
 
@@ -95,7 +96,7 @@ def _high_depth_to_l(image: Image.Image) -> Image.Image:
     else:
         top = 255.0
     a = np.clip(a / top * 255.0, 0, 255)
-    return Image.fromarray(np.round(a).astype(np.uint8), mode="L")
+    return Image.fromarray(np.round(a).astype(np.uint8))
 
 
 def _reason(exc: Exception) -> str:

@@ -100,7 +100,7 @@ def _shrink(a: np.ndarray, longest: int) -> np.ndarray:
 
 
 def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
-    out = Image.fromarray(a.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    out = Image.fromarray(a.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(out, dtype=np.float32)
 
 
@@ -123,7 +123,7 @@ def _even_strokes(ink: np.ndarray) -> np.ndarray:
     size = min(size, 15)
     m = size // 2
     padded_ink = np.pad(ink, m)  # room to grow past the crop
-    img = Image.fromarray(padded_ink.astype(np.float32), mode="F").filter(ImageFilter.MaxFilter(size))
+    img = Image.fromarray(padded_ink.astype(np.float32)).filter(ImageFilter.MaxFilter(size))
     return np.asarray(img, dtype=np.float32)
 
 
