@@ -1,0 +1,74 @@
+"""Full-state checkpoints under named keys, written atomically and loaded with weights_only=True."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ml.errors import InvalidConfig
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "model_state", "optimizer_state", "epoch", "rng", "config",
+                 "metrics", "best", "dataset")
+
+
+def checkpoint_name(epoch: int) -> str:
+    """File name of an epoch's checkpoint."""
+    return f"epoch-{epoch:03d}.pt"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> tuple[str, int]:
+    """Write `state` to `path` via a temporary file and os.replace; returns (sha256, size in bytes)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        size = tmp.stat().st_size
+        os.replace(tmp, path)  # readers see the old file or the whole new one, never half
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest, size
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Read a checkpoint safely (tensors and plain types only) onto the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidConfig([{"field": "resume_from", "message": f"no checkpoint file at {path}"}])
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated, foreign or unsafe pickle: say so, never run it
+        raise InvalidConfig([{"field": "resume_from",
+                              "message": f"{path.name} is not a readable checkpoint ({exc.__class__.__name__})"}]) from None
+    missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise InvalidConfig([{"field": "resume_from",
+                              "message": f"{path.name} is not a trainserve checkpoint (missing {', '.join(missing)})"}])
+    return state
+
+
+def capture_rng(shuffle: torch.Generator, augment: torch.Generator | None) -> dict[str, Any]:
+    """Every random state a resumed run needs to continue exactly where this one is."""
+    rng: dict[str, Any] = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state(),
+                           "augment": augment.get_state() if augment is not None else None,
+                           "cuda": None}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def restore_rng(rng: dict[str, Any], shuffle: torch.Generator, augment: torch.Generator | None) -> None:
+    """Put back the states captured by capture_rng."""
+    torch.set_rng_state(rng["torch"])
+    shuffle.set_state(rng["shuffle"])
+    if augment is not None and rng.get("augment") is not None:
+        augment.set_state(rng["augment"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])

@@ -1,0 +1,243 @@
+"""`train(config, ...)`: load data once, fit, checkpoint every epoch, test with the best weights."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ml.callbacks import NoCallbacks, TrainCallbacks
+from ml.checkpoint import capture_rng, checkpoint_name, load_checkpoint, restore_rng, save_checkpoint
+from ml.config import TrainConfig, config_from_dict
+from ml.data import load_dataset
+from ml.data.base import DatasetBundle, TensorSplit
+from ml.errors import InvalidConfig, TrainingCancelled
+from ml.loop import evaluate, make_loss, predict_outputs, train_one_epoch
+from ml.metrics import confusion_matrix, per_class_accuracy, predict, r2_score, top_mistakes
+from ml.models import build_model, output_kind
+from ml.results import CheckpointInfo, EpochMetrics, TestMetrics, TrainResult
+
+
+def resolve_device(requested: str) -> torch.device:
+    """auto -> cuda when present, else cpu; cuda without a GPU is a config error."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise InvalidConfig([{"field": "hyperparameters.device",
+                              "message": "cuda was requested but no CUDA device is available; use 'auto' or 'cpu'"}])
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def make_optimizer(model: nn.Module, hp) -> torch.optim.Optimizer:
+    """SGD, SGD with momentum, or Adam; weight_decay is the L2 penalty."""
+    params = model.parameters()
+    if hp.optimizer == "adam":
+        return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+    momentum = hp.momentum if hp.optimizer == "momentum" else 0.0
+    return torch.optim.SGD(params, lr=hp.lr, momentum=momentum, weight_decay=hp.weight_decay)
+
+
+def epoch_lr(hp, epoch: int) -> float:
+    """Learning rate of an epoch (1-based): constant, or cosine-decayed over the run."""
+    if hp.lr_schedule == "cosine":
+        return hp.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / hp.epochs))
+    return hp.lr
+
+
+def dataset_record(bundle: DatasetBundle) -> dict[str, Any]:
+    """What serving needs to rebuild the model and preprocess uploads exactly as in evaluation."""
+    return {"name": bundle.name, "task": bundle.task, "classes": list(bundle.classes),
+            "input_shape": list(bundle.input_shape), "input_kind": bundle.input_kind,
+            "image_size": bundle.image_size, "mean": list(bundle.mean), "std": list(bundle.std)}
+
+
+def _to(split: TensorSplit, device: torch.device) -> TensorSplit:
+    return TensorSplit(split.x.to(device), split.y.to(device))
+
+
+def _make_augmenter(bundle: DatasetBundle, kind: str):
+    if kind == "none":
+        return None
+    from ml.data.augment import make_augmenter  # only runs that augment need it
+
+    return make_augmenter(bundle.input_kind, kind)
+
+
+def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir: Path | str,
+          callbacks: TrainCallbacks | None = None, resume_from: Path | str | None = None,
+          cache_dir: Path | str | None = None) -> TrainResult:
+    """Train `config`, writing `epoch-NNN.pt` checkpoints to out_dir; returns the run's TrainResult."""
+    started = time.perf_counter()
+    config = config if isinstance(config, TrainConfig) else config_from_dict(config)
+    hp, callbacks = config.hp, callbacks or NoCallbacks()
+    out_dir = Path(out_dir)
+    device = resolve_device(hp.device)
+    resume = load_checkpoint(resume_from) if resume_from else None
+    if resume is not None:
+        _check_resumable(config, resume)
+
+    bundle = load_dataset(config.dataset, Path(data_dir), image_size=hp.image_size,
+                          val_fraction=hp.val_fraction, seed=hp.seed,
+                          max_train_samples=hp.max_train_samples,
+                          cache_dir=Path(cache_dir) if cache_dir else None)
+    train_split, val_split, test_split = (_to(s, device) for s in (bundle.train, bundle.val, bundle.test))
+    kind = output_kind(config)
+    loss_fn = make_loss(hp.loss, kind)
+
+    torch.manual_seed(hp.seed)  # weights and dropout
+    model = build_model(config, bundle.input_shape, bundle.num_classes)
+    if config.model == "linear_regression":
+        model.features.fit(bundle.train.x)
+    model.to(device)
+    optimizer = make_optimizer(model, hp)
+    shuffle_gen = torch.Generator().manual_seed(hp.seed)
+    augmenter = _make_augmenter(bundle, hp.augment)
+    augment_gen = torch.Generator(device=device).manual_seed(hp.seed + 1) if augmenter else None
+
+    history: list[EpochMetrics] = []
+    metric_name = "val_mse" if kind == "identity" else "val_accuracy"
+    best: dict[str, Any] = {"epoch": None, "metric": metric_name, "value": None,
+                            "epochs_without_improvement": 0, "checkpoint": None}
+    best_state: dict[str, torch.Tensor] | None = None
+    start_epoch, steps_done = 1, 0
+    last_ckpt: Path | None = None
+    if resume is not None:
+        model.load_state_dict(resume["model_state"])
+        optimizer.load_state_dict(resume["optimizer_state"])
+        restore_rng(resume["rng"], shuffle_gen, augment_gen)
+        history = [EpochMetrics(**m) for m in resume["metrics"]]
+        best = dict(resume["best"])
+        best_state = resume.get("best_model_state") or resume["model_state"]
+        start_epoch, steps_done = resume["epoch"] + 1, resume.get("step", 0)
+        last_ckpt = Path(resume_from)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    stopped_early = False
+    for epoch in range(start_epoch, hp.epochs + 1):
+        lr = epoch_lr(hp, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        steps_left = None if hp.max_steps is None else hp.max_steps - steps_done
+        try:
+            stats = train_one_epoch(model, optimizer, train_split, loss_fn=loss_fn, kind=kind,
+                                    batch_size=hp.batch_size, shuffle=shuffle_gen, epoch=epoch,
+                                    epochs=hp.epochs, callbacks=callbacks, l1=hp.l1,
+                                    augment=augmenter, augment_gen=augment_gen, max_steps=steps_left)
+        except TrainingCancelled as exc:
+            raise TrainingCancelled(exc.epoch, exc.batch, last_ckpt) from None
+        steps_done += stats["steps"]
+        val = evaluate(model, val_split, loss_fn=loss_fn, kind=kind)
+        metrics = _epoch_metrics(epoch, kind, stats, val, lr)
+        history.append(metrics)
+        callbacks.on_epoch_end(metrics)
+
+        value = getattr(metrics, metric_name)
+        improved = best["value"] is None or (value < best["value"] if kind == "identity" else value > best["value"])
+        if improved:
+            best.update(epoch=epoch, value=value, epochs_without_improvement=0)
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        else:
+            best["epochs_without_improvement"] += 1
+        stopped_early = bool(hp.early_stopping_patience) and \
+            best["epochs_without_improvement"] >= hp.early_stopping_patience
+        out_of_steps = hp.max_steps is not None and steps_done >= hp.max_steps
+        finishing = epoch == hp.epochs or stopped_early or out_of_steps
+        if improved or finishing or epoch % hp.checkpoint_every == 0:
+            path = out_dir / checkpoint_name(epoch)
+            if improved:
+                best["checkpoint"] = path.name
+            state = {
+                "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                "epoch": epoch, "step": steps_done, "rng": capture_rng(shuffle_gen, augment_gen),
+                "config": config.model_dump(), "metrics": [m.as_dict() for m in history],
+                "best": dict(best), "dataset": dataset_record(bundle), "output": kind,
+                "torch_version": torch.__version__,
+            }
+            if not improved:  # keeps every checkpoint self-contained for resume and testing
+                state["best_model_state"] = best_state
+            sha, size = save_checkpoint(path, state)
+            last_ckpt = path
+            callbacks.on_checkpoint(CheckpointInfo(path=path, epoch=epoch, sha256=sha, size_bytes=size,
+                                                   is_best=improved, metrics=metrics.as_dict()))
+        if stopped_early or out_of_steps:
+            break
+
+    model.load_state_dict(best_state)  # test with the best epoch's weights
+    test = _test_metrics(model, test_split, bundle, loss_fn, kind)
+    extra = _regression_extra(model, bundle) if config.model == "linear_regression" else {}
+    result = TrainResult(
+        config=config.model_dump(), epochs=history, best_epoch=best["epoch"],
+        best_metric={"name": metric_name, "value": best["value"]}, test=test,
+        best_checkpoint=out_dir / best["checkpoint"] if best.get("checkpoint") else None,
+        last_checkpoint=last_ckpt, stopped_early=stopped_early, device=device.type,
+        dataset_checksum=bundle.checksum, torch_version=torch.__version__,
+        seconds=round(time.perf_counter() - started, 3), extra=extra,
+    )
+    _write_plots(result, bundle, out_dir)
+    return result
+
+
+def _check_resumable(config: TrainConfig, resume: dict[str, Any]) -> None:
+    saved = resume["config"]
+    if (saved.get("model"), saved.get("dataset")) != (config.model, config.dataset):
+        raise InvalidConfig([{"field": "resume_from", "message":
+                              f"checkpoint is {saved.get('model')} on {saved.get('dataset')}, "
+                              f"not {config.model} on {config.dataset}"}])
+    if resume["epoch"] >= config.hp.epochs:
+        raise InvalidConfig([{"field": "hyperparameters.epochs", "message":
+                              f"must be > {resume['epoch']} to resume from epoch {resume['epoch']} "
+                              f"(got {config.hp.epochs})"}])
+
+
+def _epoch_metrics(epoch: int, kind: str, stats: dict, val: dict, lr: float) -> EpochMetrics:
+    common = dict(epoch=epoch, train_loss=stats["loss"], val_loss=val["loss"], lr=lr,
+                  seconds=round(stats["seconds"], 4),
+                  samples_per_second=round(stats["samples"] / max(stats["seconds"], 1e-9), 1))
+    if kind == "identity":
+        return EpochMetrics(**common, train_mse=stats["metric"], val_mse=val.get("mse"), val_r2=val.get("r2"))
+    return EpochMetrics(**common, train_accuracy=stats["metric"], val_accuracy=val.get("accuracy"))
+
+
+def _test_metrics(model: nn.Module, test: TensorSplit, bundle: DatasetBundle, loss_fn, kind: str) -> TestMetrics | None:
+    if len(test) == 0:
+        return None
+    out = predict_outputs(model, test.x)
+    loss = float(loss_fn(out, test.y))
+    if kind == "identity":
+        return TestMetrics(loss=loss, mse=float(((out.reshape(-1) - test.y.reshape(-1)) ** 2).mean()),
+                           r2=r2_score(out, test.y))
+    pred, conf = predict(out, kind)
+    cm = confusion_matrix(test.y, pred, bundle.num_classes)
+    return TestMetrics(loss=loss, accuracy=float((pred == test.y).float().mean()),
+                       per_class_accuracy=per_class_accuracy(cm, bundle.classes),
+                       confusion_matrix=cm.tolist(),
+                       top_mistakes=top_mistakes(test.y, pred, conf, bundle.classes))
+
+
+@torch.no_grad()
+def _regression_extra(model, bundle: DatasetBundle) -> dict[str, Any]:
+    """Learned weights beside the closed-form least-squares ones, on the same features."""
+    model = model.cpu()
+    phi = model.features(bundle.train.x).double()
+    design = torch.cat([phi, torch.ones(len(phi), 1, dtype=phi.dtype)], dim=1)
+    solution = torch.linalg.lstsq(design, bundle.train.y.reshape(-1, 1).double()).solution.float()
+    learned_w, learned_b = model.raw_weights(model.linear.weight, model.linear.bias)
+    exact_w, exact_b = model.raw_weights(solution[:-1], solution[-1])
+    extra = {"learned": {"weights": learned_w, "bias": learned_b},
+             "closed_form": {"weights": exact_w, "bias": exact_b},
+             "polynomial_degree": model.features.degree}
+    if bundle.extra:
+        extra["true"] = {k: v for k, v in bundle.extra.items() if isinstance(v, (int, float, list, str))}
+    return extra
+
+
+def _write_plots(result: TrainResult, bundle: DatasetBundle, out_dir: Path) -> None:
+    try:
+        from ml.plots import write_plots
+    except ImportError:
+        return
+    write_plots(result, bundle.classes, out_dir)
