@@ -1,0 +1,34 @@
+"""Dependencies as Annotated aliases: short route signatures and one override point for tests."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path
+from sqlalchemy.orm import Session
+
+from core.db import get_sessionmaker
+from core.jobs import get_job
+from core.models import Job
+from core.settings import Settings, get_settings
+
+
+def get_session() -> Iterator[Session]:
+    """One session per request; the route commits what it changes."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def valid_job_id(session: SessionDep, job_id: Annotated[str, Path(max_length=64)]) -> Job:
+    """The job named in the path; JobNotFound (→ 404 naming the id) otherwise."""
+    return get_job(session, job_id=job_id)
+
+
+JobDep = Annotated[Job, Depends(valid_job_id)]

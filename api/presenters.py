@@ -1,0 +1,67 @@
+"""Turn ORM rows into the public schemas (the one place that knows both)."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from api.schemas import (
+    BestPublic, CheckpointPublic, EpochMetricsPublic, JobLinks, JobPublic, ProgressPublic,
+)
+from core.jobs import latest_epoch_metric, list_epoch_metrics
+from core.models import Checkpoint, EpochMetric, Job, JobStatus
+from core.progress import progress_payload
+
+
+def job_links(job_id: str) -> JobLinks:
+    base = f"/v1/jobs/{job_id}"
+    return JobLinks(self=base, metrics=f"{base}/metrics", events=f"{base}/events",
+                    checkpoints=f"{base}/checkpoints", cancel=f"{base}/cancel")
+
+
+def job_progress(job: Job) -> ProgressPublic:
+    """Progress from the job's throttled counters; a succeeded job is simply done."""
+    elapsed = None
+    if job.started_at and job.progress_at and job.status == JobStatus.running.value:
+        elapsed = (job.progress_at - job.started_at).total_seconds()
+    payload = progress_payload(
+        epoch=job.progress_epoch, epochs=job.progress_epochs, batch=job.progress_batch,
+        batches=job.progress_batches, samples_per_second=job.samples_per_second, elapsed_s=elapsed,
+    )
+    if job.status == JobStatus.succeeded.value:
+        payload.update(fraction=1.0, eta_seconds=0.0)
+    if payload["epochs"] is None:
+        payload["epochs"] = (job.config.get("hyperparameters") or {}).get("epochs")
+    return ProgressPublic(**payload, updated_at=job.progress_at)
+
+
+def job_public(session: Session, job: Job) -> JobPublic:
+    """The full public view of a job, with its latest and best epochs."""
+    latest = latest_epoch_metric(session, job_id=job.id)
+    best = None
+    if job.best_epoch is not None:
+        best_row = latest if latest is not None and latest.epoch == job.best_epoch else _epoch_row(
+            session, job.id, job.best_epoch)
+        best = BestPublic(epoch=job.best_epoch, metric=job.best_metric,
+                          metrics=EpochMetricsPublic.model_validate(best_row) if best_row else None)
+    return JobPublic(
+        id=job.id, name=job.name, model=job.model, dataset=job.dataset, status=JobStatus(job.status),
+        hyperparameters=dict(job.config.get("hyperparameters") or {}), seed=job.seed,
+        progress=job_progress(job),
+        latest_metrics=EpochMetricsPublic.model_validate(latest) if latest else None,
+        best=best, test_metrics=job.test_metrics, error=job.error, error_type=job.error_type,
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        cancel_requested_at=job.cancel_requested_at, worker=job.worker, device=job.device,
+        code_version=job.code_version, torch_version=job.torch_version,
+        dataset_checksum=job.dataset_checksum, result=job.result, links=job_links(job.id),
+    )
+
+
+def _epoch_row(session: Session, job_id: str, epoch: int) -> EpochMetric | None:
+    return next((r for r in list_epoch_metrics(session, job_id=job_id) if r.epoch == epoch), None)
+
+
+def checkpoint_public(row: Checkpoint) -> CheckpointPublic:
+    return CheckpointPublic(
+        epoch=row.epoch, sha256=row.sha256, size_bytes=row.size_bytes, is_best=row.is_best,
+        metrics=row.metrics or {}, created_at=row.created_at,
+        download_url=f"/v1/jobs/{row.job_id}/checkpoints/{row.epoch}/file",
+    )

@@ -1,0 +1,18 @@
+"""What can be trained: models, datasets and each model's hyperparameters with defaults."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import SettingsDep
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+
+
+@router.get("/catalog")
+def get_catalog(settings: SettingsDep) -> dict[str, Any]:
+    """Model types, datasets (present or not, sizes, classes) and hyperparameter schemas with defaults."""
+    from ml.catalog import catalog as ml_catalog  # TODO(service): top-level once ml.catalog lands
+
+    return ml_catalog(settings.data_dir)

@@ -1,0 +1,108 @@
+"""Live job events over Server-Sent Events: progress, epoch, checkpoint and status, ending at the end."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from sse_starlette.sse import EventSourceResponse
+
+from api.deps import JobDep
+from api.presenters import job_progress
+from api.schemas import EpochMetricsPublic
+from core.bus import decode_event, events_channel
+from core.db import session_scope
+from core.jobs import get_job, list_epoch_metrics
+from core.models import JobStatus
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger("trainserve.api")
+TERMINAL = {s.value for s in JobStatus if s.is_terminal}
+
+
+@router.get("/{job_id}/events", response_class=EventSourceResponse,
+            responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown job id"}})
+async def job_events(job: JobDep, request: Request) -> EventSourceResponse:
+    """`status`, `progress`, `epoch` and `checkpoint` events as they happen; the last one is the final status."""
+    settings = request.app.state.settings
+    return EventSourceResponse(
+        _stream(job.id, request.app.state.redis, settings.events_db_poll_s), ping=15,
+    )
+
+
+def _snapshot(job_id: str) -> dict[str, Any]:
+    """The job's state from SQL: status, error, progress and its finished epochs."""
+    with session_scope() as session:
+        job = get_job(session, job_id=job_id)
+        epochs = [EpochMetricsPublic.model_validate(r).model_dump(mode="json")
+                  for r in list_epoch_metrics(session, job_id=job_id)]
+        return {"status": job.status, "error": job.error,
+                "progress": job_progress(job).model_dump(mode="json"), "epochs": epochs}
+
+
+def _sse(kind: str, data: dict[str, Any]) -> dict[str, str]:
+    return {"event": kind, "data": json.dumps(data, default=str)}
+
+
+async def _stream(job_id: str, redis_async, db_poll_s: float) -> AsyncIterator[dict[str, str]]:
+    pubsub = None
+    if redis_async is not None:
+        try:
+            # subscribe before reading SQL, so nothing that happens in between is missed
+            pubsub = redis_async.pubsub(ignore_subscribe_messages=True)
+            await pubsub.subscribe(events_channel(job_id))
+        except Exception as exc:  # Redis down: SQL polling alone still ends the stream correctly
+            log.warning("events for %s: no live channel (%s); polling SQL", job_id, exc)
+            pubsub = None
+    try:
+        snap = await to_thread.run_sync(_snapshot, job_id)
+        sent_epochs = 0
+        for row in snap["epochs"]:
+            yield _sse("epoch", row)
+            sent_epochs = row["epoch"]
+        if snap["status"] in TERMINAL:
+            yield _sse("status", {"status": snap["status"], "error": snap["error"]})
+            return
+        yield _sse("status", {"status": snap["status"]})
+        if snap["status"] == JobStatus.running.value:
+            yield _sse("progress", snap["progress"])
+        poll_s = db_poll_s if pubsub is not None else min(db_poll_s, 0.5)
+        loop = asyncio.get_running_loop()
+        next_db_check = loop.time() + poll_s
+        while True:
+            message = None
+            if pubsub is not None:
+                message = await pubsub.get_message(timeout=max(0.01, next_db_check - loop.time()))
+            else:
+                await asyncio.sleep(max(0.01, next_db_check - loop.time()))
+            if message is not None and message.get("type") == "message":
+                kind, data = decode_event(message["data"])
+                if kind == "epoch":
+                    if data.get("epoch", 0) <= sent_epochs:
+                        continue
+                    sent_epochs = data["epoch"]
+                yield _sse(kind, data)
+                if kind == "status" and data.get("status") in TERMINAL:
+                    return
+            if loop.time() >= next_db_check:
+                # the DB is the truth: a lost message must not leave a client waiting forever
+                next_db_check = loop.time() + poll_s
+                snap = await to_thread.run_sync(_snapshot, job_id)
+                for row in snap["epochs"]:
+                    if row["epoch"] > sent_epochs:
+                        yield _sse("epoch", row)
+                        sent_epochs = row["epoch"]
+                if snap["status"] in TERMINAL:
+                    yield _sse("status", {"status": snap["status"], "error": snap["error"]})
+                    return
+    finally:
+        if pubsub is not None:
+            try:
+                await pubsub.unsubscribe()
+                await pubsub.aclose()
+            except Exception:
+                pass

@@ -1,0 +1,144 @@
+"""Request and response schemas: JobCreate / JobPublic / JobsPublic and friends. ORM rows never leak."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.models import JobStatus
+
+
+class JobCreate(BaseModel):
+    """A training request: names only (a model and a dataset) plus hyperparameter overrides."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        protected_namespaces=(),
+        json_schema_extra={"examples": [{
+            "model": "mlp", "dataset": "mnist", "name": "first try",
+            "hyperparameters": {"epochs": 3, "lr": 0.001, "hidden_sizes": [256, 64]},
+        }]},
+    )
+
+    model: str = Field(min_length=1, max_length=64, description="a model name from GET /v1/catalog")
+    dataset: str = Field(min_length=1, max_length=64, description="a dataset name from GET /v1/catalog")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict,
+                                            description="overrides; the rest are the pair's course defaults")
+    name: str | None = Field(default=None, max_length=200, description="a label for people")
+
+
+class ProgressPublic(BaseModel):
+    """Where a run is: 1-based epoch and batch, the share done and the seconds left (estimated)."""
+
+    epoch: int | None = None
+    epochs: int | None = None
+    batch: int | None = None
+    batches: int | None = None
+    fraction: float = 0.0
+    eta_seconds: float | None = None
+    samples_per_second: float | None = None
+    updated_at: datetime | None = None
+
+
+class EpochMetricsPublic(BaseModel):
+    """One finished epoch's figures."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None = None
+    train_accuracy: float | None = None
+    val_accuracy: float | None = None
+    train_mse: float | None = None
+    val_mse: float | None = None
+    val_r2: float | None = None
+    lr: float
+    seconds: float
+    samples_per_second: float
+    created_at: datetime
+
+
+class EpochMetricsList(BaseModel):
+    """Every finished epoch of a job, in order."""
+
+    job_id: str
+    data: list[EpochMetricsPublic]
+    count: int
+
+
+class BestPublic(BaseModel):
+    """The best epoch so far by validation metric, with that epoch's figures."""
+
+    epoch: int
+    metric: dict[str, Any] | None = None  # {"name": "val_accuracy", "value": 0.97} once the run is done
+    metrics: EpochMetricsPublic | None = None
+
+
+class JobLinks(BaseModel):
+    """Where to look next."""
+
+    self: str
+    metrics: str
+    events: str
+    checkpoints: str
+    cancel: str
+
+
+class JobPublic(BaseModel):
+    """A job as clients see it."""
+
+    id: str
+    name: str | None
+    model: str
+    dataset: str
+    status: JobStatus
+    hyperparameters: dict[str, Any] = Field(description="resolved: the request's overrides and every default")
+    seed: int
+    progress: ProgressPublic
+    latest_metrics: EpochMetricsPublic | None = None
+    best: BestPublic | None = None
+    test_metrics: dict[str, Any] | None = None
+    error: str | None = Field(None, description="why it failed or stopped, in a sentence a user can act on")
+    error_type: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    worker: str | None = None
+    device: str | None = None
+    code_version: str | None = None
+    torch_version: str | None = None
+    dataset_checksum: str | None = None
+    result: dict[str, Any] | None = None
+    links: JobLinks
+
+
+class JobsPublic(BaseModel):
+    """A page of jobs and how many match in all."""
+
+    data: list[JobPublic]
+    count: int
+    offset: int
+    limit: int
+
+
+class CheckpointPublic(BaseModel):
+    """A checkpoint file of a job."""
+
+    epoch: int
+    sha256: str
+    size_bytes: int
+    is_best: bool
+    metrics: dict[str, Any]
+    created_at: datetime
+    download_url: str
+
+
+class CheckpointsPublic(BaseModel):
+    """A job's checkpoints, by epoch."""
+
+    job_id: str
+    data: list[CheckpointPublic]
+    count: int

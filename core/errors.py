@@ -1,0 +1,41 @@
+"""Errors the service functions raise; the API maps each to one HTTP status."""
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class; `str(error)` is a sentence for the user."""
+
+
+class JobNotFound(ServiceError, LookupError):
+    """No job has this id."""
+
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} not found")
+
+
+class CheckpointNotFound(ServiceError, LookupError):
+    """The job has no checkpoint for this epoch, or its file is gone."""
+
+    def __init__(self, job_id: str, epoch: int, why: str = "has no checkpoint for that epoch"):
+        self.job_id, self.epoch = job_id, epoch
+        super().__init__(f"job {job_id!r} {why} (epoch {epoch})")
+
+
+class JobNotCancellable(ServiceError):
+    """The job already finished; there is nothing to cancel."""
+
+    def __init__(self, job_id: str, status: str):
+        self.job_id, self.status = job_id, status
+        super().__init__(f"job {job_id!r} already {status}; only queued or running jobs can be cancelled")
+
+
+class IdempotencyConflict(ServiceError):
+    """An Idempotency-Key was reused with a different request."""
+
+    def __init__(self, key: str, job_id: str):
+        self.key, self.job_id = key, job_id
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for job {job_id!r} with a different request; "
+            "use a new key for a new job"
+        )

@@ -1,0 +1,40 @@
+"""A job's progress as a fraction and an ETA, the same for the worker's events and the API's answers."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def progress_fraction(epoch: int | None, epochs: int | None, batch: int | None, batches: int | None) -> float:
+    """Share of the run done, from 1-based epoch/batch counters: 0.0 … 1.0.
+
+    An epoch without batch counters is a finished epoch (the worker reports those at epoch end).
+    """
+    if not epoch or not epochs:
+        return 0.0
+    within = (batch or 0) / batches if batches else 1.0
+    return max(0.0, min(1.0, ((epoch - 1) + within) / epochs))
+
+
+def eta_seconds(elapsed_s: float, fraction: float) -> float | None:
+    """Seconds left if the rest goes as fast as what is done; None before there is anything to go on."""
+    if fraction <= 0.0 or elapsed_s <= 0.0:
+        return None
+    return max(0.0, elapsed_s * (1.0 - fraction) / fraction)
+
+
+def progress_payload(
+    *, epoch: int | None, epochs: int | None, batch: int | None, batches: int | None,
+    samples_per_second: float | None, elapsed_s: float | None,
+) -> dict[str, Any]:
+    """The progress object of the API and of `progress` events."""
+    fraction = progress_fraction(epoch, epochs, batch, batches)
+    return {
+        "epoch": epoch, "epochs": epochs, "batch": batch, "batches": batches,
+        "fraction": round(fraction, 4),
+        "eta_seconds": None if elapsed_s is None else _round(eta_seconds(elapsed_s, fraction)),
+        "samples_per_second": _round(samples_per_second),
+    }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)

@@ -1,0 +1,44 @@
+"""The Celery configuration shared by the worker and by the API that sends it job ids."""
+from __future__ import annotations
+
+from celery import Celery
+
+from core.settings import Settings, get_settings
+
+TRAIN_TASK = "trainserve.train_job"
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app on settings.redis_url with the delivery guarantees long trainings need."""
+    settings = settings or get_settings()
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set: start Redis (`make run` does) and point REDIS_URL at it")
+    app = Celery("trainserve", broker=settings.redis_url, backend=settings.redis_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_expires=24 * 3600,
+        # ack after the task ran, so a worker that dies mid-job does not silently lose it
+        task_acks_late=True,
+        # a busy worker must not hold the next job hostage (celery/celery#4537)
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        worker_concurrency=settings.worker_concurrency,
+        # Redis re-delivers unacked messages after this long: longer than any job (celery/celery#5935)
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        result_backend_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        task_default_queue="training",
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+def enqueue_training(app: Celery, job_id: str) -> str:
+    """Deliver a job id to the workers; returns the Celery task id (the job id itself)."""
+    # task id = job id: duplicates of one job are recognisable in Celery's own logs too
+    app.send_task(TRAIN_TASK, args=[job_id], task_id=job_id)
+    return job_id

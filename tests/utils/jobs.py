@@ -1,0 +1,56 @@
+"""Helpers for tests that submit jobs: tiny configs, submit, wait, read events."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+# small enough to train in a second or two on CPU, big enough to have a few batches per epoch
+TINY_MNIST = {"model": "mlp", "dataset": "mnist",
+              "hyperparameters": {"epochs": 2, "max_train_samples": 512, "batch_size": 64,
+                                  "hidden_sizes": [32]}}
+TINY_LINEAR = {"model": "linear_regression", "dataset": "synthetic_linear",
+               "hyperparameters": {"epochs": 2, "batch_size": 32}}
+
+
+def submit(client: httpx.Client, request: dict[str, Any], **headers: str) -> dict[str, Any]:
+    """POST /v1/jobs and return the job; fails the test unless it was accepted."""
+    response = client.post("/v1/jobs", json=request, headers=headers)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_for(client: httpx.Client, job_id: str, statuses: set[str] | str = TERMINAL,
+             timeout_s: float = 120.0, poll_s: float = 0.05) -> dict[str, Any]:
+    """Poll GET /v1/jobs/{id} until its status is one of `statuses`; returns the job."""
+    statuses = {statuses} if isinstance(statuses, str) else statuses
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        if job["status"] in TERMINAL:
+            raise AssertionError(f"job ended {job['status']} while waiting for {statuses}: {job.get('error')}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout_s}s")
+        time.sleep(poll_s)
+
+
+def read_events(client: httpx.Client, job_id: str, timeout_s: float = 120.0) -> list[tuple[str, dict]]:
+    """Read the job's SSE stream to its end; returns (event, data) pairs."""
+    events: list[tuple[str, dict]] = []
+    kind = None
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=timeout_s) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind is not None:
+                events.append((kind, json.loads(line.split(":", 1)[1].strip())))
+                kind = None
+    return events

@@ -1,0 +1,46 @@
+"""The Celery app of the workers: `celery -A worker.app worker`."""
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_init, worker_process_init, worker_ready
+
+from core.db import dispose_engines, session_scope
+from core.jobs import fail_abandoned_jobs
+from core.queue import make_celery
+
+log = logging.getLogger("trainserve.worker")
+
+celery_app = make_celery()
+
+
+@worker_init.connect
+def _preload_engine(**_kwargs) -> None:
+    # import torch and the engine once in the parent so each forked child starts warm;
+    # importing is safe, only CUDA calls are not (and the engine makes none at import)
+    import ml.train  # noqa: F401
+
+
+@worker_process_init.connect
+def _fresh_connections_in_child(**_kwargs) -> None:
+    # a forked pool child must not share the parent's DB or Redis sockets
+    dispose_engines()
+    from worker import runner
+
+    runner.reset_clients()
+
+
+@worker_ready.connect
+def _fail_jobs_this_worker_abandoned(sender=None, **_kwargs) -> None:
+    # jobs still 'running' under this node's name were cut off when it last stopped; no one runs them now
+    hostname = getattr(sender, "hostname", None)
+    if not hostname:
+        return
+    with session_scope() as session:
+        ids = fail_abandoned_jobs(session, worker=hostname)
+    if ids:
+        log.warning("marked %d job(s) abandoned by %s as failed: %s", len(ids), hostname, ", ".join(ids))
+
+
+# registers the task; imported last so the task module can import celery_app
+from worker import tasks  # noqa: E402,F401
