@@ -72,10 +72,10 @@ def _check_image_size(spec: DatasetSpec, image_size: int | None) -> int | None:
         return None  # tabular: no images to size
     if image_size is None:
         return spec.default_image_size
-    if not isinstance(image_size, int) or not 16 <= image_size <= 512:
+    if not isinstance(image_size, int) or not 16 <= image_size <= 256:
         raise InvalidConfig([{
             "field": "hyperparameters.image_size",
-            "message": f"must be an integer from 16 to 512, got {image_size!r}",
+            "message": f"must be an integer from 16 to 256, got {image_size!r}",
         }])
     return image_size
 
