@@ -59,7 +59,7 @@ def tiny_mnist(tmp_path, write_idx):
     return tmp_path / "data"
 
 
-def make_photo(path: Path, seed: int, size=(40, 30)) -> Path:
+def _make_photo(path: Path, seed: int, size=(40, 30)) -> Path:
     """A small random-noise JPEG (noise, so every file's bytes differ)."""
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,12 +68,18 @@ def make_photo(path: Path, seed: int, size=(40, 30)) -> Path:
 
 
 @pytest.fixture
+def make_photo():
+    """make_photo(path, seed): write a small random-noise JPEG."""
+    return _make_photo
+
+
+@pytest.fixture
 def photo_tree(tmp_path):
     """A DATA_DIR with cats-dogs/{cat,dog}: 10 small JPEGs each."""
     root = tmp_path / "data" / "cats-dogs"
     for label, cls in enumerate(["cat", "dog"]):
         for i in range(10):
-            make_photo(root / cls / f"{cls}.{i}.jpg", seed=100 * label + i)
+            _make_photo(root / cls / f"{cls}.{i}.jpg", seed=100 * label + i)
     return tmp_path / "data"
 
 
