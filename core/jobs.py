@@ -70,8 +70,8 @@ def _replayed(job: Job, key: str, request_hash: str | None) -> Job:
 
 
 def get_job(session: Session, *, job_id: str) -> Job:
-    """The job with this id; raises JobNotFound."""
-    job = session.get(Job, job_id)
+    """The job with this id, as the database has it now; raises JobNotFound."""
+    job = session.get(Job, job_id, populate_existing=True)
     if job is None:
         raise JobNotFound(job_id)
     return job

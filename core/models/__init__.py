@@ -3,5 +3,6 @@ from core.models.base import Base, utcnow
 from core.models.checkpoint import Checkpoint
 from core.models.epoch_metric import EpochMetric
 from core.models.job import TERMINAL_STATUSES, Job, JobStatus
+from core.models.model_version import ModelVersion, ServingEvent, ServingReason
 
-__all__ = ["Base", "Checkpoint", "EpochMetric", "Job", "JobStatus", "TERMINAL_STATUSES", "utcnow"]
+__all__ = ["Base", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "utcnow"]

@@ -1,0 +1,57 @@
+"""The production compose file and .env.example, checked by parsing (no Docker engine here)."""
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from core.settings import PROJECT_ROOT, Settings
+
+
+def _compose() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_has_the_services_wired_in_order():
+    services = _compose()["services"]
+    assert {"api", "worker", "redis", "postgres", "migrate"} <= set(services)
+    assert services["migrate"]["command"][:3] == ["alembic", "upgrade", "head"]
+    for name in ("api", "worker"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+        assert depends["redis"]["condition"] == "service_healthy"
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:" in env["DATABASE_URL"]
+        assert env["REDIS_URL"].startswith("redis://redis:")
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_compose_worker_reserves_a_gpu_and_runs_one_training_at_a_time():
+    worker = _compose()["services"]["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert any("gpu" in d["capabilities"] for d in devices)
+    command = worker["command"]
+    assert command[:4] == ["celery", "-A", "worker.app", "worker"]
+    assert command[command.index("--concurrency") + 1] == "1"
+
+
+def test_compose_environment_names_only_real_settings():
+    fields = {name.upper() for name in Settings.model_fields}
+    for name in ("api", "worker", "migrate"):
+        assert set(_compose()["services"][name]["environment"]) <= fields
+
+
+def test_env_example_lists_every_setting_with_a_comment():
+    lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
+    listed = {}
+    for i, line in enumerate(lines):
+        m = re.match(r"^#?\s*([A-Z][A-Z0-9_]*)=", line)
+        if m:
+            listed[m.group(1)] = i
+    missing = sorted(name.upper() for name in Settings.model_fields if name.upper() not in listed)
+    assert missing == [], f".env.example lacks {missing}"
+    unknown = sorted(set(listed) - {name.upper() for name in Settings.model_fields})
+    assert unknown == [], f".env.example lists settings that do not exist: {unknown}"
+    for name, i in listed.items():
+        # the line above each setting explains it
+        assert i > 0 and lines[i - 1].startswith("# ") and "=" not in lines[i - 1].split()[1], name
