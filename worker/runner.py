@@ -13,6 +13,7 @@ from core.bus import make_client, publish_event
 from core.db import session_scope
 from core.jobs import claim_job, finish_job, get_job, mark_best_checkpoint, record_run_facts
 from core.models import JobStatus
+from core.model_registry import register_model_version
 from core.settings import get_settings
 from core.version import code_version
 from ml.config import TrainConfig, config_from_dict
@@ -117,7 +118,7 @@ def _finish_succeeded(job_id: str, result: TrainResult) -> None:
         )
         if result.best_checkpoint is not None:
             mark_best_checkpoint(session, job_id=job_id, path=str(result.best_checkpoint))
-        job = get_job(session, job_id=job_id)  # noqa: F841  (the model registry hooks in here)
+        register_model_version(session, job=get_job(session, job_id=job_id))
     _announce_status(job_id, JobStatus.succeeded)
 
 

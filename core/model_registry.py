@@ -1,0 +1,138 @@
+"""The model registry's service functions: register, promote, and which version serves a dataset.
+
+The serving version of a dataset is the latest ServingEvent's. Registering a version records an
+`auto-best` event when it becomes the best by validation accuracy (ties: the newest), unless an
+operator pinned one with `promote`; promoting (also to roll back) records a `promoted` event.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import ServiceError
+from core.models import Checkpoint, Job, JobStatus, ModelVersion, ServingEvent, ServingReason, utcnow
+
+# Datasets whose classifiers the predict endpoint serves (image classification).
+SERVABLE_DATASETS = ("mnist", "fashion_mnist", "cats_dogs")
+
+
+class ModelNotFound(ServiceError, LookupError):
+    """No model version has this id."""
+
+    def __init__(self, model_id: int):
+        self.model_id = model_id
+        super().__init__(f"model {model_id} not found")
+
+
+def register_model_version(session: Session, *, job: Job) -> ModelVersion | None:
+    """Register a succeeded job's best checkpoint; None when it is not a servable classifier.
+
+    Idempotent: a job registers once. Commits.
+    """
+    if job.status != JobStatus.succeeded.value or job.dataset not in SERVABLE_DATASETS:
+        return None
+    existing = session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
+    if existing is not None:
+        return existing
+    best = job.best_metric or {}
+    checkpoint = _best_checkpoint(session, job)
+    if best.get("name") != "val_accuracy" or best.get("value") is None or checkpoint is None:
+        return None
+    test = {k: v for k, v in (job.test_metrics or {}).items() if k in ("loss", "accuracy")}
+    version = ModelVersion(
+        job_id=job.id, dataset=job.dataset, model=job.model, epoch=checkpoint.epoch,
+        val_accuracy=float(best["value"]), test_accuracy=test.get("accuracy"), test_metrics=test or None,
+        checkpoint_path=checkpoint.path, checkpoint_sha256=checkpoint.sha256, created_at=utcnow(),
+    )
+    session.add(version)
+    session.flush()
+    _follow_best(session, dataset=job.dataset)
+    session.commit()
+    return version
+
+
+def _best_checkpoint(session: Session, job: Job) -> Checkpoint | None:
+    rows = session.scalars(select(Checkpoint).where(Checkpoint.job_id == job.id)).all()
+    flagged = [c for c in rows if c.is_best]
+    if flagged:
+        return max(flagged, key=lambda c: c.epoch)
+    return next((c for c in rows if c.epoch == job.best_epoch), None)
+
+
+def _follow_best(session: Session, *, dataset: str) -> None:
+    """Serve the best version unless an operator pinned one."""
+    latest = _latest_event(session, dataset=dataset)
+    if latest is not None and latest.reason == ServingReason.promoted.value:
+        return
+    best = best_version(session, dataset=dataset)
+    current = latest.model_version_id if latest is not None else None
+    if best is not None and best.id != current:
+        session.add(ServingEvent(dataset=dataset, model_version_id=best.id, previous_model_version_id=current,
+                                 reason=ServingReason.auto_best.value, at=utcnow()))
+
+
+def best_version(session: Session, *, dataset: str) -> ModelVersion | None:
+    """The version with the highest validation accuracy; ties go to the newest."""
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.dataset == dataset)
+        .order_by(ModelVersion.val_accuracy.desc(), ModelVersion.created_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
+
+
+def _latest_event(session: Session, *, dataset: str) -> ServingEvent | None:
+    return session.scalar(
+        select(ServingEvent).where(ServingEvent.dataset == dataset).order_by(ServingEvent.id.desc()).limit(1)
+    )
+
+
+def get_model_version(session: Session, *, model_id: int) -> ModelVersion:
+    """The version with this id; ModelNotFound otherwise."""
+    version = session.get(ModelVersion, model_id)
+    if version is None:
+        raise ModelNotFound(model_id)
+    return version
+
+
+def list_model_versions(session: Session, *, dataset: str | None = None) -> Sequence[ModelVersion]:
+    """Registered versions, newest first, optionally of one dataset."""
+    query = select(ModelVersion).order_by(ModelVersion.id.desc())
+    if dataset:
+        query = query.where(ModelVersion.dataset == dataset)
+    return session.scalars(query).all()
+
+
+def serving_version(session: Session, *, dataset: str) -> ModelVersion | None:
+    """The version that serves `dataset` now; None when none was trained yet."""
+    latest = _latest_event(session, dataset=dataset)
+    return latest.model_version if latest is not None else None
+
+
+def serving_version_id(session: Session, *, dataset: str) -> int | None:
+    """Just the id of the serving version: one indexed query, cheap enough to poll."""
+    return session.scalar(
+        select(ServingEvent.model_version_id).where(ServingEvent.dataset == dataset)
+        .order_by(ServingEvent.id.desc()).limit(1)
+    )
+
+
+def promote(session: Session, *, model_id: int) -> ServingEvent:
+    """Pin version `model_id` as the one serving its dataset (also how to roll back). Commits."""
+    version = get_model_version(session, model_id=model_id)
+    latest = _latest_event(session, dataset=version.dataset)
+    event = ServingEvent(dataset=version.dataset, model_version_id=version.id,
+                         previous_model_version_id=latest.model_version_id if latest is not None else None,
+                         reason=ServingReason.promoted.value, at=utcnow())
+    session.add(event)
+    session.commit()
+    return event
+
+
+def serving_history(session: Session, *, dataset: str | None = None) -> Sequence[ServingEvent]:
+    """Which version served when and why, oldest first."""
+    query = select(ServingEvent).order_by(ServingEvent.id)
+    if dataset:
+        query = query.where(ServingEvent.dataset == dataset)
+    return session.scalars(query).all()

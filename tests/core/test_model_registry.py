@@ -1,0 +1,105 @@
+"""The registry on a real migrated database: best by validation accuracy, pins, rollbacks, history."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from core import model_registry as registry
+from core.models import Checkpoint, Job, utcnow
+
+# A dataset name of its own, so versions other tests register never mix in.
+DATASET = "fashion_mnist"
+
+
+def _succeeded_job(session, val_accuracy: float, *, dataset: str = DATASET, status: str = "succeeded",
+                   best_metric_name: str = "val_accuracy") -> Job:
+    job = Job(id=str(uuid.uuid4()), model="mlp", dataset=dataset, status=status,
+              config={"model": "mlp", "dataset": dataset, "hyperparameters": {}}, seed=0,
+              best_epoch=2, best_metric={"name": best_metric_name, "value": val_accuracy},
+              test_metrics={"loss": 0.3, "accuracy": val_accuracy - 0.01, "confusion_matrix": [[1]]},
+              created_at=utcnow(), finished_at=utcnow())
+    session.add(job)
+    session.flush()
+    for epoch in (1, 2):
+        session.add(Checkpoint(job_id=job.id, epoch=epoch, path=f"/nowhere/{job.id}/epoch-00{epoch}.pt",
+                               sha256=f"{epoch:064d}", size_bytes=10, is_best=epoch == 2, metrics={}))
+    session.commit()
+    return job
+
+
+@pytest.fixture
+def clean(db_session):
+    """Start each test with no registry rows for DATASET."""
+    from sqlalchemy import delete
+
+    from core.models import ModelVersion, ServingEvent
+
+    db_session.execute(delete(ServingEvent).where(ServingEvent.dataset == DATASET))
+    db_session.execute(delete(ModelVersion).where(ModelVersion.dataset == DATASET))
+    db_session.commit()
+    return db_session
+
+
+def test_registers_the_best_checkpoint_with_metrics(clean):
+    session = clean
+    job = _succeeded_job(session, 0.81)
+    version = registry.register_model_version(session, job=job)
+    assert version.dataset == DATASET and version.model == "mlp" and version.job_id == job.id
+    assert version.epoch == 2 and version.checkpoint_path.endswith("epoch-002.pt")
+    assert version.val_accuracy == 0.81 and version.test_accuracy == pytest.approx(0.80)
+    assert "confusion_matrix" not in version.test_metrics
+    # a job registers once
+    assert registry.register_model_version(session, job=job).id == version.id
+    assert registry.serving_version(session, dataset=DATASET).id == version.id
+
+
+def test_unservable_jobs_are_not_registered(clean):
+    session = clean
+    assert registry.register_model_version(session, job=_succeeded_job(session, 0.9, status="failed")) is None
+    regression = _succeeded_job(session, 0.1, dataset="synthetic_linear", best_metric_name="val_mse")
+    assert registry.register_model_version(session, job=regression) is None
+    assert registry.serving_version(session, dataset=DATASET) is None
+
+
+def test_best_by_validation_accuracy_ties_go_to_the_newest(clean):
+    session = clean
+    first = registry.register_model_version(session, job=_succeeded_job(session, 0.80))
+    better = registry.register_model_version(session, job=_succeeded_job(session, 0.85))
+    worse = registry.register_model_version(session, job=_succeeded_job(session, 0.70))
+    assert registry.serving_version(session, dataset=DATASET).id == better.id
+    tie = registry.register_model_version(session, job=_succeeded_job(session, 0.85))
+    assert registry.serving_version(session, dataset=DATASET).id == tie.id
+    history = registry.serving_history(session, dataset=DATASET)
+    assert [(e.model_version_id, e.reason) for e in history] == [
+        (first.id, "auto-best"), (better.id, "auto-best"), (tie.id, "auto-best")]
+    assert history[1].previous_model_version_id == first.id
+    assert worse.id not in {e.model_version_id for e in history}
+
+
+def test_promote_pins_and_rolling_back_is_promoting_another(clean):
+    session = clean
+    old = registry.register_model_version(session, job=_succeeded_job(session, 0.80))
+    new = registry.register_model_version(session, job=_succeeded_job(session, 0.90))
+    assert registry.serving_version_id(session, dataset=DATASET) == new.id
+
+    registry.promote(session, model_id=old.id)  # roll back to the old one
+    assert registry.serving_version_id(session, dataset=DATASET) == old.id
+    # pinned: a better model registers but does not take over
+    best = registry.register_model_version(session, job=_succeeded_job(session, 0.99))
+    assert registry.serving_version_id(session, dataset=DATASET) == old.id
+
+    registry.promote(session, model_id=best.id)
+    assert registry.serving_version(session, dataset=DATASET).id == best.id
+    history = [(e.model_version_id, e.reason, e.previous_model_version_id)
+               for e in registry.serving_history(session, dataset=DATASET)]
+    assert history == [(old.id, "auto-best", None), (new.id, "auto-best", old.id),
+                       (old.id, "promoted", new.id), (best.id, "promoted", old.id)]
+    assert all(a.at <= b.at for a, b in zip(registry.serving_history(session, dataset=DATASET),
+                                             registry.serving_history(session, dataset=DATASET)[1:]))
+
+
+def test_unknown_model_id(clean):
+    with pytest.raises(registry.ModelNotFound, match="model 987654 not found"):
+        registry.promote(clean, model_id=987654)
+
