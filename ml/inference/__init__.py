@@ -1,4 +1,5 @@
 """Serving-side preprocessing and prediction: uploads in, class probabilities out."""
 from ml.inference.decode import decode_upload
+from ml.inference.predictor import Prediction, Predictor
 
-__all__ = ["decode_upload"]
+__all__ = ["Prediction", "Predictor", "decode_upload"]
