@@ -1,0 +1,84 @@
+"""Predictor: rebuilt from a checkpoint file alone; probabilities, top-k and both output kinds."""
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from ml.checkpoint import save_checkpoint
+from ml.config import resolve_config
+from ml.data.transforms import normalize, photo_to_uint8
+from ml.inference import Predictor
+from ml.models import build_model, output_kind
+
+CATS_DOGS = {"name": "cats_dogs", "task": "binary", "classes": ["cat", "dog"], "input_shape": [3, 32, 32],
+             "input_kind": "photos", "image_size": 32, "mean": [0.5, 0.45, 0.4], "std": [0.25, 0.25, 0.25]}
+FASHION = {"name": "fashion_mnist", "task": "classification",
+           "classes": ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                       "ankle boot"],
+           "input_shape": [1, 28, 28], "input_kind": "digits", "image_size": None, "mean": [0.286], "std": [0.353]}
+
+
+def _checkpoint(tmp_path, model_name: str, dataset: dict, overrides: dict | None = None):
+    config = resolve_config(model_name, dataset["name"], overrides or {})
+    torch.manual_seed(0)
+    model = build_model(config, dataset["input_shape"], len(dataset["classes"]))
+    path = tmp_path / "epoch-001.pt"
+    save_checkpoint(path, {"model_state": model.state_dict(), "optimizer_state": {}, "epoch": 1, "rng": {},
+                           "config": config.model_dump(), "metrics": [], "best": {}, "dataset": dataset,
+                           "output": output_kind(config)})
+    return path, model.eval()
+
+
+def _photo(colour) -> Image.Image:
+    img = Image.new("RGB", (120, 80), colour)
+    ImageDraw.Draw(img).ellipse([30, 10, 90, 70], fill=(240, 220, 200))
+    return img
+
+
+def test_binary_logistic_regression_gives_two_class_probabilities(tmp_path):
+    path, model = _checkpoint(tmp_path, "logistic_regression", CATS_DOGS, {"image_size": 32})
+    predictor = Predictor.load(path)
+    images = [_photo((90, 60, 30)), _photo((20, 20, 120))]
+    predictions = predictor.predict(images, top_k=5)
+    assert [len(p.top_k) for p in predictions] == [2, 2]  # capped at the number of classes
+    for image, p in zip(images, predictions):
+        assert {c["label"] for c in p.top_k} == {"cat", "dog"}
+        assert sum(c["confidence"] for c in p.top_k) == pytest.approx(1.0, abs=1e-5)
+        # exactly the evaluation transform, then one logit through a sigmoid
+        x = normalize(photo_to_uint8(image, 32)[None], CATS_DOGS["mean"], CATS_DOGS["std"])
+        p_dog = torch.sigmoid(model(x)).item()
+        assert dict((c["label"], c["confidence"]) for c in p.top_k)["dog"] == pytest.approx(p_dog, abs=1e-5)
+        assert p.label == ("dog" if p_dog > 0.5 else "cat") and p.class_index == (p_dog > 0.5)
+
+
+def test_softmax_top_k_is_ranked_and_labelled(tmp_path):
+    path, _ = _checkpoint(tmp_path, "softmax_regression", FASHION)
+    predictor = Predictor.load(path)
+    img = Image.new("L", (60, 90), 255)
+    ImageDraw.Draw(img).rectangle([15, 10, 45, 80], fill=30)
+    [p] = predictor.predict([img], top_k=3)
+    confidences = [c["confidence"] for c in p.top_k]
+    assert confidences == sorted(confidences, reverse=True) and len(confidences) == 3
+    assert p.top_k[0] == {"label": p.label, "class_index": p.class_index, "confidence": p.confidence}
+    assert p.label == FASHION["classes"][p.class_index]
+    assert predictor.dataset_name == "fashion_mnist" and predictor.model_type == "softmax_regression"
+
+
+def test_batch_equals_one_by_one(tmp_path):
+    path, _ = _checkpoint(tmp_path, "cnn", {**FASHION, "name": "mnist", "classes": list("0123456789")})
+    predictor = Predictor.load(path)
+    images = [Image.effect_noise((50 + 10 * i, 40), 80 + 10 * i).convert("L") for i in range(4)]
+    together = predictor.predict(images, top_k=3)
+    alone = [predictor.predict([img], top_k=3)[0] for img in images]
+    for a, b in zip(together, alone):
+        assert a.class_index == b.class_index and a.confidence == pytest.approx(b.confidence, abs=1e-5)
+    assert predictor.predict([], top_k=3) == []
+
+
+def test_regression_checkpoints_are_not_servable(tmp_path):
+    dataset = {"name": "synthetic_linear", "task": "regression", "classes": [], "input_shape": [2],
+               "input_kind": "tabular", "image_size": None, "mean": [], "std": []}
+    path, _ = _checkpoint(tmp_path, "linear_regression", dataset)
+    with pytest.raises(ValueError, match="not an image classifier"):
+        Predictor.load(path)
