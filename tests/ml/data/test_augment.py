@@ -1,0 +1,83 @@
+"""Batch augmentation: shape and dtype kept, seeded, actually changes the input, cheap."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from ml.data.augment import make_augmenter
+from ml.errors import InvalidConfig
+
+
+def _digits() -> torch.Tensor:
+    x = torch.full((64, 1, 28, 28), -0.42)
+    x[:, :, 8:20, 12:16] = 2.8  # a vertical bar, like a "1"
+    return x
+
+
+def _photos() -> torch.Tensor:
+    return torch.randn(32, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("kind, batch", [("digits", _digits), ("photos", _photos)])
+def test_shape_dtype_determinism_and_change(kind, batch):
+    augment = make_augmenter(kind, "basic")
+    x = batch()
+    original = x.clone()
+    a = augment(x, torch.Generator().manual_seed(1))
+    b = augment(x, torch.Generator().manual_seed(1))
+    c = augment(x, torch.Generator().manual_seed(2))
+    assert a.shape == x.shape and a.dtype == torch.float32
+    assert torch.equal(x, original)  # the batch itself is left alone
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    changed = (a - x).abs().flatten(1).mean(1)
+    assert (changed > 0.01).float().mean() > 0.9  # nearly every sample is transformed
+    assert changed.std() > 0  # ... each its own way
+
+
+def test_digits_move_only_a_little():
+    x = _digits()
+    a = make_augmenter("digits", "basic")(x, torch.Generator().manual_seed(0))
+    # the bar's mass stays near where it was: ±2 px shifts and ±10° rotations
+    cols = torch.arange(28.0)
+    centre = lambda t: ((t.clamp(min=0) * cols).sum((1, 2, 3)) / t.clamp(min=0).sum((1, 2, 3)))
+    assert (centre(a) - centre(x)).abs().max() < 3.5
+    assert float((a - x).abs().mean()) < 1.0
+
+
+def test_photos_flip_about_half_the_batch():
+    x = torch.linspace(-1, 1, 64).expand(256, 3, 64, 64).contiguous()  # dark left, bright right
+    a = make_augmenter("photos", "basic")(x, torch.Generator().manual_seed(0))
+    flipped = (a[:, 0, :, :8].mean((1, 2)) > a[:, 0, :, -8:].mean((1, 2))).float().mean()
+    assert 0.35 < float(flipped) < 0.65
+
+
+def test_none_and_tabular_need_no_augmenter():
+    assert make_augmenter("digits", "none") is None
+    assert make_augmenter("tabular", "basic") is None
+
+
+def test_unknown_kind_names_the_field():
+    with pytest.raises(InvalidConfig) as err:
+        make_augmenter("digits", "heavy")
+    assert err.value.errors[0]["field"] == "hyperparameters.augment"
+
+
+def test_cheap_next_to_a_training_step():
+    # ~1 ms on one core. One thread and the best of 20, because on a busy shared machine a
+    # two-thread op can wait a whole scheduler slice for its second core; per-image work would still fail
+    augment = make_augmenter("digits", "basic")
+    x, g = _digits(), torch.Generator().manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        augment(x, g)
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            augment(x, g)
+            times.append(time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(threads)
+    assert min(times) < 0.02, f"{min(times) * 1000:.1f} ms per batch of 64 digits"
