@@ -9,7 +9,7 @@ import redis.asyncio as redis_async
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import catalog, checkpoints, events, health, jobs
+from api.routes import catalog, checkpoints, events, health, jobs, models, predict
 from core.queue import make_celery
 from core.settings import Settings, get_settings
 
@@ -20,6 +20,8 @@ ROUTERS = [
     jobs.router,
     events.router,
     checkpoints.router,
+    models.router,
+    predict.router,
 ]
 
 

@@ -1,0 +1,84 @@
+"""Response schemas of the model registry and the predict endpoint. ORM rows never leak."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+
+class ModelPublic(_Public):
+    """A registered model version: what it is, how good, and whether it serves its dataset now."""
+
+    id: int
+    dataset: str
+    model: str = Field(description="the model type, e.g. cnn")
+    job_id: str
+    epoch: int = Field(description="epoch of the checkpoint it serves (the job's best)")
+    val_accuracy: float
+    test_accuracy: float | None
+    test_metrics: dict[str, Any] | None
+    checkpoint_sha256: str
+    created_at: datetime
+    serving: bool = Field(description="true if it answers POST /v1/predict/{dataset} now")
+
+
+class ModelsPublic(_Public):
+    data: list[ModelPublic]
+    count: int
+
+
+class ServingEventPublic(_Public):
+    """From `at` on, `model_id` served `dataset` because of `reason`."""
+
+    id: int
+    dataset: str
+    model_id: int
+    previous_model_id: int | None
+    reason: str = Field(description="auto-best (best validation accuracy) or promoted (pinned by an operator)")
+    at: datetime
+
+
+class ServingHistoryPublic(_Public):
+    data: list[ServingEventPublic]
+    count: int
+
+
+class PromotedPublic(_Public):
+    model: ModelPublic
+    event: ServingEventPublic
+
+
+class RankedClass(_Public):
+    label: str
+    class_index: int
+    confidence: float
+
+
+class PredictionPublic(_Public):
+    """One file's answer, in the order the files were sent."""
+
+    file: str | None = Field(description="the upload's file name")
+    label: str = Field(description='class name: "7", "sneaker", "cat"')
+    class_index: int
+    confidence: float
+    top_k: list[RankedClass]
+
+
+class PredictModelPublic(_Public):
+    """The model that answered."""
+
+    id: int
+    type: str
+    dataset: str
+    job_id: str
+    validation_accuracy: float
+
+
+class PredictPublic(_Public):
+    model: PredictModelPublic
+    predictions: list[PredictionPublic]

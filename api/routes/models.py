@@ -1,0 +1,69 @@
+"""The model registry over HTTP: list, show, promote (and so roll back), serving history."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+
+from api.deps import SessionDep
+from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, ServingEventPublic,
+                               ServingHistoryPublic)
+from core import model_registry as registry
+from core.models import ModelVersion, ServingEvent
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+DatasetQuery = Annotated[str | None, Query(max_length=64, description="only this dataset's models")]
+ModelId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a model id from GET /v1/models")]
+
+
+def model_public(version: ModelVersion, serving_id: int | None) -> ModelPublic:
+    return ModelPublic(id=version.id, dataset=version.dataset, model=version.model, job_id=version.job_id,
+                       epoch=version.epoch, val_accuracy=version.val_accuracy,
+                       test_accuracy=version.test_accuracy, test_metrics=version.test_metrics,
+                       checkpoint_sha256=version.checkpoint_sha256, created_at=version.created_at,
+                       serving=version.id == serving_id)
+
+
+def event_public(event: ServingEvent) -> ServingEventPublic:
+    return ServingEventPublic(id=event.id, dataset=event.dataset, model_id=event.model_version_id,
+                              previous_model_id=event.previous_model_version_id, reason=event.reason, at=event.at)
+
+
+def _get(session, model_id: int) -> ModelVersion:
+    try:
+        return registry.get_model_version(session, model_id=model_id)
+    except registry.ModelNotFound as exc:
+        raise HTTPException(404, detail=f"{exc}; GET /v1/models lists the registered ones") from None
+
+
+@router.get("", response_model=ModelsPublic)
+def list_models(session: SessionDep, dataset: DatasetQuery = None) -> ModelsPublic:
+    """Every registered model version (one per succeeded classification job), newest first."""
+    versions = registry.list_model_versions(session, dataset=dataset)
+    serving = {d: registry.serving_version_id(session, dataset=d) for d in {v.dataset for v in versions}}
+    data = [model_public(v, serving[v.dataset]) for v in versions]
+    return ModelsPublic(data=data, count=len(data))
+
+
+@router.get("/history", response_model=ServingHistoryPublic)
+def serving_history(session: SessionDep, dataset: DatasetQuery = None) -> ServingHistoryPublic:
+    """Which model served each dataset from when, and why (auto-best or promoted), oldest first."""
+    events = registry.serving_history(session, dataset=dataset)
+    return ServingHistoryPublic(data=[event_public(e) for e in events], count=len(events))
+
+
+@router.get("/{model_id}", response_model=ModelPublic, responses={404: {"description": "unknown model id"}})
+def get_model(model_id: ModelId, session: SessionDep) -> ModelPublic:
+    """One model version."""
+    version = _get(session, model_id)
+    return model_public(version, registry.serving_version_id(session, dataset=version.dataset))
+
+
+@router.post("/{model_id}/promote", response_model=PromotedPublic,
+             responses={404: {"description": "unknown model id"}})
+def promote_model(model_id: ModelId, session: SessionDep) -> PromotedPublic:
+    """Make this version serve its dataset until another is promoted (promoting an older one rolls back)."""
+    version = _get(session, model_id)
+    event = registry.promote(session, model_id=version.id)
+    return PromotedPublic(model=model_public(version, version.id), event=event_public(event))

@@ -1,0 +1,155 @@
+"""The serving models the API process keeps in memory, one per dataset, swapped without a restart.
+
+Each request asks `ServingModels.current(dataset)`. At most every `ttl_s` seconds that costs one
+indexed query for the serving version id; when the id changed, the new Predictor is loaded by the
+one request thread that noticed, while the others keep answering with the old one, and then the
+reference is swapped in a single assignment. In-flight requests hold their own reference, so a
+swap never fails them. Everything here runs in the threadpool, never on the event loop.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import model_registry as registry
+from core.db import get_sessionmaker
+from core.models import ModelVersion
+from ml.inference import Predictor
+
+DEFAULT_TTL_S = 1.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a response says about the model that answered (a plain copy of the registry row)."""
+
+    id: int
+    dataset: str
+    model: str
+    job_id: str
+    val_accuracy: float
+
+    @classmethod
+    def of(cls, version: ModelVersion) -> "ModelInfo":
+        return cls(id=version.id, dataset=version.dataset, model=version.model, job_id=version.job_id,
+                   val_accuracy=version.val_accuracy)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A model version and its loaded predictor."""
+
+    info: ModelInfo
+    predictor: Predictor
+
+
+class ModelUnavailable(Exception):
+    """A registered model's checkpoint cannot be loaded (file gone or changed)."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    served: Served | None  # None: nothing trained for the dataset yet
+    checked_at: float
+
+
+class ServingModels:
+    """Per-dataset serving predictors, refreshed from the registry at most every `ttl_s` seconds."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, ttl_s: float = DEFAULT_TTL_S, cache_size: int = 6):
+        self._sessions = sessions
+        self._ttl_s = ttl_s
+        self._entries: dict[str, _Entry] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._loaded: OrderedDict[int, Served] = OrderedDict()  # by version id, most recent last
+        self._loaded_guard = threading.Lock()
+        self._cache_size = cache_size
+
+    def current(self, dataset: str) -> Served | None:
+        """The predictor serving `dataset` now; None when no model was trained for it yet."""
+        entry = self._entries.get(dataset)
+        if entry is not None and time.monotonic() - entry.checked_at < self._ttl_s:
+            return entry.served
+        lock = self._lock(dataset)
+        # While one thread refreshes, the others answer with what is loaded instead of queueing.
+        if not lock.acquire(blocking=entry is None):
+            return entry.served
+        try:
+            entry = self._entries.get(dataset)
+            if entry is not None and time.monotonic() - entry.checked_at < self._ttl_s:
+                return entry.served
+            with self._sessions() as session:
+                version_id = registry.serving_version_id(session, dataset=dataset)
+                if version_id is None:
+                    served = None
+                elif entry is not None and entry.served is not None and entry.served.info.id == version_id:
+                    served = entry.served
+                else:
+                    served = self._load(registry.get_model_version(session, model_id=version_id))
+            self._entries[dataset] = _Entry(served, time.monotonic())  # the swap: one assignment
+            return served
+        finally:
+            lock.release()
+
+    def version(self, model_id: int) -> Served:
+        """A specific registered version (ModelNotFound if there is none), loaded once and cached."""
+        with self._loaded_guard:
+            served = self._loaded.get(model_id)
+        if served is not None:
+            return served
+        with self._sessions() as session:
+            return self._load(registry.get_model_version(session, model_id=model_id))
+
+    def _lock(self, dataset: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(dataset, threading.Lock())
+
+    def _load(self, version: ModelVersion) -> Served:
+        with self._loaded_guard:
+            served = self._loaded.get(version.id)
+            if served is not None:
+                self._loaded.move_to_end(version.id)
+                return served
+        path = Path(version.checkpoint_path)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise ModelUnavailable(f"model {version.id}'s checkpoint file is missing on the server "
+                                   f"({path.name}); promote another model") from None
+        if hashlib.sha256(data).hexdigest() != version.checkpoint_sha256:
+            raise ModelUnavailable(f"model {version.id}'s checkpoint file changed since it was registered "
+                                   "(sha256 mismatch); promote another model")
+        served = Served(ModelInfo.of(version), Predictor.load(path))
+        with self._loaded_guard:
+            self._loaded[version.id] = served
+            while len(self._loaded) > self._cache_size:
+                self._loaded.popitem(last=False)
+        return served
+
+
+_create_guard = threading.Lock()
+
+
+def serving_models(request: Request) -> ServingModels:
+    """The app's ServingModels, created on first use (bound to the app's database)."""
+    state = request.app.state
+    serving = getattr(state, "serving_models", None)
+    if serving is None:
+        with _create_guard:
+            serving = getattr(state, "serving_models", None)
+            if serving is None:
+                serving = ServingModels(get_sessionmaker(state.settings.database_url))
+                state.serving_models = serving
+    return serving
+
+
+ServingDep = Annotated[ServingModels, Depends(serving_models)]

@@ -1,0 +1,121 @@
+"""POST /v1/predict/{dataset} over real HTTP: answers in order, and a clear 4xx for every bad input."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import httpx
+import pytest
+from PIL import Image
+
+from core.model_registry import SERVABLE_DATASETS
+from tests.utils.models import digit_png, predict, train_versions
+
+pytestmark = pytest.mark.service
+
+
+@pytest.fixture(scope="module")
+def api(api_url, worker):
+    with httpx.Client(base_url=api_url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def version(api):
+    [v] = train_versions(api, 1)
+    return v
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A few hundred bytes whose PNG header claims width×height pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
+
+
+def test_predicts_each_file_in_order_with_the_model_used(api, version):
+    files = [(f"digit-{d}.png", digit_png(d, seed=d)) for d in (3, 7, 1)]
+    response = predict(api, "mnist", files)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    model = body["model"]
+    assert set(model) >= {"id", "type", "validation_accuracy"} and model["type"] == "mlp"
+    listed = api.get(f"/v1/models/{model['id']}").json()
+    assert listed["dataset"] == "mnist" and model["validation_accuracy"] == listed["val_accuracy"]
+    assert [p["file"] for p in body["predictions"]] == ["digit-3.png", "digit-7.png", "digit-1.png"]
+    for p in body["predictions"]:
+        assert p["label"] == str(p["class_index"]) and 0 <= p["confidence"] <= 1
+        assert len(p["top_k"]) == 3 and p["top_k"][0]["label"] == p["label"]
+        assert p["top_k"][0]["confidence"] >= p["top_k"][1]["confidence"] >= p["top_k"][2]["confidence"]
+
+
+def test_top_k_and_an_explicit_model_id(api, version):
+    response = predict(api, "mnist", [("a.png", digit_png())], top_k=1, model_id=version["id"])
+    assert response.status_code == 200, response.text
+    assert response.json()["model"]["id"] == version["id"]
+    assert len(response.json()["predictions"][0]["top_k"]) == 1
+    everything = predict(api, "mnist", [("a.png", digit_png())], top_k=50).json()["predictions"][0]["top_k"]
+    assert len(everything) == 10 and sum(c["confidence"] for c in everything) == pytest.approx(1, abs=1e-3)
+
+
+def _photo_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.effect_noise((300, 300), 60).convert("RGB").save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, data, status, says", [
+    ("notes.txt", b"this is not a picture at all\n" * 20, 422, "not an image"),
+    ("empty.png", b"", 422, "empty"),
+    ("cut.jpg", _photo_jpeg()[:3000], 422, "truncated"),
+    ("bomb.png", _bomb_png(9000, 9000), 422, "81,000,000 pixels"),
+    ("huge.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (10 * 1024 * 1024), 422, "the limit is 10,485,760 bytes"),
+])
+def test_bad_uploads_get_a_4xx_saying_what_is_wrong(api, version, name, data, status, says):
+    files = [("fine.png", digit_png()), (name, data)]
+    response = predict(api, "mnist", files)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert says in detail and f"file 2 ({name!r})" in detail
+
+
+def test_too_many_files(api, version):
+    response = predict(api, "mnist", [(f"{i}.png", digit_png()) for i in range(33)])
+    assert response.status_code == 413
+    assert "too many files: 33" in response.json()["detail"] and "at most 32" in response.json()["detail"]
+
+
+def test_no_files(api, version):
+    response = api.post("/v1/predict/mnist", data={"top_k": "3"})
+    assert response.status_code == 422 and "files" in response.text
+
+
+def test_bad_top_k(api, version):
+    response = predict(api, "mnist", [("a.png", digit_png())], top_k=0)
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "top_k"
+
+
+def test_unknown_dataset(api):
+    response = predict(api, "imagenet", [("a.png", digit_png())])
+    assert response.status_code == 404
+    assert "unknown dataset 'imagenet'" in response.json()["detail"] and "mnist" in response.json()["detail"]
+
+
+def test_no_model_trained_yet_says_how_to_train_one(api):
+    untrained = [d for d in SERVABLE_DATASETS
+                 if api.get("/v1/models", params={"dataset": d}).json()["count"] == 0]
+    if not untrained:
+        pytest.skip("every dataset has a model in this test database")
+    dataset = untrained[0]
+    response = predict(api, dataset, [("a.png", digit_png())])
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert f"no model has been trained for {dataset!r} yet" in detail
+    assert "POST /v1/jobs" in detail and f'"dataset": "{dataset}"' in detail
+
+
+def test_unknown_model_id(api, version):
+    response = predict(api, "mnist", [("a.png", digit_png())], model_id=987654)
+    assert response.status_code == 404 and "model 987654 not found" in response.json()["detail"]
