@@ -25,6 +25,12 @@ def test_cancel_running_then_queued_job(service, worker, db_session):
         assert time.monotonic() < deadline, "no checkpoint written"
         time.sleep(0.1)
 
+    live = service.get(f"/v1/jobs/{running['id']}").json()
+    progress = live["progress"]
+    assert live["status"] == "running" and progress["epochs"] == 200 and progress["epoch"] >= 1
+    assert 0 < progress["fraction"] < 1 and progress["eta_seconds"] > 0 and progress["samples_per_second"] > 0
+    assert live["latest_metrics"]["epoch"] >= 1 and live["best"]["epoch"] >= 1
+
     # the worker is busy, so this one waits in the queue (prefetch disabled: not reserved by it)
     queued = submit(service, TINY_MNIST)
     time.sleep(0.5)
