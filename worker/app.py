@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_init, worker_process_init, worker_ready
+from billiard.exceptions import WorkerLostError
+from celery.signals import task_failure, worker_init, worker_process_init, worker_ready
 
 from core.db import dispose_engines, session_scope
-from core.jobs import fail_abandoned_jobs
+from core.jobs import fail_abandoned_jobs, fail_running_job
 from core.queue import make_celery
 
 log = logging.getLogger("trainserve.worker")
@@ -40,6 +41,21 @@ def _fail_jobs_this_worker_abandoned(sender=None, **_kwargs) -> None:
         ids = fail_abandoned_jobs(session, worker=hostname)
     if ids:
         log.warning("marked %d job(s) abandoned by %s as failed: %s", len(ids), hostname, ", ".join(ids))
+
+
+@task_failure.connect
+def _fail_job_whose_process_died(sender=None, exception=None, args=None, **_kwargs) -> None:
+    # the pool child died mid-training (killed, out of memory): it cannot record that, so the parent does
+    if not isinstance(exception, WorkerLostError) or not args:
+        return
+    job_id = str(args[0])
+    with session_scope() as session:
+        failed = fail_running_job(
+            session, job_id=job_id, error_type="WorkerLost",
+            error=f"the training process died ({exception}); this is often memory: try a smaller "
+                  "batch_size or max_train_samples, then submit again")
+    if failed:
+        log.error("job %s failed: its training process died (%s)", job_id, exception)
 
 
 # registers the task; imported last so the task module can import celery_app
