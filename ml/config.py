@@ -44,6 +44,8 @@ class Hyperparameters(BaseModel):
     early_stopping_patience: int = Field(0, ge=0, le=100, description="epochs without improvement; 0 = off")
     val_fraction: float = Field(0.1, ge=0.01, le=0.5)
     max_train_samples: int | None = Field(None, ge=1, le=10_000_000, description="smoke mode: train on a subset")
+    max_eval_samples: int | None = Field(None, ge=1, le=10_000_000,
+                                         description="smoke mode: evaluate on the first N val/test samples")
     max_steps: int | None = Field(None, ge=1, le=100_000_000, description="smoke mode: stop after this many steps")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

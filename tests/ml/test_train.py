@@ -1,0 +1,182 @@
+"""The engine end to end on real data subsets: every pair learns, runs are reproducible and resumable."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from ml.callbacks import NoCallbacks
+from ml.checkpoint import REQUIRED_KEYS
+from ml.config import resolve_config
+from ml.defaults import VALID_PAIRS
+from ml.errors import InvalidConfig, TrainingCancelled, TrainingDiverged
+from ml.train import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# small, quick versions of each pair; thresholds are well above chance (0.1 for ten classes, 0.5 for two)
+SMOKE = {
+    "mnist": dict(epochs=2, max_train_samples=2000, val_fraction=0.02),
+    "fashion_mnist": dict(epochs=2, max_train_samples=2000, val_fraction=0.02),
+    "cats_dogs": dict(epochs=10, image_size=32, lr=1e-3),
+    "synthetic_linear": {},
+    "synthetic_sine": {},
+}
+SMOKE_CNN = {"mnist": dict(epochs=1, max_train_samples=1500, max_eval_samples=1000),
+             "fashion_mnist": dict(epochs=1, max_train_samples=1500, max_eval_samples=1000),
+             "cats_dogs": dict(epochs=3, image_size=32, augment="none")}
+FLOOR = {"mnist": 0.6, "fashion_mnist": 0.6, "cats_dogs": 0.6}
+# raw-pixel linear models barely beat chance on photos (the course's point); they must still learn
+LINEAR_PHOTO_FLOOR = 0.55
+LINEAR_PHOTO_SMOKE = dict(epochs=10, image_size=32, lr=1e-2, early_stopping_patience=0)
+
+
+def run(model, dataset, tmp_path, data_dir, cache_dir, callbacks=None, resume_from=None, out="run", **overrides):
+    config = resolve_config(model, dataset, {**overrides})
+    return train(config, data_dir=data_dir, out_dir=tmp_path / out, callbacks=callbacks,
+                 resume_from=resume_from, cache_dir=cache_dir)
+
+
+def comparable(result) -> list[dict]:
+    """Per-epoch metrics without the wall-clock figures."""
+    return [{k: v for k, v in m.as_dict().items() if k not in ("seconds", "samples_per_second")}
+            for m in result.epochs]
+
+
+@pytest.mark.parametrize("model, dataset", [(m, d) for m, ds in VALID_PAIRS.items() for d in ds])
+def test_every_valid_pair_learns(model, dataset, tmp_path, data_dir, cache_dir):
+    linear = model in ("logistic_regression", "softmax_regression") and dataset == "cats_dogs"
+    overrides = LINEAR_PHOTO_SMOKE if linear else (SMOKE_CNN.get(dataset) if model == "cnn" else None) or SMOKE[dataset]
+    result = run(model, dataset, tmp_path, data_dir, cache_dir, **overrides)
+    assert result.config["model"] == model and result.dataset_checksum and result.device == "cpu"
+    assert all(m.samples_per_second > 0 for m in result.epochs)
+    if dataset.startswith("synthetic"):
+        assert result.test.r2 > 0.9, result.test
+    else:
+        assert result.test.accuracy > (LINEAR_PHOTO_FLOOR if linear else FLOOR[dataset]), result.test
+        if linear:
+            assert max(m.train_accuracy for m in result.epochs) > 0.65
+        assert len(result.test.confusion_matrix) == len(result.test.per_class_accuracy)
+
+
+def test_linear_regression_recovers_w_and_b_with_every_batch_size(tmp_path, data_dir, cache_dir):
+    for batch_size, epochs, lr in ((100_000, 150, 0.1), (1, 2, 0.01), (32, 20, 0.05)):  # full, single, mini
+        result = run("linear_regression", "synthetic_linear", tmp_path, data_dir, cache_dir,
+                     out=f"bs{batch_size}", batch_size=batch_size, epochs=epochs, lr=lr)
+        true = result.extra["true"]
+        for key in ("learned", "closed_form"):
+            w, b = result.extra[key]["weights"], result.extra[key]["bias"]
+            assert max(abs(a - t) for a, t in zip(w, true["true_w"])) < 0.05, (batch_size, key, w)
+            assert abs(b - true["true_b"]) < 0.05, (batch_size, key, b)
+        assert result.test.r2 > 0.999
+
+
+def test_polynomial_regression_fits_the_sine_better_than_a_line(tmp_path, data_dir, cache_dir):
+    line = run("linear_regression", "synthetic_sine", tmp_path, data_dir, cache_dir, out="d1", polynomial_degree=1)
+    cubic = run("linear_regression", "synthetic_sine", tmp_path, data_dir, cache_dir, out="d3", polynomial_degree=3)
+    assert cubic.test.r2 > 0.95 > line.test.r2
+    assert len(cubic.extra["closed_form"]["weights"]) == 3
+
+
+def test_same_seed_gives_identical_metrics_and_resume_continues_exactly(tmp_path, data_dir, cache_dir):
+    kw = dict(epochs=3, max_train_samples=600, val_fraction=0.02, dropout=0.3)
+    first = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="a", **kw)
+    again = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="b", **kw)
+    assert comparable(first) == comparable(again)
+    resumed = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="a-resumed",
+                  resume_from=tmp_path / "a" / "epoch-001.pt", **kw)
+    assert comparable(resumed) == comparable(first)
+    assert resumed.test.accuracy == first.test.accuracy and resumed.best_epoch == first.best_epoch
+
+
+def test_resume_restores_the_augmentation_generator(tmp_path, data_dir, cache_dir):
+    kw = dict(epochs=2, max_train_samples=300, max_eval_samples=500, augment="basic", dropout=0.2)
+    whole = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="a", **kw)
+    resumed = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="b",
+                  resume_from=tmp_path / "a" / "epoch-001.pt", **kw)
+    assert comparable(resumed) == comparable(whole)
+
+
+def test_resume_refuses_another_model(tmp_path, data_dir, cache_dir):
+    run("softmax_regression", "mnist", tmp_path, data_dir, cache_dir, out="a", epochs=1, max_train_samples=200)
+    with pytest.raises(InvalidConfig, match="checkpoint is softmax_regression on mnist"):
+        run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="b", resume_from=tmp_path / "a" / "epoch-001.pt")
+
+
+class Recorder(NoCallbacks):
+    def __init__(self, stop_after_checks: int | None = None):
+        self.events, self.checks, self.stop_after = [], 0, stop_after_checks
+
+    def on_epoch_end(self, metrics):
+        self.events.append(("epoch", metrics.epoch))
+
+    def on_checkpoint(self, checkpoint):
+        self.events.append(("checkpoint", checkpoint))
+
+    def should_stop(self):
+        self.checks += 1
+        return self.stop_after is not None and self.checks > self.stop_after
+
+
+def test_checkpoints_are_safe_complete_and_reported(tmp_path, data_dir, cache_dir):
+    rec = Recorder()
+    result = run("mlp", "mnist", tmp_path, data_dir, cache_dir, callbacks=rec,
+                 epochs=2, max_train_samples=300, val_fraction=0.02)
+    kinds = [e[0] for e in rec.events]
+    assert kinds == ["epoch", "checkpoint", "epoch", "checkpoint"]  # metrics first, then the file
+    info = rec.events[-1][1]
+    assert info.path == tmp_path / "run" / "epoch-002.pt" == result.last_checkpoint
+    assert info.sha256 == hashlib.sha256(info.path.read_bytes()).hexdigest()
+    assert info.size_bytes == info.path.stat().st_size
+    state = torch.load(info.path, weights_only=True)
+    assert set(REQUIRED_KEYS) <= set(state)
+    assert state["epoch"] == 2 and state["config"] == result.config
+    assert set(state["rng"]) >= {"torch", "shuffle"}
+    assert state["dataset"]["classes"] == [str(d) for d in range(10)]
+    assert state["dataset"]["input_shape"] == [1, 28, 28] and len(state["dataset"]["mean"]) == 1
+    assert {"name", "task", "input_kind", "image_size", "std"} <= set(state["dataset"])
+    assert not list((tmp_path / "run").glob(".*tmp*"))  # no temporary file left behind
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 0
+
+
+def test_test_metrics_come_from_the_best_epoch(tmp_path, data_dir, cache_dir):
+    result = run("mlp", "mnist", tmp_path, data_dir, cache_dir, epochs=3, max_train_samples=500, val_fraction=0.02)
+    best = max(result.epochs, key=lambda m: m.val_accuracy)
+    assert result.best_epoch == best.epoch and result.best_metric["value"] == best.val_accuracy
+    assert result.best_checkpoint == tmp_path / "run" / f"epoch-{best.epoch:03d}.pt"
+    assert sum(map(sum, result.test.confusion_matrix)) == 10_000
+    mistake = result.test.top_mistakes[0]
+    assert mistake["true"] != mistake["predicted"] and 0 < mistake["confidence"] <= 1
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path, data_dir, cache_dir):
+    with pytest.raises(TrainingDiverged) as info:
+        run("linear_regression", "synthetic_linear", tmp_path, data_dir, cache_dir, lr=10, optimizer="sgd")
+    err = info.value
+    assert err.epoch >= 1 and err.batch >= 1
+    assert "lower the learning rate" in str(err) and "lr=10" in str(err)
+
+
+def test_should_stop_cancels_within_one_batch_with_the_last_checkpoint(tmp_path, data_dir, cache_dir):
+    batches_per_epoch = 300 // 32 + 1
+    rec = Recorder(stop_after_checks=batches_per_epoch + 3)  # three batches into epoch 2
+    with pytest.raises(TrainingCancelled) as info:
+        run("mlp", "mnist", tmp_path, data_dir, cache_dir, callbacks=rec,
+            epochs=5, batch_size=32, max_train_samples=300, val_fraction=0.02)
+    assert (info.value.epoch, info.value.batch) == (2, 4)
+    assert info.value.last_checkpoint == tmp_path / "run" / "epoch-001.pt"
+    assert rec.checks == batches_per_epoch + 4
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path, data_dir, cache_dir):
+    result = run("softmax_regression", "mnist", tmp_path, data_dir, cache_dir,
+                 epochs=60, lr=0.5, max_train_samples=300, val_fraction=0.02, early_stopping_patience=2)
+    assert result.stopped_early and len(result.epochs) < 60
+    assert result.best_epoch == result.epochs[-1].epoch - 2
+
+
+def test_max_steps_is_a_smoke_mode(tmp_path, data_dir, cache_dir):
+    result = run("mlp", "mnist", tmp_path, data_dir, cache_dir, epochs=5, max_steps=3, val_fraction=0.02)
+    assert len(result.epochs) == 1 and result.epochs[0].samples_per_second > 0
