@@ -12,7 +12,7 @@ _file_hashes: dict[tuple[str, int, int], str] = {}
 _lock = threading.Lock()
 
 
-def file_identity(path: Path) -> tuple[str, int, int]:
+def file_identity(path: str | Path) -> tuple[str, int, int]:
     """What we trust to change when a file's bytes change (cheap: one stat call)."""
     st = os.stat(path)
     return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
@@ -20,7 +20,7 @@ def file_identity(path: Path) -> tuple[str, int, int]:
 
 def file_sha256(path: str | Path) -> str:
     """sha256 of one file's bytes, memoised in-process by path, size and mtime."""
-    key = file_identity(Path(path))
+    key = file_identity(path)
     with _lock:
         cached = _file_hashes.get(key)
     if cached is None:
@@ -34,11 +34,11 @@ def file_sha256(path: str | Path) -> str:
     return cached
 
 
-def files_checksum(root: str | Path, paths: list[Path]) -> str:
-    """sha256 over every file's name (relative to root) and content hash, in name order."""
+def files_checksum(root: str | Path, names: list[str]) -> str:
+    """sha256 over every file's name ("/"-separated, relative to root) and content hash, in name order."""
     h = hashlib.sha256()
-    for rel, path in sorted((Path(p).relative_to(root).as_posix(), p) for p in paths):
-        h.update(f"{rel}\0{file_sha256(path)}\n".encode())
+    for rel in sorted(names):
+        h.update(f"{rel}\0{file_sha256(os.path.join(root, rel))}\n".encode())
     return h.hexdigest()
 
 

@@ -91,5 +91,5 @@ def load_idx_dataset(name: str, data_dir: str | Path) -> RawDataset:
         y=_labels(files["train_y"], len(train_x)),
         test_x=test_x,
         test_y=_labels(files["test_y"], len(test_x)),
-        checksum=files_checksum(idx_dir(name, data_dir), list(files.values())),
+        checksum=files_checksum(idx_dir(name, data_dir), [p.name for p in files.values()]),
     )

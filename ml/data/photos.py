@@ -29,23 +29,25 @@ decode_count = 0
 _count_lock = threading.Lock()
 
 
-def list_photos(root: Path, classes: list[str]) -> tuple[list[tuple[Path, int]], list[str]]:
-    """(path, class index) of every photo, sorted by class then name, and what is missing."""
-    files: list[tuple[Path, int]] = []
+def list_photos(root: Path, classes: list[str]) -> tuple[list[tuple[str, int]], list[str]]:
+    """("class/file.jpg", class index) of every photo, sorted by class then name, and what is missing."""
+    files: list[tuple[str, int]] = []
     missing: list[str] = []
     for label, cls in enumerate(classes):
-        folder = root / cls
-        if not folder.is_dir():
+        try:
+            with os.scandir(root / cls) as entries:  # DirEntry.is_file() needs no extra stat call
+                names = sorted(e.name for e in entries
+                               if os.path.splitext(e.name)[1].lower() in EXTENSIONS and e.is_file())
+        except (FileNotFoundError, NotADirectoryError):
             missing.append(f"{cls}/")
             continue
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in EXTENSIONS and p.is_file())
-        if not found:
+        if not names:
             missing.append(f"{cls}/*.jpg")
-        files.extend((p, label) for p in found)
+        files.extend((f"{cls}/{n}", label) for n in names)
     return files, missing
 
 
-def decode_photo(path: Path, image_size: int) -> torch.Tensor:
+def decode_photo(path: str | Path, image_size: int) -> torch.Tensor:
     """One photo file -> uint8 (3, image_size, image_size), upright per its EXIF orientation."""
     global decode_count
     with _count_lock:
@@ -54,18 +56,18 @@ def decode_photo(path: Path, image_size: int) -> torch.Tensor:
         return photo_to_uint8(ImageOps.exif_transpose(image), image_size)
 
 
-def _decode_or_none(path: Path, image_size: int) -> torch.Tensor | str:
+def _decode_or_none(path: str, image_size: int) -> torch.Tensor | str:
     try:
         return decode_photo(path, image_size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        return f"{path.name}: {exc}"
+        return f"{os.path.basename(path)}: {exc}"
 
 
-def decode_all(paths: list[Path], image_size: int, workers: int | None = None) -> list[torch.Tensor | str]:
+def decode_all(paths: list[str], image_size: int, workers: int | None = None) -> list[torch.Tensor | str]:
     """Decode every path on a small thread pool (Pillow and torch release the GIL); str = why it failed."""
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: _decode_or_none(p, image_size), paths, chunksize=16))
+        return list(pool.map(lambda p: _decode_or_none(p, image_size), paths))
 
 
 def _cache_key(name: str, checksum: str, image_size: int) -> str:
@@ -108,15 +110,15 @@ def load_photo_folder(
     files, missing = list_photos(root, classes)
     if missing:
         raise DatasetNotFound(name, root, missing)
-    paths = [p for p, _ in files]
-    checksum = files_checksum(root, paths)  # hashes every byte (memoised per process)
+    names = [rel for rel, _ in files]
+    checksum = files_checksum(root, names)  # hashes every byte (memoised per process)
     key = _cache_key(name, checksum, image_size)
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     cache_file = cache_dir / "photos" / f"{name}-{image_size}px-{key[:16]}.pt"
 
     data = _read_cache(cache_file, key)
     if data is None:
-        decoded = decode_all(paths, image_size)
+        decoded = decode_all([os.path.join(root, rel) for rel in names], image_size)
         ok = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
         data = {
             "format": CACHE_FORMAT,
@@ -124,7 +126,7 @@ def load_photo_folder(
             "x": torch.stack([decoded[i] for i in ok]) if ok else torch.empty(0, 3, image_size, image_size,
                                                                               dtype=torch.uint8),
             "y": torch.tensor([files[i][1] for i in ok], dtype=torch.long),
-            "files": [paths[i].relative_to(root).as_posix() for i in ok],
+            "files": [names[i] for i in ok],
             "skipped": [d for d in decoded if isinstance(d, str)],
         }
         _write_atomic(cache_file, data)

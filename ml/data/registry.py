@@ -1,6 +1,7 @@
 """Name-keyed dataset registry: configs name a dataset, never a path or an import path."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,7 @@ class Located:
     """Where a dataset's source lives and which of its files exist (found without decoding)."""
 
     location: str
-    files: list[Path] = field(default_factory=list)
+    files: list[str | Path] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
 
@@ -112,7 +113,7 @@ def _idx_spec(name: str, classes: list[str], description: str) -> DatasetSpec:
 def _photo_spec(name: str, folder: str, classes: list[str], description: str) -> DatasetSpec:
     def locate(data_dir: Path) -> Located:
         files, missing = photos.list_photos(data_dir / folder, classes)
-        return Located(str(data_dir / folder), [p for p, _ in files], missing)
+        return Located(str(data_dir / folder), [os.path.join(data_dir, folder, rel) for rel, _ in files], missing)
 
     def sizes(data_dir: Path) -> dict[str, int]:
         files, _ = photos.list_photos(data_dir / folder, classes)
