@@ -10,7 +10,7 @@ import torch
 from ml.data.base import DatasetBundle, RawDataset, TensorSplit
 from ml.data.checksum import file_identity
 from ml.data.registry import DatasetSpec, get_dataset_spec
-from ml.data.splits import split_indices
+from ml.data.splits import TEST_FRACTION, split_indices
 from ml.data.transforms import normalize
 from ml.errors import DatasetNotFound, InvalidConfig
 
@@ -92,10 +92,10 @@ def load_dataset(
 ) -> DatasetBundle:
     """Dataset `name` from DATA_DIR, split train/val/test, images normalised with the train split's stats."""
     spec = get_dataset_spec(name)
-    if not 0.0 <= val_fraction < (1.0 if spec.has_test_split else 0.9):
+    limit = 1.0 if spec.has_test_split else round(1.0 - TEST_FRACTION, 6)  # folders also lose a test share
+    if not 0.0 <= val_fraction < limit:
         raise InvalidConfig([{
-            "field": "hyperparameters.val_fraction",
-            "message": f"must be >= 0 and < {1.0 if spec.has_test_split else 0.9}, got {val_fraction}",
+            "field": "hyperparameters.val_fraction", "message": f"must be >= 0 and < {limit}, got {val_fraction}",
         }])
     if max_train_samples is not None and max_train_samples < 1:
         raise InvalidConfig([{

@@ -60,11 +60,11 @@ def _decode_or_none(path: str, image_size: int) -> torch.Tensor | str:
     try:
         return decode_photo(path, image_size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        return f"{os.path.basename(path)}: {exc}"
+        return str(exc) or type(exc).__name__
 
 
 def decode_all(paths: list[str], image_size: int, workers: int | None = None) -> list[torch.Tensor | str]:
-    """Decode every path on a small thread pool (Pillow and torch release the GIL); str = why it failed."""
+    """Decode every path on a small thread pool (Pillow and torch release the GIL); a str says why one failed."""
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda p: _decode_or_none(p, image_size), paths))
@@ -127,7 +127,7 @@ def load_photo_folder(
                                                                               dtype=torch.uint8),
             "y": torch.tensor([files[i][1] for i in ok], dtype=torch.long),
             "files": [names[i] for i in ok],
-            "skipped": [d for d in decoded if isinstance(d, str)],
+            "skipped": [f"{names[i]}: {d}" for i, d in enumerate(decoded) if isinstance(d, str)],
         }
         _write_atomic(cache_file, data)
         for stale in cache_file.parent.glob(f"{name}-{image_size}px-*.pt"):

@@ -78,10 +78,10 @@ def test_each_image_size_has_its_own_cache(photo_tree, tmp_path):
 
 def test_unreadable_files_are_skipped_with_a_warning(photo_tree, tmp_path):
     (photo_tree / "cats-dogs" / "cat" / "broken.jpg").write_bytes(b"this is not a jpeg")
-    with pytest.warns(UserWarning, match=r"skipped 1 unreadable image.*broken\.jpg"):
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable image.*cat/broken\.jpg: cannot identify"):
         bundle, _ = _load(photo_tree, tmp_path / "cache")
     assert len(bundle.train) + len(bundle.val) + len(bundle.test) == 20
-    assert bundle.extra["skipped_files"][0].startswith("broken.jpg")
+    assert bundle.extra["skipped_files"][0].startswith("cat/broken.jpg")
 
 
 def test_a_damaged_cache_is_rebuilt(photo_tree, tmp_path):
