@@ -51,6 +51,16 @@ def _augment_ms(kind: str, shape: tuple[int, ...]) -> float:
     return sorted(times)[len(times) // 2] * 1000
 
 
+def _decode_seconds(workers: int, count: int = 400) -> float:
+    from ml.data.photos import decode_all, list_photos
+
+    files, _ = list_photos(Path(DATA_DIR) / "cats-dogs", ["cat", "dog"])
+    paths = [os.path.join(DATA_DIR, "cats-dogs", rel) for rel, _ in files[::max(1, len(files) // count)]]
+    started = time.perf_counter()
+    decode_all(paths, 64, workers=workers)
+    return (time.perf_counter() - started) / len(paths) * len(files)
+
+
 def main() -> None:
     print(f"DATA_DIR={DATA_DIR}  (2 shared cores: figures are noisy when others run)")
     for name in ("mnist", "fashion_mnist"):
@@ -63,6 +73,8 @@ def main() -> None:
         print(f"cats_dogs {size:3d}px first decode {first['first']:.2f}s ({first['decoded']} JPEGs)   "
               f"cached, new process {cached['first']:.2f}s ({cached['decoded']} decoded)   "
               f"memoised {cached['memoised']:.2f}s")
+    one, two = _decode_seconds(1), _decode_seconds(2)
+    print(f"cats_dogs decode, extrapolated to all files: 1 thread {one:.2f}s, 2 threads {two:.2f}s ({one / two:.2f}x)")
     for kind, shape in (("digits", (64, 1, 28, 28)), ("photos", (32, 3, 64, 64)), ("photos", (32, 3, 128, 128))):
         print(f"augment {kind:6s} {str(shape):18s} {_augment_ms(kind, shape):.2f} ms/batch (median)")
 
