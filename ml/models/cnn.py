@@ -21,15 +21,20 @@ def _block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
 
 
-def photo_cnn(in_channels: int, num_outputs: int, dropout: float) -> nn.Sequential:
-    """Four conv-BN-ReLU-pool blocks (32-64-128-128) → global average pool → dropout → fc.
+PHOTO_WIDTHS = (16, 32, 64, 128)
 
-    Global pooling keeps the head the same size for any image_size from 32 to 256 px, and the
-    modest widths keep an epoch of ~1,600 photos at 64 px to seconds on two CPU cores.
+
+def photo_cnn(in_channels: int, num_outputs: int, dropout: float) -> nn.Sequential:
+    """Four conv-BN-ReLU-pool blocks (16-32-64-128) → global average pool → dropout → fc.
+
+    Global pooling keeps the head the same size for any image_size from 32 to 256 px; the widths
+    double as the resolution halves so each block costs about the same, ~16M multiply-adds per
+    64 px photo in all: an epoch of ~1,600 photos takes seconds on two CPU cores.
     """
+    w1, w2, w3, w4 = PHOTO_WIDTHS
     return nn.Sequential(
-        *_block(in_channels, 32), *_block(32, 64), *_block(64, 128), *_block(128, 128),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(128, num_outputs),
+        *_block(in_channels, w1), *_block(w1, w2), *_block(w2, w3), *_block(w3, w4),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(w4, num_outputs),
     )
 
 

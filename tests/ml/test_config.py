@@ -121,3 +121,18 @@ def test_train_config_is_frozen():
     assert isinstance(config, TrainConfig)
     with pytest.raises(Exception):
         config.model = "cnn"
+
+
+def test_catalog_lists_models_with_schema_defaults_and_datasets(data_dir):
+    from ml.catalog import catalog
+
+    cat = catalog(data_dir)
+    models = {m["name"]: m for m in cat["models"]}
+    assert set(models) == set(VALID_PAIRS)
+    mlp = models["mlp"]
+    assert "mnist" in mlp["datasets"] and mlp["defaults"]["mnist"]["optimizer"] == "adam"
+    assert mlp["hyperparameters_schema"]["properties"]["lr"]["maximum"] == 10
+    assert "polynomial_degree" not in mlp["hyperparameters_schema"]["properties"]
+    assert "polynomial_degree" in models["linear_regression"]["hyperparameters_schema"]["properties"]
+    datasets = {d["name"]: d for d in cat["datasets"]}
+    assert set(datasets) == set(DATASET_TASKS) and datasets["mnist"]["present"]

@@ -1,0 +1,104 @@
+"""Train the course defaults on FULL data and compare test accuracy with the issue's targets.
+
+    DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py [--only mnist:cnn ...] [--set epochs=5]
+
+Results accumulate in var/bench/accuracy.json and var/bench/accuracy.md (one row per pair, latest run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from ml.cli import PrintingCallbacks, default_data_dir, jsonable, parse_assignment, parse_value  # noqa: E402
+from ml.config import resolve_config  # noqa: E402
+from ml.train import train  # noqa: E402
+
+# (dataset, model) -> minimum test accuracy; synthetic_linear: w and b within 0.05 of the truth
+TARGETS = {
+    ("mnist", "mlp"): 0.980,
+    ("mnist", "cnn"): 0.990,
+    ("fashion_mnist", "softmax_regression"): 0.83,
+    ("fashion_mnist", "mlp"): 0.88,
+    ("fashion_mnist", "cnn"): 0.91,
+    ("cats_dogs", "logistic_regression"): 0.58,
+    ("cats_dogs", "cnn"): 0.78,
+    ("synthetic_linear", "linear_regression"): 0.05,
+}
+
+
+def run_pair(dataset: str, model: str, overrides: dict, args) -> dict:
+    config = resolve_config(model, dataset, overrides)
+    print(f"== {dataset}:{model}  {json.dumps(config.hp.model_dump(exclude_defaults=True))}", flush=True)
+    result = train(config, data_dir=args.data_dir, out_dir=args.out / "runs" / f"{dataset}-{model}",
+                   callbacks=PrintingCallbacks(prefix="   "), cache_dir=args.out / "cache")
+    target = TARGETS[(dataset, model)]
+    row = {"dataset": dataset, "model": model, "target": target, "epochs_run": len(result.epochs),
+           "best_epoch": result.best_epoch, "seconds": round(result.seconds, 1),
+           "threads": torch.get_num_threads(), "device": result.device,
+           "mean_samples_per_second": round(sum(e.samples_per_second for e in result.epochs) / len(result.epochs)),
+           "overrides": overrides, "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    if dataset == "synthetic_linear":
+        true, learned = result.extra["true"], result.extra["learned"]
+        err = max([abs(a - b) for a, b in zip(learned["weights"], true["true_w"])] +
+                  [abs(learned["bias"] - true["true_b"])])
+        row.update(value=round(err, 5), metric="max |Δw|,|Δb|", passed=err <= target,
+                   learned=learned, closed_form=result.extra["closed_form"])
+    else:
+        row.update(value=round(result.test.accuracy, 4), metric="test accuracy",
+                   passed=result.test.accuracy >= target)
+    print(f"-> {dataset}:{model} {row['metric']} {row['value']} (target {target}) "
+          f"{'PASS' if row['passed'] else 'MISS'} in {row['seconds']}s", flush=True)
+    return row
+
+
+def write_tables(rows: dict, out: Path) -> None:
+    (out / "accuracy.json").write_text(json.dumps(jsonable(rows), indent=2))
+    lines = ["| dataset | model | metric | result | target | pass | epochs (best) | time s | threads |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(rows):
+        r = rows[key]
+        cmp = "≤" if r["dataset"] == "synthetic_linear" else "≥"
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['metric']} | {r['value']} | {cmp} {r['target']} | "
+                     f"{'yes' if r['passed'] else 'NO'} | {r['epochs_run']} ({r['best_epoch']}) | {r['seconds']} | "
+                     f"{r['threads']} |")
+    (out / "accuracy.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", default=[], help="dataset:model (repeatable)")
+    parser.add_argument("--set", action="append", type=parse_assignment, default=[], metavar="NAME=VALUE",
+                        help="override the defaults (for tuning)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("ML_NUM_THREADS", "0")) or None)
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
+    parser.add_argument("--out", type=Path, default=REPO / "var" / "bench")
+    args = parser.parse_args()
+    if args.threads:
+        os.environ["ML_NUM_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
+    pairs = [tuple(p.split(":")) for p in args.only] or list(TARGETS)
+    unknown = [p for p in pairs if p not in TARGETS]
+    if unknown:
+        parser.error(f"unknown pairs {unknown}; choose from {[':'.join(k) for k in TARGETS]}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "accuracy.json"
+    rows = json.loads(results_path.read_text()) if results_path.exists() else {}
+    overrides = {k: parse_value(v) for k, v in args.set}
+    for dataset, model in pairs:
+        rows[f"{dataset}:{model}"] = run_pair(dataset, model, overrides, args)
+        write_tables(rows, args.out)
+    print((args.out / "accuracy.md").read_text())
+    return 0 if all(rows[f"{d}:{m}"]["passed"] for d, m in pairs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
