@@ -91,10 +91,12 @@ def main() -> int:
         parser.error(f"unknown pairs {unknown}; choose from {[':'.join(k) for k in TARGETS]}")
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "accuracy.json"
-    rows = json.loads(results_path.read_text()) if results_path.exists() else {}
     overrides = {k: parse_value(v) for k, v in args.set}
     for dataset, model in pairs:
-        rows[f"{dataset}:{model}"] = run_pair(dataset, model, overrides, args)
+        row = run_pair(dataset, model, overrides, args)
+        # re-read: another bench process may have added rows meanwhile
+        rows = json.loads(results_path.read_text()) if results_path.exists() else {}
+        rows[f"{dataset}:{model}"] = row
         write_tables(rows, args.out)
     print((args.out / "accuracy.md").read_text())
     return 0 if all(rows[f"{d}:{m}"]["passed"] for d, m in pairs) else 1

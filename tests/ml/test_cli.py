@@ -44,3 +44,18 @@ def test_grid_values_keep_lists_whole():
     assert split_choices("0.1,0.01") == [0.1, 0.01]
     assert split_choices("[64],[128,64]") == [[64], [128, 64]]
     assert split_choices("adam,sgd") == ["adam", "sgd"]
+
+
+def test_grid_trains_every_combination_and_names_the_best(tmp_path, data_dir, capsys, one_thread):
+    from ml.cli import main
+
+    code = main(["grid", "--model", "softmax_regression", "--dataset", "mnist", "--epochs", "1",
+                 "--set", "max_train_samples=300", "--set", "max_eval_samples=300",
+                 "--grid", "lr=0.5,0.000001", "--grid", "batch_size=32,64",
+                 "--out", str(tmp_path), "--data-dir", str(data_dir)])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert len(summary["runs"]) == 4
+    assert summary["best"]["overrides"]["lr"] == 0.5  # a near-zero lr cannot win
+    assert any(line.rstrip().endswith("*") for line in lines)  # the table marks the best
