@@ -65,8 +65,11 @@ PAIR_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("logistic_regression", "cats_dogs"): dict(optimizer="sgd", lr=1e-3, batch_size=32, epochs=30,
                                                image_size=128, weight_decay=1e-2,
                                                early_stopping_patience=8),
-    ("softmax_regression", "mnist"): dict(optimizer="sgd", lr=0.1, batch_size=256, epochs=10),
-    ("softmax_regression", "fashion_mnist"): dict(optimizer="sgd", lr=0.1, batch_size=256, epochs=15),
+    # standardised pixels make lr 0.1 bounce between epochs; the cosine decay lets it settle
+    ("softmax_regression", "mnist"): dict(optimizer="sgd", lr=0.1, batch_size=256, epochs=10,
+                                          lr_schedule="cosine"),
+    ("softmax_regression", "fashion_mnist"): dict(optimizer="sgd", lr=0.1, batch_size=256, epochs=15,
+                                                  lr_schedule="cosine"),
     ("softmax_regression", "cats_dogs"): dict(optimizer="sgd", lr=1e-3, batch_size=32, epochs=20,
                                               image_size=64, weight_decay=1e-3, early_stopping_patience=5),
     ("mlp", "mnist"): dict(optimizer="adam", lr=1e-3, batch_size=64, dropout=0.2, epochs=15,
