@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
 
-from api.deps import SettingsDep
 from api.model_schemas import PredictModelPublic, PredictionPublic, PredictPublic
 from api.serving import ModelUnavailable, Served, ServingDep
 from core import model_registry as registry
@@ -54,12 +53,12 @@ def predict(
     dataset: Annotated[str, Path(max_length=64, description="mnist, fashion_mnist or cats_dogs")],
     files: Annotated[list[UploadFile], File(description="one or more images (PNG, JPEG, GIF, BMP, TIFF, WebP)")],
     serving: ServingDep,
-    settings: SettingsDep,
     model_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="a model id; default: the serving one")] = None,
     top_k: Annotated[int, Form(ge=1, le=1000, description="how many ranked classes per file")] = 3,
 ) -> PredictPublic:
     """Label each uploaded image, in order; uploads are preprocessed exactly as the training data was."""
     # `def`, not `async def`: decoding and the model run in the threadpool, never on the event loop.
+    settings = serving.settings
     if dataset not in registry.SERVABLE_DATASETS:
         raise HTTPException(404, detail=f"unknown dataset {dataset!r}; models are served for "
                                         f"{', '.join(registry.SERVABLE_DATASETS)}")

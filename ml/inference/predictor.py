@@ -99,3 +99,8 @@ class Predictor:
             out.append(Prediction(label=ranked[0]["label"], class_index=ranked[0]["class_index"],
                                   confidence=ranked[0]["confidence"], top_k=ranked))
         return out
+
+
+def set_inference_threads(threads: int) -> None:
+    """Intra-op threads of this process's forward passes (a server runs requests in parallel instead)."""
+    torch.set_num_threads(max(1, int(threads)))
