@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import SettingsDep
+from ml.catalog import catalog as ml_catalog
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -13,6 +14,5 @@ router = APIRouter(prefix="/v1", tags=["catalog"])
 @router.get("/catalog")
 def get_catalog(settings: SettingsDep) -> dict[str, Any]:
     """Model types, datasets (present or not, sizes, classes) and hyperparameter schemas with defaults."""
-    from ml.catalog import catalog as ml_catalog  # TODO(service): top-level once ml.catalog lands
-
+    # a `def` route: the first call imports torch and looks at the data folder, off the event loop
     return ml_catalog(settings.data_dir)
