@@ -31,10 +31,12 @@ class MnistStyle:
     centre_by_mass: bool  # MNIST: centre of mass at the centre; otherwise the box is centred
     even_strokes: bool  # make stroke width match the dataset's (line drawings only)
     noise_floor: float  # ink below this fraction of the darkest ink is background (paper texture)
+    content: float  # ink above this fraction of the darkest counts when cropping to the content
 
 
-DIGITS = MnistStyle(box=20, centre_by_mass=True, even_strokes=True, noise_floor=0.15)
-GARMENTS = MnistStyle(box=28, centre_by_mass=False, even_strokes=False, noise_floor=0.04)
+DIGITS = MnistStyle(box=20, centre_by_mass=True, even_strokes=True, noise_floor=0.15, content=0.35)
+# garments are filled shapes with pale parts (a light shirt on white): keep faint ink when cropping
+GARMENTS = MnistStyle(box=28, centre_by_mass=False, even_strokes=False, noise_floor=0.04, content=0.1)
 
 
 def style_for(dataset: str) -> MnistStyle:
@@ -45,14 +47,14 @@ def style_for(dataset: str) -> MnistStyle:
 def to_mnist_uint8(image: Image.Image, style: MnistStyle = DIGITS) -> torch.Tensor:
     """Any PIL image -> uint8 tensor (1, 28, 28), light content on black, framed like `style`."""
     ink = _ink(image, style.noise_floor)
-    found = _bbox(ink > 0.35)
+    found = _bbox(ink > style.content)
     if found is None:  # blank: nothing drawn
         return torch.zeros(1, SIZE, SIZE, dtype=torch.uint8)
     ink = _crop(ink, found)
     ink = _shrink(ink, _WORK_SIZE)
     if style.even_strokes:
         ink = _even_strokes(ink)
-        found = _bbox(ink > 0.35)
+        found = _bbox(ink > style.content)
         if found is not None:
             ink = _crop(ink, found)
     small = _fit(ink, style.box)

@@ -88,3 +88,12 @@ def test_garments_fill_the_frame_centred():
     height, width, _ = _stats(t)
     assert height == 28 and 20 <= width <= 23  # longest edge 28, as Fashion-MNIST was made
     assert style_for("fashion_mnist") is GARMENTS and style_for("mnist") is DIGITS
+
+
+def test_pale_parts_of_a_garment_are_kept_when_cropping():
+    shirt = Image.new("RGB", (300, 300), "white")
+    draw = ImageDraw.Draw(shirt)
+    draw.rectangle([80, 20, 220, 280], fill=(205, 205, 205))  # a pale grey shirt
+    draw.rectangle([130, 20, 170, 60], fill=(20, 20, 20))  # with a dark collar
+    height, width, _ = _stats(to_mnist_uint8(shirt, GARMENTS).clamp(max=1) * 255)
+    assert height == 28 and 14 <= width <= 16  # the whole shirt, not just its collar
