@@ -19,10 +19,20 @@ def train_versions(client: httpx.Client, n: int, dataset_request: dict[str, Any]
     versions = []
     for job in jobs:
         wait_for(client, job["id"], "succeeded", timeout_s=300)
-        listed = client.get("/v1/models", params={"dataset": job["dataset"]}).json()["data"]
-        [version] = [m for m in listed if m["job_id"] == job["id"]]
-        versions.append(version)
+        versions.append(_registered(client, job))
     return versions
+
+
+def _registered(client: httpx.Client, job: dict, timeout_s: float = 15.0) -> dict:
+    # the worker registers the version right after it commits the job's success: allow that moment
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = client.get("/v1/models", params={"dataset": job["dataset"]}).json()["data"]
+        found = [m for m in listed if m["job_id"] == job["id"]]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"job {job['id']} succeeded but no model version was registered"
+        time.sleep(0.05)
 
 
 def digit_png(digit: int = 7, seed: int = 0) -> bytes:
