@@ -26,7 +26,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def valid_job_id(session: SessionDep, job_id: Annotated[str, Path(max_length=64)]) -> Job:
+def valid_job_id(session: SessionDep, job_id: Annotated[str, Path(description="a job id")]) -> Job:
     """The job named in the path; JobNotFound (→ 404 naming the id) otherwise."""
     return get_job(session, job_id=job_id)
 

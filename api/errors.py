@@ -29,7 +29,8 @@ async def _request_validation(_request: Request, exc: RequestValidationError) ->
     for err in exc.errors():
         err = dict(err)
         loc = [str(p) for p in err.get("loc", ())]
-        err["field"] = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+        inner = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+        err["field"] = ".".join(inner) or (loc[0] if loc else "body")  # the whole body, when it is not an object
         detail.append(err)
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(detail)})
 

@@ -20,6 +20,9 @@ UNKNOWN = "00000000-0000-0000-0000-000000000000"
     ({"dataset": "mnist"}, "model"),
     ({"model": "mlp", "dataset": "mnist", "hyperparameters": "fast"}, "hyperparameters"),
     ({"model": "mlp", "dataset": "mnist", "hyperparamters": {}}, "hyperparamters"),
+    ({"model": "mlp", "dataset": "mnist", "name": "x" * 201}, "name"),
+    ({"model": "mlp", "dataset": "mnist", "hyperparameters": {"hidden_sizes": [0]}}, "hyperparameters.hidden_sizes.0"),
+    ([], "body"),
 ])
 def test_invalid_job_requests_are_422_naming_the_field(client, body, field):
     response = client.post("/v1/jobs", json=body)
@@ -43,6 +46,7 @@ def test_malformed_json_is_422_not_500(client):
 @pytest.mark.parametrize("path", [
     f"/v1/jobs/{UNKNOWN}", f"/v1/jobs/{UNKNOWN}/metrics", f"/v1/jobs/{UNKNOWN}/checkpoints",
     f"/v1/jobs/{UNKNOWN}/events", f"/v1/jobs/{UNKNOWN}/checkpoints/1/file", "/v1/jobs/not-a-uuid",
+    "/v1/jobs/" + "x" * 300,
 ])
 def test_unknown_job_ids_are_404_saying_which(client, path):
     response = client.get(path)

@@ -44,6 +44,8 @@ def test_submit_poll_succeeds_with_a_row_per_epoch_and_checkpoints_matching_thei
         assert file.status_code == 200
         assert len(file.content) == ckpt["size_bytes"]
         assert hashlib.sha256(file.content).hexdigest() == ckpt["sha256"] == file.headers["x-checkpoint-sha256"]
+    missing = service.get(f"/v1/jobs/{job['id']}/checkpoints/99/file")
+    assert missing.status_code == 404 and job["id"] in missing.json()["detail"] and "99" in missing.json()["detail"]
 
 
 def test_regression_job_records_mse_metrics(service):
