@@ -9,6 +9,7 @@ swap never fails them. Everything here runs in the threadpool, never on the even
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from core.settings import Settings
 from ml.inference import Predictor, set_inference_threads
 
 DEFAULT_TTL_S = 1.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,18 +96,28 @@ class ServingModels:
             entry = self._entries.get(dataset)
             if entry is not None and time.monotonic() - entry.checked_at < self._ttl_s:
                 return entry.served
-            with self._sessions() as session:
-                version_id = registry.serving_version_id(session, dataset=dataset)
-                if version_id is None:
-                    served = None
-                elif entry is not None and entry.served is not None and entry.served.info.id == version_id:
-                    served = entry.served
-                else:
-                    served = self._load(registry.get_model_version(session, model_id=version_id))
+            try:
+                served = self._serving_now(dataset, entry)
+            except Exception:
+                if entry is None or entry.served is None:
+                    raise
+                # the registry or the new checkpoint is unreachable: keep answering with the loaded model
+                log.exception("could not refresh the serving model of %s; still serving model %s",
+                              dataset, entry.served.info.id)
+                served = entry.served
             self._entries[dataset] = _Entry(served, time.monotonic())  # the swap: one assignment
             return served
         finally:
             lock.release()
+
+    def _serving_now(self, dataset: str, entry: _Entry | None) -> Served | None:
+        with self._sessions() as session:
+            version_id = registry.serving_version_id(session, dataset=dataset)
+            if version_id is None:
+                return None
+            if entry is not None and entry.served is not None and entry.served.info.id == version_id:
+                return entry.served
+            return self._load(registry.get_model_version(session, model_id=version_id))
 
     def version(self, model_id: int) -> Served:
         """A specific registered version (ModelNotFound if there is none), loaded once and cached."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -49,3 +50,26 @@ def test_swaps_under_concurrent_requests_fail_none(api_url, worker):
     assert set(statuses) == {200}, statuses
     assert served_by[a["id"]] > 0 and served_by[b["id"]] > 0, served_by
     assert sum(statuses.values()) >= 20
+
+
+def test_a_version_that_cannot_load_never_replaces_the_serving_one(api_url, worker, db_session):
+    from core.models import ModelVersion
+
+    with httpx.Client(base_url=api_url, timeout=60) as api:
+        good, broken = train_versions(api, 2)
+        api.post(f"/v1/models/{good['id']}/promote").raise_for_status()
+        wait_until_serving(api, "mnist", good["id"])
+        path = db_session.get(ModelVersion, broken["id"]).checkpoint_path
+        Path(path).unlink()  # e.g. an operator cleaned up the artifacts folder
+
+        api.post(f"/v1/models/{broken['id']}/promote").raise_for_status()
+        deadline = time.monotonic() + 2.5  # past the API's registry check interval
+        while time.monotonic() < deadline:
+            response = predict(api, "mnist", [("3.png", digit_png(3))])
+            assert response.status_code == 200, response.text
+            assert response.json()["model"]["id"] == good["id"]
+
+        explicit = predict(api, "mnist", [("3.png", digit_png(3))], model_id=broken["id"])
+        assert explicit.status_code == 503
+        assert f"model {broken['id']}'s checkpoint file is missing" in explicit.json()["detail"]
+        api.post(f"/v1/models/{good['id']}/promote").raise_for_status()
