@@ -99,7 +99,7 @@ def main() -> int:
         rows[f"{dataset}:{model}"] = row
         write_tables(rows, args.out)
     print((args.out / "accuracy.md").read_text())
-    return 0 if all(rows[f"{d}:{m}"]["passed"] for d, m in pairs) else 1
+    return 0 if all(rows.get(f"{d}:{m}", {}).get("passed") for d, m in pairs) else 1
 
 
 if __name__ == "__main__":
