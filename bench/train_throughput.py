@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +29,9 @@ from ml.config import resolve_config  # noqa: E402
 from ml.data.mnist import require_idx_files  # noqa: E402
 from ml.data.idx import read_idx  # noqa: E402
 from ml.models import build_model  # noqa: E402
-from ml.train import train  # noqa: E402
+from ml.callbacks import NoCallbacks  # noqa: E402
+from ml.data import load_dataset  # noqa: E402
+from ml.loop import make_loss, train_one_epoch  # noqa: E402
 
 
 class TutorialMNIST(Dataset):
@@ -91,15 +92,16 @@ def bare_loop(config, x_all: torch.Tensor, y_all: torch.Tensor, steps: int, warm
     return seen / (time.perf_counter() - start)
 
 
-def engine(model_name: str, data_dir: Path, steps: int, warmup: int) -> float:
-    """ml.train.train itself, smoke-limited; its epoch samples/s covers the whole batch loop."""
-    overrides = dict(epochs=1, batch_size=64, optimizer="adam", lr=1e-3, max_steps=warmup + steps,
-                     max_eval_samples=100, device="cpu")
-    with tempfile.TemporaryDirectory() as out:
-        # warm-up run first, so kernels and the decoded data are hot as in the other loops
-        train(resolve_config(model_name, "mnist", {**overrides, "max_steps": warmup}), data_dir=data_dir, out_dir=out)
-        result = train(resolve_config(model_name, "mnist", overrides), data_dir=data_dir, out_dir=out)
-    return result.epochs[0].samples_per_second
+def engine(config, bundle, steps: int, warmup: int) -> float:
+    """The engine's batch loop (ml.loop.train_one_epoch: device-resident data, per-epoch randperm,
+    accuracy accounting, divergence and should_stop checks) on the tensors ml.data.load_dataset made.
+    train() adds only per-epoch work around it (evaluation, checkpoint)."""
+    model, opt = fresh(config)
+    kw = dict(loss_fn=make_loss("cross_entropy", "softmax"), kind="softmax", batch_size=64,
+              shuffle=torch.Generator().manual_seed(0), epoch=1, epochs=1, callbacks=NoCallbacks())
+    train_one_epoch(model, opt, bundle.train, max_steps=warmup, **kw)
+    stats = train_one_epoch(model, opt, bundle.train, max_steps=steps, **kw)
+    return stats["samples"] / stats["seconds"]
 
 
 def main() -> int:
@@ -121,6 +123,7 @@ def main() -> int:
     images, labels = read_idx(files["train_x"]), read_idx(files["train_y"]).long()
     tutorial = TutorialMNIST(images, labels)
     x_all = ((images.float() / 255 - 0.1307) / 0.3081).unsqueeze(1).contiguous()
+    bundle = load_dataset("mnist", args.data_dir, val_fraction=0.01)  # the engine's own tensors
 
     rows = []
     for model_name, steps in (("mlp", args.steps), ("cnn", args.cnn_steps)):
@@ -130,7 +133,7 @@ def main() -> int:
         best = {"engine": 0.0, "dataloader": 0.0, "bare": 0.0}
         for r in range(args.rounds):
             for name, fn in (("bare", lambda: bare_loop(config, x_all, labels, steps, args.warmup)),
-                             ("engine", lambda: engine(model_name, args.data_dir, steps, args.warmup)),
+                             ("engine", lambda: engine(config, bundle, steps, args.warmup)),
                              ("dataloader", lambda: dataloader_loop(config, tutorial, steps, args.warmup))):
                 value = fn()
                 best[name] = max(best[name], value)
