@@ -50,7 +50,7 @@ def run_pair(dataset: str, model: str, overrides: dict, args) -> dict:
         true, learned = result.extra["true"], result.extra["learned"]
         err = max([abs(a - b) for a, b in zip(learned["weights"], true["true_w"])] +
                   [abs(learned["bias"] - true["true_b"])])
-        row.update(value=round(err, 5), metric="max |Δw|,|Δb|", passed=err <= target,
+        row.update(value=round(err, 5), metric="max error of w, b", passed=err <= target,
                    learned=learned, closed_form=result.extra["closed_form"])
     else:
         row.update(value=round(result.test.accuracy, 4), metric="test accuracy",
