@@ -107,6 +107,7 @@ def register(database_url: str, checkpoint: Path) -> int:
                                size_bytes=checkpoint.stat().st_size, metrics={}))
         session.commit()
         version_id = register_model_version(session, job=job).id
+        session.commit()
     engine.dispose()
     return version_id
 

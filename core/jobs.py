@@ -184,7 +184,7 @@ def mark_best_checkpoint(session: Session, *, job_id: str, path: str) -> Checkpo
     row = session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.path == path)).first()
     if row is not None:
         session.execute(update(Checkpoint).where(Checkpoint.job_id == job_id).values(is_best=Checkpoint.id == row.id))
-        session.commit()
+        session.flush()  # the caller commits: a run's outcome is recorded in one transaction
         session.refresh(row)
     return row
 
@@ -193,7 +193,7 @@ def finish_job(
     session: Session, *, job_id: str, status: JobStatus, error: str | None = None,
     error_type: str | None = None, **outcome: Any,
 ) -> bool:
-    """Move a running job to a terminal status with its outcome; False if it was not running."""
+    """Move a running job to a terminal status with its outcome; False if it was not running. Does not commit."""
     assert status.is_terminal
     allowed = {"best_epoch", "best_metric", "test_metrics", "result", "device", "torch_version",
                "dataset_checksum"}
@@ -203,7 +203,7 @@ def finish_job(
         .where(Job.id == job_id, Job.status == JobStatus.running.value)
         .values(status=status.value, finished_at=utcnow(), error=error, error_type=error_type, **values)
     ).rowcount == 1
-    session.commit()
+    session.flush()  # the caller commits, so the outcome and its model version land together
     return done
 
 

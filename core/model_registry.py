@@ -29,7 +29,8 @@ class ModelNotFound(ServiceError, LookupError):
 def register_model_version(session: Session, *, job: Job) -> ModelVersion | None:
     """Register a succeeded job's best checkpoint; None when it is not a servable classifier.
 
-    Idempotent: a job registers once. Commits.
+    Idempotent: a job registers once. Does not commit: the worker records the job's outcome and
+    its model version in one transaction, so a succeeded job is never seen without its version.
     """
     if job.status != JobStatus.succeeded.value or job.dataset not in SERVABLE_DATASETS:
         return None
@@ -49,7 +50,7 @@ def register_model_version(session: Session, *, job: Job) -> ModelVersion | None
     session.add(version)
     session.flush()
     _follow_best(session, dataset=job.dataset)
-    session.commit()
+    session.flush()
     return version
 
 

@@ -73,7 +73,14 @@ def run_job(job_id: str, *, worker: str) -> dict[str, Any]:
                        f"internal error while training ({type(exc).__name__}: {exc}); "
                        "the worker log has the details — please report it")
         return {"job_id": job_id, "outcome": JobStatus.failed.value}
-    _finish_succeeded(job_id, result)
+    try:
+        _finish_succeeded(job_id, result)
+    except Exception as exc:  # the outcome's transaction rolled back: never leave the job 'running'
+        log.exception("job %s trained but its outcome could not be recorded", job_id)
+        _finish_failed(job_id, type(exc).__name__,
+                       f"training finished but recording its result failed ({type(exc).__name__}: {exc}); "
+                       "the checkpoints are kept — please report it")
+        return {"job_id": job_id, "outcome": JobStatus.failed.value}
     return {"job_id": job_id, "outcome": JobStatus.succeeded.value}
 
 
@@ -99,7 +106,7 @@ def _record_facts_before_training(job_id: str, config: TrainConfig) -> None:
 
 
 def _finish_succeeded(job_id: str, result: TrainResult) -> None:
-    """Record a finished run: status succeeded, test metrics, best checkpoint, reproducibility facts."""
+    """Record a finished run in one transaction: status, test metrics, best checkpoint, model version."""
     with session_scope() as session:
         finish_job(
             session, job_id=job_id, status=JobStatus.succeeded,
