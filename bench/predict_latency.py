@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from core.embedded_redis import free_port  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from processes import stop  # noqa: E402  (bench/ is on sys.path when a bench runs)
 
 
 # ---- the minimal endpoint: decode and run the model in one function --------------------------------
@@ -126,14 +126,6 @@ def start(command: list[str], env: dict, port: int, log: Path) -> subprocess.Pop
                 raise RuntimeError(f"server did not start: {log.read_text()[-3000:]}")
             time.sleep(0.2)
 
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 # ---- the load ---------------------------------------------------------------------------------------

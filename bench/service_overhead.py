@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,15 +30,8 @@ sys.path.insert(0, str(ROOT))
 from core.embedded_redis import free_port, start_redis  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from processes import stop  # noqa: E402  (bench/ is on sys.path when a bench runs)
 
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def wait_until(check, what: str, timeout_s: float = 120.0) -> None:

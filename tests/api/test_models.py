@@ -1,18 +1,11 @@
 """The model registry over HTTP: succeeded jobs register; promotion and rollback change what serves."""
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.utils.models import train_versions, wait_until_serving
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture(scope="module")
-def api(api_url, worker):
-    with httpx.Client(base_url=api_url, timeout=60) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

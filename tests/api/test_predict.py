@@ -5,7 +5,6 @@ import io
 import struct
 import zlib
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -13,12 +12,6 @@ from core.model_registry import SERVABLE_DATASETS
 from tests.utils.models import digit_png, predict, train_versions
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture(scope="module")
-def api(api_url, worker):
-    with httpx.Client(base_url=api_url, timeout=60) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
