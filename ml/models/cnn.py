@@ -30,7 +30,7 @@ def photo_cnn(in_channels: int, num_outputs: int, dropout: float) -> nn.Sequenti
 
     Global pooling keeps the head the same size for any image_size from 32 to 256 px; the widths
     double as the resolution halves so each block costs about the same, ~60M multiply-adds per
-    64 px photo in all: an epoch of ~1,600 photos takes about 8-15 s on two CPU cores.
+    64 px photo in all: an epoch of ~1,600 photos takes about 6 s on two CPU cores.
     """
     w1, w2, w3, w4 = PHOTO_WIDTHS
     return nn.Sequential(
