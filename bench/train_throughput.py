@@ -31,7 +31,7 @@ from ml.data.idx import read_idx  # noqa: E402
 from ml.models import build_model  # noqa: E402
 from ml.callbacks import NoCallbacks  # noqa: E402
 from ml.data import load_dataset  # noqa: E402
-from ml.loop import make_loss, train_one_epoch  # noqa: E402
+from ml.loop import make_loss, train_one_epoch, use_channels_last  # noqa: E402
 
 
 class TutorialMNIST(Dataset):
@@ -97,10 +97,11 @@ def engine(config, bundle, steps: int, warmup: int) -> float:
     accuracy accounting, divergence and should_stop checks) on the tensors ml.data.load_dataset made.
     train() adds only per-epoch work around it (evaluation, checkpoint)."""
     model, opt = fresh(config)
+    [train] = use_channels_last(model, bundle.train)  # as train() does for conv nets
     kw = dict(loss_fn=make_loss("cross_entropy", "softmax"), kind="softmax", batch_size=64,
               shuffle=torch.Generator().manual_seed(0), epoch=1, epochs=1, callbacks=NoCallbacks())
-    train_one_epoch(model, opt, bundle.train, max_steps=warmup, **kw)
-    stats = train_one_epoch(model, opt, bundle.train, max_steps=steps, **kw)
+    train_one_epoch(model, opt, train, max_steps=warmup, **kw)
+    stats = train_one_epoch(model, opt, train, max_steps=steps, **kw)
     return stats["samples"] / stats["seconds"]
 
 

@@ -16,7 +16,7 @@ from ml.config import TrainConfig, config_from_dict
 from ml.data import load_dataset
 from ml.data.base import DatasetBundle, TensorSplit
 from ml.errors import InvalidConfig, TrainingCancelled
-from ml.loop import evaluate, make_loss, predict_outputs, train_one_epoch
+from ml.loop import evaluate, make_loss, predict_outputs, train_one_epoch, use_channels_last
 from ml.metrics import confusion_matrix, per_class_accuracy, predict, r2_score, top_mistakes
 from ml.models import build_model, output_kind
 from ml.results import CheckpointInfo, EpochMetrics, TestMetrics, TrainResult
@@ -106,6 +106,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     if config.model == "linear_regression":
         model.features.fit(bundle.train.x)
     model.to(device)
+    train_split, val_split, test_split = use_channels_last(model, train_split, val_split, test_split)
     optimizer = make_optimizer(model, hp)
     shuffle_gen = torch.Generator().manual_seed(hp.seed)
     augmenter = _make_augmenter(bundle, hp.augment)
