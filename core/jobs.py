@@ -246,17 +246,6 @@ def fail_queued_job(session: Session, *, job_id: str, error: str, error_type: st
     return done
 
 
-def fail_running_job(session: Session, *, job_id: str, error: str, error_type: str) -> bool:
-    """Fail a job whose training process is gone (it cannot report for itself)."""
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.running.value)
-        .values(status=JobStatus.failed.value, finished_at=utcnow(), error=error, error_type=error_type)
-    ).rowcount == 1
-    session.commit()
-    return done
-
-
 def fail_abandoned_jobs(session: Session, *, worker: str) -> list[str]:
     """Fail the jobs `worker` was running when it stopped (a restarted worker cannot resume them)."""
     ids = session.scalars(

@@ -7,7 +7,8 @@ from billiard.exceptions import WorkerLostError
 from celery.signals import task_failure, worker_init, worker_process_init, worker_ready
 
 from core.db import dispose_engines, session_scope
-from core.jobs import fail_abandoned_jobs, fail_running_job
+from core.jobs import fail_abandoned_jobs, finish_job
+from core.models import JobStatus
 from core.queue import make_celery
 
 log = logging.getLogger("trainserve.worker")
@@ -50,8 +51,8 @@ def _fail_job_whose_process_died(sender=None, exception=None, args=None, **_kwar
         return
     job_id = str(args[0])
     with session_scope() as session:
-        failed = fail_running_job(
-            session, job_id=job_id, error_type="WorkerLost",
+        failed = finish_job(
+            session, job_id=job_id, status=JobStatus.failed, error_type="WorkerLost",
             error=f"the training process died ({exception}); this is often memory: try a smaller "
                   "batch_size or max_train_samples, then submit again")
     if failed:
