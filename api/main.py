@@ -9,7 +9,8 @@ import redis.asyncio as redis_async
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import catalog, checkpoints, events, health, jobs, models, predict
+from api.routes import catalog, checkpoints, events, health, jobs, models, plots, predict
+from api.routes.dashboard import install_dashboard
 from core.queue import make_celery
 from core.settings import Settings, get_settings
 
@@ -22,6 +23,7 @@ ROUTERS = [
     checkpoints.router,
     models.router,
     predict.router,
+    plots.router,
 ]
 
 
@@ -48,11 +50,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Train the classic deep-learning course models over HTTP; every epoch and checkpoint in SQL.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # served offline by install_dashboard
     )
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_dashboard(app)
     return app
 
 

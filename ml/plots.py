@@ -1,60 +1,123 @@
-"""Curves and a confusion matrix as PNG files, drawn once at the end of a run."""
+"""Curves, a confusion matrix and an image grid as PNG: figures built with Matplotlib's object API.
+
+No pyplot: a `Figure` owns its canvas, so the API can draw in several threads at once and nothing
+ever opens a window. Epoch rows are anything with the `EpochMetrics` attribute names (the engine's
+records or the service's SQL rows).
+"""
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ml.results import TrainResult
+
+# (label, train attribute, validation attribute) of the metric curve, by task
+_CLASSIFIER_METRIC = ("accuracy", "train_accuracy", "val_accuracy")
+_REGRESSION_METRIC = ("MSE", "train_mse", "val_mse")
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def to_png(fig) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=80)
+    return buf.getvalue()
+
+
+def _curves(ax, series: Sequence[tuple[str, Sequence[Any], str]], epochs: Sequence[Any]) -> None:
+    for label, rows, attr in series:
+        points = [(r.epoch, getattr(r, attr)) for r in rows if getattr(r, attr, None) is not None]
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    if not epochs:
+        ax.text(0.5, 0.5, "no finished epoch yet", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend()
+    ax.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+
+
+def is_regression(rows: Sequence[Any]) -> bool:
+    """True when the rows carry MSE rather than accuracy."""
+    return bool(rows) and getattr(rows[0], "val_accuracy", None) is None and \
+        getattr(rows[0], "train_mse", None) is not None
+
+
+def loss_png(rows: Sequence[Any], title: str = "Loss") -> bytes:
+    """Train and validation loss per epoch."""
+    fig = _figure(5, 3.5)
+    ax = fig.add_subplot()
+    _curves(ax, [("train", rows, "train_loss"), ("validation", rows, "val_loss")], rows)
+    ax.set(ylabel="loss", title=title)
+    return to_png(fig)
+
+
+def metric_png(rows: Sequence[Any], title: str | None = None) -> bytes:
+    """Train and validation accuracy (classifiers) or MSE (regression) per epoch."""
+    label, train_attr, val_attr = _REGRESSION_METRIC if is_regression(rows) else _CLASSIFIER_METRIC
+    fig = _figure(5, 3.5)
+    ax = fig.add_subplot()
+    _curves(ax, [("train", rows, train_attr), ("validation", rows, val_attr)], rows)
+    ax.set(ylabel=label, title=title or label.capitalize())
+    return to_png(fig)
+
+
+def compare_png(runs: Sequence[tuple[str, Sequence[Any]]], metric: str) -> bytes:
+    """One metric (an EpochMetrics attribute) of several runs on shared axes."""
+    fig = _figure(6.5, 4)
+    ax = fig.add_subplot()
+    _curves(ax, [(label, rows, metric) for label, rows in runs], [r for _, rows in runs for r in rows])
+    ax.set(ylabel=metric, title=f"{metric} by epoch")
+    return to_png(fig)
+
+
+def confusion_matrix_png(cm: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> bytes:
+    """Counts with rows as the true class and columns as the predicted one."""
+    fig = _figure(5.5, 5)
+    ax = fig.add_subplot()
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    top = max(max(row) for row in cm) or 1
+    for i, row in enumerate(cm):
+        for j, n in enumerate(row):
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > top / 2 else "black")
+    return to_png(fig)
+
+
+def image_grid_png(images: Sequence[Any], captions: Sequence[str], title: str, columns: int = 5) -> bytes:
+    """HxW (grey) or HxWx3 arrays in [0, 1], one caption under each."""
+    rows = max(1, -(-len(images) // columns))
+    fig = _figure(2 * columns, 2.3 * rows + 0.4)
+    fig.suptitle(title)
+    for n, (image, caption) in enumerate(zip(images, captions), start=1):
+        ax = fig.add_subplot(rows, columns, n)
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+        ax.set_title(caption, fontsize=8)
+        ax.axis("off")
+    return to_png(fig)
 
 
 def write_plots(result: TrainResult, classes: list[str], out_dir: Path) -> list[Path]:
     """Write loss.png, metric.png and (classifiers) confusion_matrix.png to out_dir; returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    out_dir = Path(out_dir)
-    epochs = [m.epoch for m in result.epochs]
-    written: list[Path] = []
-
-    def save(fig, name: str) -> None:
-        path = out_dir / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        written.append(path)
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(epochs, [m.train_loss for m in result.epochs], marker="o", label="train")
-    ax.plot(epochs, [m.val_loss for m in result.epochs], marker="o", label="validation")
-    ax.set(xlabel="epoch", ylabel="loss", title="Loss")
-    ax.legend()
-    save(fig, "loss.png")
-
-    regression = result.epochs and result.epochs[0].val_accuracy is None
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    if regression:
-        ax.plot(epochs, [m.train_mse for m in result.epochs], marker="o", label="train MSE")
-        ax.plot(epochs, [m.val_mse for m in result.epochs], marker="o", label="validation MSE")
-        ax.set(xlabel="epoch", ylabel="MSE", title="Mean squared error")
-    else:
-        ax.plot(epochs, [m.train_accuracy for m in result.epochs], marker="o", label="train")
-        ax.plot(epochs, [m.val_accuracy for m in result.epochs], marker="o", label="validation")
-        ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
-    ax.legend()
-    save(fig, "metric.png")
-
+    pngs = {"loss.png": loss_png(result.epochs), "metric.png": metric_png(result.epochs)}
     if result.test is not None and result.test.confusion_matrix:
-        cm = result.test.confusion_matrix
-        fig, ax = plt.subplots(figsize=(5.5, 5))
-        ax.imshow(cm, cmap="Blues")
-        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-        ax.set_yticks(range(len(classes)), classes)
-        ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
-        top = max(max(row) for row in cm) or 1
-        for i, row in enumerate(cm):
-            for j, n in enumerate(row):
-                ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
-                        color="white" if n > top / 2 else "black")
-        save(fig, "confusion_matrix.png")
+        pngs["confusion_matrix.png"] = confusion_matrix_png(result.test.confusion_matrix, classes,
+                                                            "Confusion matrix (test)")
+    written = []
+    for name, png in pngs.items():
+        path = Path(out_dir) / name
+        path.write_bytes(png)
+        written.append(path)
     return written

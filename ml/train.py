@@ -251,7 +251,9 @@ def _regression_extra(model, bundle: DatasetBundle) -> dict[str, Any]:
 
 def _write_plots(result: TrainResult, bundle: DatasetBundle, out_dir: Path) -> None:
     try:
+        from ml.mistakes import write_mistakes
         from ml.plots import write_plots
     except ImportError:
         return
     write_plots(result, bundle.classes, out_dir)
+    write_mistakes(result.test, bundle, out_dir)  # the grid needs the test pixels, which only the engine has

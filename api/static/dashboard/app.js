@@ -1,0 +1,488 @@
+// The trainserve dashboard: plain JavaScript, no build step, no CDN; every request goes through api().
+"use strict";
+
+const KEY = "trainserve.apiKey";
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const view = document.getElementById("view");
+let pageAbort = new AbortController();  // aborted on navigation: closes the page's event streams
+
+// ---- HTTP: every call carries the stored API key ----------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const detail = body && body.detail;
+    super(typeof detail === "string" ? detail : Array.isArray(detail) ? detail.map((d) => `${d.field}: ${d.msg}`).join("; ") : `HTTP ${status}`);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+function authHeaders(extra = {}) {
+  const key = localStorage.getItem(KEY);
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: authHeaders(options.headers) });
+  const isJson = (response.headers.get("content-type") || "").includes("json");
+  const body = isJson ? await response.json() : null;
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+const postJson = (path, data) => api(path, { method: "POST", body: JSON.stringify(data), headers: { "Content-Type": "application/json" } });
+
+// An <img> can't send headers, so images are fetched with the key and shown from a blob URL.
+async function showImage(img, path) {
+  try {
+    const response = await fetch(path, { headers: authHeaders(), cache: "no-cache" });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      img.replaceWith(el("p", { class: "muted" }, body && body.detail ? body.detail : `HTTP ${response.status}`));
+      return;
+    }
+    const old = img.src;
+    img.src = URL.createObjectURL(await response.blob());
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+  } catch (err) { /* navigation aborted the page */ }
+}
+
+// Server-Sent Events through fetch (EventSource can't send Authorization): calls onEvent(kind, data).
+async function streamEvents(path, onEvent, signal) {
+  const response = await fetch(path, { headers: authHeaders({ Accept: "text/event-stream" }), signal });
+  if (!response.ok) return;
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let kind = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) kind = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      if (data) onEvent(kind, JSON.parse(data));
+    }
+  }
+}
+
+function follow(jobId, onEvent) {
+  streamEvents(`/v1/jobs/${jobId}/events`, onEvent, pageAbort.signal).catch(() => {});
+}
+
+// ---- small DOM helpers -------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
+  return node;
+}
+
+const pct = (x) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)}%`);
+const num = (x, digits = 4) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+function duration(s) {
+  if (s === null || s === undefined) return "–";
+  s = Math.round(s);
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+function bar(fraction) { return el("span", { class: "bar" }, el("div", { style: `width:${Math.round(100 * (fraction || 0))}%` })); }
+function bestText(job) {
+  const best = job.best;
+  if (!best) return "–";
+  const m = best.metrics || {};
+  return m.val_accuracy !== null && m.val_accuracy !== undefined ? `${pct(m.val_accuracy)} (epoch ${best.epoch})` :
+    m.val_mse !== undefined ? `MSE ${num(m.val_mse)} (epoch ${best.epoch})` : `epoch ${best.epoch}`;
+}
+function errorBox(err) { return el("p", { class: "error" }, err.message || String(err)); }
+
+// ---- jobs: live list, submit form, cancel ------------------------------------------------------
+
+function jobRow(job) {
+  const row = el("tr", { "data-job": job.id });
+  fillJobRow(row, job);
+  return row;
+}
+
+function fillJobRow(row, job) {
+  const p = job.progress || {};
+  const live = !TERMINAL.has(job.status);
+  row.replaceChildren(
+    el("td", {}, el("input", { type: "checkbox", class: "pick", value: job.id })),
+    el("td", {}, el("a", { href: `#/jobs/${job.id}` }, job.name || job.id.slice(0, 8))),
+    el("td", {}, `${job.model} / ${job.dataset}`),
+    el("td", {}, el("span", { class: `status ${job.status}` }, job.status)),
+    el("td", { class: "progress" }, bar(p.fraction), ` ${Math.round(100 * (p.fraction || 0))}%`,
+      p.epochs ? ` · epoch ${p.epoch || 0}/${p.epochs}` : ""),
+    el("td", {}, live ? duration(p.eta_seconds) : "–"),
+    el("td", {}, bestText(job)),
+    el("td", {}, live ? el("button", { onclick: () => cancelJob(job.id) }, "Cancel") : ""),
+  );
+}
+
+async function cancelJob(jobId) {
+  try { await api(`/v1/jobs/${jobId}/cancel`, { method: "POST" }); } catch (err) { alert(err.message); }
+  route();
+}
+
+function watchRow(row, job) {
+  follow(job.id, (kind, data) => {
+    if (kind === "progress") job.progress = { ...job.progress, ...data };
+    if (kind === "status") job.status = data.status;
+    if (kind === "epoch") job.best = job.best && (job.best.metrics || {}).val_accuracy >= data.val_accuracy ? job.best : { epoch: data.epoch, metrics: data };
+    if (kind === "status" && TERMINAL.has(data.status)) {
+      api(`/v1/jobs/${job.id}`).then((fresh) => fillJobRow(row, fresh)).catch(() => {});
+      return;
+    }
+    fillJobRow(row, job);
+  });
+}
+
+async function jobsPage() {
+  const tbody = el("tbody");
+  const table = el("table", { id: "jobs" },
+    el("thead", {}, el("tr", {}, ["", "job", "model / dataset", "status", "progress", "ETA", "best", ""].map((h) => el("th", {}, h)))), tbody);
+  const compare = el("button", { onclick: () => {
+    const ids = [...document.querySelectorAll(".pick:checked")].map((c) => c.value);
+    location.hash = `#/compare?jobs=${ids.join(",")}`;
+  } }, "Compare selected");
+  view.replaceChildren(el("h1", {}, "Jobs"), el("section", { id: "submit" }, el("h2", {}, "New job"), el("p", {}, "Loading the catalog…")),
+    el("section", {}, table, el("p", {}, compare)));
+  submitForm(document.getElementById("submit")).catch((err) => document.getElementById("submit").append(errorBox(err)));
+  const jobs = (await api("/v1/jobs?limit=50")).data;
+  for (const job of jobs) {
+    const row = jobRow(job);
+    tbody.append(row);
+    if (!TERMINAL.has(job.status)) watchRow(row, job);
+  }
+}
+
+// The form comes from /v1/catalog: one field per hyperparameter of the chosen model, pre-filled with
+// the dataset's defaults and bounded by the schema; a 422 is shown next to the field it names.
+async function submitForm(section) {
+  const catalog = await api("/v1/catalog");
+  const models = catalog.models;
+  const modelSelect = el("select", { name: "model" }, models.map((m) => el("option", { value: m.name }, m.name)));
+  const datasetSelect = el("select", { name: "dataset" });
+  const nameInput = el("input", { name: "name", placeholder: "optional label" });
+  const fields = el("div", { class: "fields" });
+  const message = el("p", { class: "error", id: "submit-error" });
+  const current = () => models.find((m) => m.name === modelSelect.value);
+
+  function fillDatasets() {
+    datasetSelect.replaceChildren(...current().datasets.map((d) => el("option", { value: d }, d)));
+    fillFields();
+  }
+  function fillFields() {
+    const model = current();
+    const defaults = model.defaults[datasetSelect.value] || {};
+    const props = model.hyperparameters_schema.properties;
+    fields.replaceChildren(...Object.entries(props).map(([name, schema]) => hyperparameterField(name, schema, defaults[name])));
+  }
+  modelSelect.addEventListener("change", fillDatasets);
+  datasetSelect.addEventListener("change", fillFields);
+  fillDatasets();
+
+  // novalidate: the API is the one judge of a value, and its 422 sentence is shown beside the field
+  const form = el("form", { id: "submit-form", novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    form.querySelectorAll(".field .error").forEach((e) => (e.textContent = ""));
+    message.textContent = "";
+    const model = current();
+    const defaults = model.defaults[datasetSelect.value] || {};
+    const hyperparameters = {};
+    for (const input of fields.querySelectorAll("[data-hp]")) {
+      const value = readField(input);
+      if (JSON.stringify(value) !== JSON.stringify(defaults[input.dataset.hp])) hyperparameters[input.dataset.hp] = value;
+    }
+    try {
+      await postJson("/v1/jobs", { model: model.name, dataset: datasetSelect.value, name: nameInput.value || null, hyperparameters });
+      route();
+    } catch (err) {
+      showFieldErrors(form, err, message);
+    }
+  } },
+  el("div", { class: "fields" }, el("div", { class: "field" }, el("label", {}, "model"), modelSelect),
+    el("div", { class: "field" }, el("label", {}, "dataset"), datasetSelect),
+    el("div", { class: "field" }, el("label", {}, "name"), nameInput)),
+  el("h2", {}, "Hyperparameters"), fields, message, el("button", { type: "submit" }, "Train"));
+  section.replaceChildren(el("h2", {}, "New job"), form);
+}
+
+function hyperparameterField(name, schema, value) {
+  const options = schema.enum || (schema.anyOf || []).flatMap((s) => s.enum || []);
+  const types = [schema.type, ...(schema.anyOf || []).map((s) => s.type)];
+  let input;
+  if (options.length) {
+    input = el("select", {}, options.map((o) => el("option", { value: o, selected: o === value }, o)));
+  } else if (types.includes("boolean")) {
+    input = el("input", { type: "checkbox", checked: !!value });
+  } else if ((types.includes("integer") || types.includes("number")) && !types.includes("array")) {
+    const bounds = [schema, ...(schema.anyOf || [])].find((s) => s.type === "integer" || s.type === "number") || {};
+    input = el("input", { type: "number", step: bounds.type === "integer" ? 1 : "any", min: bounds.minimum ?? bounds.exclusiveMinimum,
+      max: bounds.maximum ?? bounds.exclusiveMaximum, value: value ?? "", placeholder: value === null ? "none" : null });
+  } else {
+    input = el("input", { value: value === null || value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value) });
+  }
+  input.dataset.hp = name;
+  input.name = `hyperparameters.${name}`;
+  const range = [schema.minimum ?? schema.exclusiveMinimum, schema.maximum ?? schema.exclusiveMaximum];
+  return el("div", { class: "field", "data-field": `hyperparameters.${name}` },
+    el("label", { title: schema.description || "" }, name, range[0] !== undefined || range[1] !== undefined ? ` (${range[0] ?? ""}…${range[1] ?? ""})` : ""),
+    input, el("div", { class: "error" }));
+}
+
+function readField(input) {
+  if (input.type === "checkbox") return input.checked;
+  const text = input.value.trim();
+  if (text === "") return null;
+  if (input.type === "number") return Number(text);
+  try { return JSON.parse(text); } catch { return text; }
+}
+
+function showFieldErrors(form, err, message) {
+  const unplaced = [];
+  for (const d of Array.isArray(err.detail) ? err.detail : []) {
+    const box = form.querySelector(`[data-field="${CSS.escape(d.field)}"] .error`);
+    if (box) box.textContent = d.msg; else unplaced.push(`${d.field}: ${d.msg}`);
+  }
+  if (!Array.isArray(err.detail) || unplaced.length) message.textContent = unplaced.join("; ") || err.message;
+}
+
+// ---- one job: live curves, confusion matrix, mistakes, checkpoints, attempts, config ------------
+
+async function jobPage(jobId) {
+  let job = await api(`/v1/jobs/${jobId}`);
+  const head = el("section", { id: "job-head" });
+  const loss = el("img", { alt: "loss curves", id: "plot-loss" });
+  const metric = el("img", { alt: "metric curves", id: "plot-metric" });
+  const results = el("div", { class: "plots", id: "results" });
+  const checkpoints = el("section", {}, el("h2", {}, "Checkpoints"));
+  const attempts = el("section", { id: "attempts", hidden: true });
+  view.replaceChildren(el("h1", {}, job.name || `Job ${job.id}`), head,
+    el("section", {}, el("h2", {}, "Curves"), el("div", { class: "plots" }, loss, metric)),
+    el("section", {}, el("h2", {}, "Test set"), results), checkpoints, attempts,
+    el("section", {}, el("h2", {}, "Config"), el("pre", {}, JSON.stringify({ model: job.model, dataset: job.dataset, seed: job.seed, hyperparameters: job.hyperparameters }, null, 2))));
+
+  const refresh = async () => {
+    job = await api(`/v1/jobs/${jobId}`);
+    renderJobHead(head, job);
+    showImage(loss, `/v1/jobs/${jobId}/plots/loss.png`);
+    showImage(metric, `/v1/jobs/${jobId}/plots/metric.png`);
+    renderResults(results, job);
+    renderCheckpoints(checkpoints, jobId);
+    renderAttempts(attempts, job.attempts);
+  };
+  await refresh();
+  if (!TERMINAL.has(job.status)) {
+    follow(jobId, (kind, data) => {
+      if (kind === "progress") { job.progress = { ...job.progress, ...data }; renderJobHead(head, job); }
+      if (kind === "epoch" || kind === "checkpoint" || kind === "status") refresh().catch(() => {});
+    });
+  }
+}
+
+function renderJobHead(head, job) {
+  const p = job.progress || {};
+  const live = !TERMINAL.has(job.status);
+  head.replaceChildren(
+    el("p", {}, el("span", { class: `status ${job.status}` }, job.status), ` ${job.model} on ${job.dataset} · id ${job.id}`),
+    el("p", {}, bar(p.fraction), ` ${Math.round(100 * (p.fraction || 0))}%`, p.epochs ? ` · epoch ${p.epoch || 0}/${p.epochs}` : "",
+      live ? ` · ETA ${duration(p.eta_seconds)}` : "", p.samples_per_second ? ` · ${Math.round(p.samples_per_second)} samples/s` : ""),
+    el("p", {}, `best: ${bestText(job)}`, job.test_metrics && job.test_metrics.accuracy !== undefined && job.test_metrics.accuracy !== null ?
+      ` · test accuracy ${pct(job.test_metrics.accuracy)}` : ""),
+    job.error ? el("p", { class: "error" }, job.error) : "",
+    live ? el("button", { onclick: () => cancelJob(job.id) }, "Cancel") : "",
+  );
+}
+
+function renderResults(box, job) {
+  if (job.status !== "succeeded") {
+    box.replaceChildren(el("p", { class: "muted" }, "The confusion matrix and the most confident mistakes appear when the job succeeds."));
+    return;
+  }
+  if (box.dataset.done) return;
+  box.dataset.done = "1";
+  const cm = el("img", { alt: "confusion matrix", id: "plot-confusion" });
+  const mistakes = el("img", { alt: "most confident mistakes", id: "plot-mistakes" });
+  box.replaceChildren(cm, mistakes);
+  showImage(cm, `/v1/jobs/${job.id}/plots/confusion_matrix.png`);
+  showImage(mistakes, `/v1/jobs/${job.id}/plots/mistakes.png`);
+}
+
+async function renderCheckpoints(section, jobId) {
+  const rows = (await api(`/v1/jobs/${jobId}/checkpoints`)).data;
+  section.replaceChildren(el("h2", {}, "Checkpoints"), rows.length ? el("table", {},
+    el("tr", {}, ["epoch", "best", "val accuracy", "val loss", "size", "sha256", ""].map((h) => el("th", {}, h))),
+    rows.map((c) => el("tr", {}, el("td", {}, c.epoch), el("td", {}, c.is_best ? "★" : ""), el("td", {}, pct(c.metrics.val_accuracy)),
+      el("td", {}, num(c.metrics.val_loss)), el("td", {}, `${(c.size_bytes / 1024).toFixed(0)} KiB`), el("td", {}, c.sha256.slice(0, 12)),
+      el("td", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); download(c.download_url); } }, "download"))))) :
+    el("p", { class: "muted" }, "none yet"));
+}
+
+async function download(path) {
+  const response = await fetch(path, { headers: authHeaders() });
+  const name = ((response.headers.get("content-disposition") || "").match(/filename="?([^";]+)/) || [])[1] || "checkpoint.pt";
+  const link = el("a", { href: URL.createObjectURL(await response.blob()), download: name });
+  link.click();
+}
+
+// `attempts` arrives with the job lifecycle work; shown whenever the job carries it.
+function renderAttempts(section, attempts) {
+  if (!Array.isArray(attempts) || !attempts.length) return;
+  const keys = [...new Set(attempts.flatMap((a) => Object.keys(a)))];
+  section.hidden = false;
+  section.replaceChildren(el("h2", {}, "Attempts"), el("table", {}, el("tr", {}, keys.map((k) => el("th", {}, k))),
+    attempts.map((a) => el("tr", {}, keys.map((k) => el("td", {}, typeof a[k] === "object" && a[k] !== null ? JSON.stringify(a[k]) : a[k] ?? ""))))));
+}
+
+// ---- compare: overlaid curves and a table of hyperparameters and metrics ------------------------
+
+async function comparePage(params) {
+  const ids = (params.get("jobs") || "").split(",").filter(Boolean);
+  if (!ids.length) {
+    view.replaceChildren(el("h1", {}, "Compare"), el("p", {}, "Tick jobs in the ", el("a", { href: "#/" }, "jobs list"), " and press “Compare selected”."));
+    return;
+  }
+  const jobs = await Promise.all(ids.map((id) => api(`/v1/jobs/${id}`)));
+  const metrics = await Promise.all(ids.map((id) => api(`/v1/jobs/${id}/metrics`)));
+  const metricSelect = el("select", {}, ["val_accuracy", "train_accuracy", "val_loss", "train_loss", "val_mse", "train_mse"].map((m) => el("option", { value: m }, m)));
+  const plot = el("img", { alt: "compared curves", id: "plot-compare" });
+  const draw = () => showImage(plot, `/v1/plots/compare.png?metric=${metricSelect.value}&${ids.map((id) => `jobs=${encodeURIComponent(id)}`).join("&")}`);
+  metricSelect.addEventListener("change", draw);
+  draw();
+  const hpKeys = [...new Set(jobs.flatMap((j) => Object.keys(j.hyperparameters)))].sort();
+  const differing = hpKeys.filter((k) => new Set(jobs.map((j) => JSON.stringify(j.hyperparameters[k]))).size > 1);
+  const stat = (rows, key, fn) => { const v = rows.map((r) => r[key]).filter((x) => x !== null && x !== undefined); return v.length ? fn(...v) : null; };
+  const table = el("table", { id: "compare-table" },
+    el("tr", {}, ["job", "model / dataset", "status", ...differing, "best val acc", "min val loss", "max val loss", "test acc"].map((h) => el("th", {}, h))),
+    jobs.map((j, i) => el("tr", {}, el("td", {}, el("a", { href: `#/jobs/${j.id}` }, j.name || j.id.slice(0, 8))), el("td", {}, `${j.model} / ${j.dataset}`),
+      el("td", {}, j.status), differing.map((k) => el("td", {}, JSON.stringify(j.hyperparameters[k]))),
+      el("td", {}, pct(stat(metrics[i].data, "val_accuracy", Math.max))), el("td", {}, num(stat(metrics[i].data, "val_loss", Math.min))),
+      el("td", {}, num(stat(metrics[i].data, "val_loss", Math.max))), el("td", {}, pct(j.test_metrics && j.test_metrics.accuracy)))));
+  view.replaceChildren(el("h1", {}, `Compare ${jobs.length} jobs`), el("section", {}, el("label", {}, "metric "), metricSelect, el("div", { class: "plots" }, plot)),
+    el("section", {}, el("h2", {}, differing.length ? "Hyperparameters that differ, and metrics" : "Metrics (same hyperparameters)"), table));
+}
+
+// ---- models: serving model per dataset, promote / roll back, history ---------------------------
+
+async function modelsPage() {
+  const [models, history] = await Promise.all([api("/v1/models"), api("/v1/models/history")]);
+  const datasets = [...new Set(models.data.map((m) => m.dataset))].sort();
+  const sections = datasets.map((d) => el("section", { "data-dataset": d }, el("h2", {}, d),
+    el("table", {}, el("tr", {}, ["id", "model", "job", "epoch", "val acc", "test acc", "created", ""].map((h) => el("th", {}, h))),
+      models.data.filter((m) => m.dataset === d).map((m) => el("tr", { class: m.serving ? "serving" : "" },
+        el("td", {}, m.id), el("td", {}, m.model), el("td", {}, el("a", { href: `#/jobs/${m.job_id}` }, m.job_id.slice(0, 8))),
+        el("td", {}, m.epoch), el("td", {}, pct(m.val_accuracy)), el("td", {}, pct(m.test_accuracy)), el("td", {}, new Date(m.created_at).toLocaleString()),
+        el("td", {}, m.serving ? "serving" : el("button", { onclick: () => promote(m.id) }, "Promote"))))),
+    el("h2", {}, "History"), el("table", {}, history.data.filter((e) => e.dataset === d).reverse().map((e) =>
+      el("tr", {}, el("td", {}, new Date(e.at).toLocaleString()), el("td", {}, `model ${e.model_id}`), el("td", {}, e.reason),
+        el("td", {}, e.previous_model_id ? `after model ${e.previous_model_id}` : ""))))));
+  view.replaceChildren(el("h1", {}, "Models"), ...(sections.length ? sections : [el("p", {}, "No model yet: a classification job registers one when it succeeds.")]));
+}
+
+async function promote(modelId) {
+  try { await api(`/v1/models/${modelId}/promote`, { method: "POST" }); } catch (err) { alert(err.message); }
+  route();
+}
+
+// ---- predict: drop images or draw a digit; top-k and the input the model saw --------------------
+
+async function predictPage(params) {
+  const [catalog, models] = await Promise.all([api("/v1/catalog"), api("/v1/models")]);
+  const datasets = catalog.datasets.filter((d) => (d.task || "classification") === "classification").map((d) => d.name);
+  // preselect: the one named in the URL, else one that has a model serving
+  const chosen = params.get("dataset") || (models.data.find((m) => m.serving) || {}).dataset;
+  const datasetSelect = el("select", { id: "predict-dataset" }, datasets.map((d) => el("option", { value: d, selected: d === chosen }, d)));
+  const results = el("div", { id: "predictions" });
+  const fileInput = el("input", { type: "file", multiple: true, accept: "image/*", onchange: () => send([...fileInput.files]) });
+  const drop = el("div", { id: "drop" }, "Drop images here, or ", fileInput);
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); send([...e.dataTransfer.files]); });
+  const canvas = el("canvas", { width: 280, height: 280, id: "digit-canvas" });
+  setupCanvas(canvas);
+
+  async function send(files) {
+    const form = new FormData();
+    files.forEach((f, i) => form.append("files", f, f.name || `file-${i + 1}.png`));
+    form.append("top_k", "3");
+    results.replaceChildren(el("p", {}, "Predicting…"));
+    try {
+      const answer = await api(`/v1/predict/${datasetSelect.value}?explain=true`, { method: "POST", body: form });
+      results.replaceChildren(el("p", { class: "muted" }, `model ${answer.model.id} (${answer.model.type}, job ${answer.model.job_id.slice(0, 8)})`),
+        ...answer.predictions.map(predictionView));
+    } catch (err) { results.replaceChildren(errorBox(err)); }
+  }
+  const predictDrawing = () => canvas.toBlob((blob) => send([new File([blob], "drawing.png", { type: "image/png" })]), "image/png");
+  view.replaceChildren(el("h1", {}, "Predict"), el("section", {}, el("label", {}, "dataset "), datasetSelect), el("section", {}, drop),
+    el("section", {}, el("h2", {}, "Draw a digit"), canvas, el("p", {}, el("button", { id: "predict-drawing", onclick: predictDrawing }, "Predict drawing"),
+      " ", el("button", { onclick: () => clearCanvas(canvas) }, "Clear"))), el("section", {}, el("h2", {}, "Result"), results));
+}
+
+function predictionView(p) {
+  const saw = p.input_png ? el("figure", {}, el("img", { class: "model-input", alt: "what the model saw", src: `data:image/png;base64,${p.input_png}` }),
+    el("figcaption", { class: "muted" }, "what the model saw")) : null;
+  return el("div", { class: "result" }, saw, el("div", {}, el("p", {}, el("strong", { class: "label" }, p.label), ` ${pct(p.confidence)} · ${p.file || ""}`),
+    el("table", {}, p.top_k.map((k) => el("tr", {}, el("td", {}, k.label), el("td", {}, pct(k.confidence))))),
+    Array.isArray(p.steps) ? el("p", { class: "muted" }, `steps: ${p.steps.map((s) => (typeof s === "string" ? s : s.name || JSON.stringify(s))).join(" → ")}`) : null));
+}
+
+function clearCanvas(canvas) {
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+}
+
+function setupCanvas(canvas) {
+  clearCanvas(canvas);
+  const ctx = canvas.getContext("2d");
+  let drawing = false;
+  const at = (e) => { const r = canvas.getBoundingClientRect(); return [e.clientX - r.left, e.clientY - r.top]; };
+  canvas.addEventListener("pointerdown", (e) => { drawing = true; ctx.beginPath(); ctx.moveTo(...at(e)); });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    Object.assign(ctx, { lineWidth: 18, lineCap: "round", lineJoin: "round", strokeStyle: "#000" });
+    ctx.lineTo(...at(e));
+    ctx.stroke();
+  });
+  for (const end of ["pointerup", "pointerleave"]) canvas.addEventListener(end, () => (drawing = false));
+}
+
+// ---- router ------------------------------------------------------------------------------------
+
+async function route() {
+  pageAbort.abort();
+  pageAbort = new AbortController();
+  const [path, query] = (location.hash.slice(1) || "/").split("?");
+  const params = new URLSearchParams(query || "");
+  const job = path.match(/^\/jobs\/([\w-]+)$/);
+  try {
+    if (job) await jobPage(job[1]);
+    else if (path === "/compare") await comparePage(params);
+    else if (path === "/models") await modelsPage();
+    else if (path === "/predict") await predictPage(params);
+    else await jobsPage();
+  } catch (err) {
+    view.replaceChildren(el("h1", {}, "Something went wrong"), errorBox(err),
+      err.status === 401 || err.status === 403 ? el("p", {}, "Enter an API key above.") : "");
+  }
+}
+
+document.getElementById("api-key").value = localStorage.getItem(KEY) || "";
+document.getElementById("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const key = document.getElementById("api-key").value.trim();
+  if (key) localStorage.setItem(KEY, key); else localStorage.removeItem(KEY);
+  route();
+});
+window.addEventListener("hashchange", route);
+route();

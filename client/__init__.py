@@ -1,0 +1,1 @@
+"""A Python client and the `trainserve` command for the trainserve API: HTTP only, no server code."""

@@ -1,0 +1,96 @@
+"""The dashboard and /docs in a real headless Chromium, against the real service (worker, Redis, SQL)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.utils.jobs import TINY_MNIST, submit, wait_for
+from tests.utils.models import wait_until_serving
+
+pytestmark = [pytest.mark.service, pytest.mark.browser, pytest.mark.slow]
+
+# good enough to read a drawn digit (≈95 % on MNIST), still a few seconds on 2 CPU cores
+READER = {"model": "mlp", "dataset": "mnist", "name": "digit reader",
+          "hyperparameters": {"epochs": 3, "max_train_samples": 20000, "batch_size": 128, "hidden_sizes": [128]}}
+
+
+def _progress(tab, job_id: str) -> str:
+    return tab.page.inner_text(f'tr[data-job="{job_id}"] td.progress')
+
+
+def test_the_jobs_list_shows_a_submitted_job_and_its_progress_moving(tab, service):
+    job = submit(service, {**TINY_MNIST, "name": "watched in a browser",
+                           "hyperparameters": {**TINY_MNIST["hyperparameters"], "epochs": 40}})
+    try:
+        wait_for(service, job["id"], "running")
+        tab.open("/")
+        row = tab.page.locator(f'tr[data-job="{job["id"]}"]')
+        row.wait_for(timeout=10_000)
+        assert "watched in a browser" in row.inner_text()
+        first = _progress(tab, job["id"])
+        # the row moves through the SSE stream alone: the page never reloads
+        tab.page.wait_for_function(
+            """([id, first]) => { const c = document.querySelector(`tr[data-job="${id}"] td.progress`);
+                                  return c && c.innerText !== first; }""",
+            arg=[job["id"], first], timeout=30_000)
+        assert "epoch" in _progress(tab, job["id"])
+        assert "running" in row.inner_text()
+        # the form is built from the catalog; the API's 422 appears beside the field it names
+        tab.page.select_option('#submit-form select[name="model"]', "mlp")
+        tab.page.fill('[data-field="hyperparameters.epochs"] input', "0")
+        tab.page.click('#submit-form button[type="submit"]')
+        error = tab.page.locator('[data-field="hyperparameters.epochs"] .error')
+        error.wait_for(timeout=10_000)
+        said = service.post("/v1/jobs", json={"model": "mlp", "dataset": "mnist", "hyperparameters": {"epochs": 0}})
+        assert said.status_code == 422
+        assert error.inner_text() == next(d["msg"] for d in said.json()["detail"]
+                                          if d["field"] == "hyperparameters.epochs")
+        tab.screenshot("jobs")
+    finally:
+        service.post(f"/v1/jobs/{job['id']}/cancel")
+
+
+def test_the_job_page_shows_the_curves(tab, service):
+    job = wait_for(service, submit(service, {**TINY_MNIST, "name": "curves"})["id"], "succeeded")
+    tab.open(f"/jobs/{job['id']}")
+    for plot in ("loss", "metric", "confusion", "mistakes"):
+        tab.page.wait_for_function(
+            f"() => {{ const i = document.getElementById('plot-{plot}'); return i && i.complete && i.naturalWidth > 300; }}",
+            timeout=15_000)
+    assert "succeeded" in tab.page.inner_text("#job-head")
+    assert "epoch-002" not in tab.page.inner_text("main")  # server paths never reach the page
+    tab.screenshot("job")
+
+
+def test_a_digit_drawn_on_the_canvas_is_read_correctly(tab, service):
+    job = wait_for(service, submit(service, READER)["id"], "succeeded", timeout_s=300)
+    model = next(m for m in service.get("/v1/models", params={"dataset": "mnist"}).json()["data"]
+                 if m["job_id"] == job["id"])
+    wait_until_serving(service, "mnist", model["id"])  # the best validation accuracy serves
+    tab.open("/predict")
+    canvas = tab.page.locator("#digit-canvas")
+    canvas.wait_for()
+    tab.page.select_option("#predict-dataset", "mnist")
+    box = canvas.bounding_box()
+    mouse = tab.page.mouse
+    # a 7: the bar, then the stem, as a hand would draw it
+    for stroke in [[(70, 60), (210, 60), (120, 235)]]:
+        mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        mouse.down()
+        for x, y in stroke[1:]:
+            mouse.move(box["x"] + x, box["y"] + y, steps=15)
+        mouse.up()
+    tab.page.click("#predict-drawing")
+    label = tab.page.locator("#predictions .label").first
+    try:
+        label.wait_for(timeout=15_000)
+    finally:
+        tab.screenshot("predict")
+    assert label.inner_text() == "7", tab.page.inner_text("#predictions")
+
+
+def test_the_api_docs_render_without_internet(tab, api_url):
+    tab.open(path="/docs")
+    tab.page.locator(".swagger-ui .opblock").first.wait_for(timeout=15_000)
+    assert tab.page.locator(".swagger-ui .opblock").count() > 10
+    assert "/v1/jobs/{job_id}/plots/{plot}.png" in tab.page.inner_text(".swagger-ui")
+    tab.screenshot("docs")
