@@ -1,0 +1,4 @@
+"""`python -m client` is the `trainserve` command."""
+from client.cli import main
+
+main()

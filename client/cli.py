@@ -1,0 +1,259 @@
+"""`trainserve`: train, watch, list, cancel, promote, predict and plot from a terminal.
+
+Exit codes (scripts can rely on them): 0 done; 1 the API refused (its sentence is printed); 2 bad
+usage; 3 the server is unreachable or failed (5xx); 4 the watched job failed; 5 it was cancelled;
+130 Ctrl-C detached from a watched job (the job keeps running).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from client.api import TERMINAL, ApiError, Client
+from client.config import load_config
+
+OK, REFUSED, USAGE, UNREACHABLE, JOB_FAILED, JOB_CANCELLED, DETACHED = 0, 1, 2, 3, 4, 5, 130
+JOB_EXIT = {"succeeded": OK, "failed": JOB_FAILED, "cancelled": JOB_CANCELLED}
+PLOTS = ("loss", "metric", "confusion_matrix", "mistakes")
+
+app = typer.Typer(help="Command-line client of the trainserve API.", no_args_is_help=True,
+                  epilog="Exit codes: 0 done, 1 the API refused, 2 bad usage, 3 server unreachable or 5xx, "
+                         "4 watched job failed, 5 watched job cancelled, 130 detached with Ctrl-C.",
+                  pretty_exceptions_enable=False, add_completion=False)
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def client(ctx: typer.Context) -> Client:
+    return ctx.obj
+
+
+@app.callback()
+def connect(ctx: typer.Context,
+            url: Annotated[str | None, typer.Option(help="server URL (else env TRAINSERVE_URL, the config file, http://127.0.0.1:8000)")] = None,
+            api_key: Annotated[str | None, typer.Option(help="API key (else env TRAINSERVE_API_KEY, the config file)")] = None) -> None:
+    """Where the server is: flags, then TRAINSERVE_URL / TRAINSERVE_API_KEY, then ~/.config/trainserve/config.toml."""
+    try:
+        ctx.obj = ctx.with_resource(Client(config=load_config(url=url, api_key=api_key)))
+    except ValueError as exc:
+        fail(str(exc), USAGE)
+
+
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """`k=v` pairs; v is JSON when it parses (numbers, lists, null), else the plain string."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            fail(f"--set takes key=value, got {pair!r}", USAGE)
+        try:
+            values[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key.strip()] = text
+    return values
+
+
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x: Any) -> str:
+    return "–" if x is None else f"{x:.4f}"
+
+
+def epochs_table(title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("epoch", "train loss", "val loss", "train acc", "val acc", "seconds"):
+        table.add_column(column, justify="right")
+    return table
+
+
+def add_epoch(table: Table, m: dict[str, Any]) -> None:
+    table.add_row(str(m["epoch"]), _num(m.get("train_loss")), _num(m.get("val_loss")),
+                  _pct(m.get("train_accuracy")), _pct(m.get("val_accuracy")), f"{m.get('seconds') or 0:.2f}")
+
+
+def watch_job(api: Client, job_id: str) -> int:
+    """Live bar per epoch and a metrics table until the job ends; returns the exit code of its outcome."""
+    job = api.job(job_id)
+    table = epochs_table(f"{job['model']} on {job['dataset']} · job {job_id}")
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=out)
+    tasks: dict[int, Any] = {}  # epoch -> its bar
+    totals: dict[int, int] = {}  # epoch -> its batches
+
+    def advance(epoch: int, epochs: Any, batch: int | None, batches: int | None) -> None:
+        if epoch not in tasks:
+            tasks[epoch] = bars.add_task(f"epoch {epoch}/{epochs or '?'}", total=batches or 1)
+        total = totals[epoch] = batches or totals.get(epoch, 1)
+        # a report without batch counters is the epoch's end (short epochs send only that)
+        bars.update(tasks[epoch], total=total, completed=batch if batch else total)
+
+    try:
+        with Live(Group(table, bars), console=out, refresh_per_second=4):
+            for kind, data in api.events(job_id):
+                if kind == "progress" and data.get("epoch"):
+                    advance(data["epoch"], data.get("epochs"), data.get("batch"), data.get("batches"))
+                elif kind == "epoch":
+                    advance(data["epoch"], job["progress"].get("epochs"), None, None)
+                    add_epoch(table, data)
+                elif kind == "status" and data.get("status") in TERMINAL:
+                    break
+        out.line()
+    except KeyboardInterrupt:
+        err.print(f"detached; job {job_id} keeps running (trainserve watch {job_id}; trainserve cancel {job_id})")
+        return DETACHED
+    return print_outcome(api.job(job_id))
+
+
+def print_outcome(job: dict[str, Any]) -> int:
+    status = job["status"]
+    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(status, "white")
+    out.print(f"job {job['id']} [{colour}]{status}[/{colour}]", highlight=False)
+    if job.get("error"):
+        out.print(job["error"], highlight=False)
+    final = Table(title="final metrics", title_justify="left", show_header=False)
+    best = job.get("best") or {}
+    metric = best.get("metric") or {}
+    if best:
+        final.add_row("best epoch", str(best.get("epoch")))
+    if metric.get("name"):
+        final.add_row(f"best {metric['name']}", _num(metric.get("value")))
+    for key, value in (job.get("test_metrics") or {}).items():
+        if isinstance(value, (int, float)):
+            final.add_row(f"test {key}", _num(value))
+    if final.row_count:
+        out.print(final)
+    return JOB_EXIT.get(status, OK)
+
+
+@app.command()
+def train(ctx: typer.Context, model: str, dataset: str,
+          set_: Annotated[list[str], typer.Option("--set", help="a hyperparameter, key=value (repeat)")] = [],  # noqa: B006
+          name: Annotated[str | None, typer.Option(help="a label for people")] = None,
+          watch: Annotated[bool, typer.Option(help="follow it to the end (Ctrl-C detaches, never cancels)")] = False) -> None:
+    """Submit a training job: trainserve train mlp mnist --set epochs=3 --watch."""
+    job = client(ctx).submit(model, dataset, parse_set(set_), name=name)
+    out.print(f"job {job['id']} queued: {model} on {dataset}", highlight=False)
+    if watch:
+        raise typer.Exit(watch_job(client(ctx), job["id"]))
+
+
+@app.command()
+def watch(ctx: typer.Context, job_id: str) -> None:
+    """Follow a job live until it ends (exit code says how it ended)."""
+    api = client(ctx)
+    if api.job(job_id)["status"] in TERMINAL:
+        table = epochs_table(f"job {job_id}")
+        for row in api.metrics(job_id):
+            add_epoch(table, row)
+        out.print(table)
+        raise typer.Exit(print_outcome(api.job(job_id)))
+    raise typer.Exit(watch_job(api, job_id))
+
+
+app.command("logs", help="Same as watch: a job's epochs so far, then live until it ends.")(watch)
+
+
+@app.command()
+def jobs(ctx: typer.Context,
+         status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled")] = None,
+         dataset: Annotated[str | None, typer.Option()] = None, model: Annotated[str | None, typer.Option()] = None,
+         limit: Annotated[int, typer.Option(min=1, max=200)] = 20) -> None:
+    """Jobs, newest first."""
+    table = Table("id", "name", "model", "dataset", "status", "progress", "best")
+    for job in client(ctx).jobs(status=status, dataset=dataset, model=model, limit=limit):
+        best = (job.get("best") or {}).get("metrics") or {}
+        table.add_row(job["id"], job.get("name") or "", job["model"], job["dataset"], job["status"],
+                      _pct((job.get("progress") or {}).get("fraction")), _pct(best.get("val_accuracy")))
+    out.print(table)
+
+
+@app.command()
+def cancel(ctx: typer.Context, job_id: str) -> None:
+    """Cancel a queued or running job (its checkpoints stay)."""
+    job = client(ctx).cancel(job_id)
+    out.print(f"job {job_id} {job['status']}" + (" (stopping within a batch)" if job["status"] == "running" else ""))
+
+
+@app.command()
+def models(ctx: typer.Context, dataset: Annotated[str | None, typer.Option(help="only this dataset")] = None) -> None:
+    """Registered model versions; the serving one per dataset is marked."""
+    table = Table("id", "dataset", "model", "job", "epoch", "val acc", "test acc", "serving")
+    for m in client(ctx).models(dataset):
+        table.add_row(str(m["id"]), m["dataset"], m["model"], m["job_id"], str(m["epoch"]), _pct(m.get("val_accuracy")),
+                      _pct(m.get("test_accuracy")), "★" if m.get("serving") else "")
+    out.print(table)
+
+
+@app.command()
+def promote(ctx: typer.Context, model_id: int) -> None:
+    """Make a model version serve its dataset (promoting an older one rolls back)."""
+    model = client(ctx).promote(model_id)["model"]
+    out.print(f"model {model['id']} ({model['model']}, job {model['job_id']}) now serves {model['dataset']}")
+
+
+@app.command()
+def predict(ctx: typer.Context, dataset: str,
+            files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+            top_k: Annotated[int, typer.Option(min=1, max=1000)] = 3) -> None:
+    """Label image files with the model serving DATASET."""
+    table = Table("file", "label", "confidence", "top k")
+    for p in client(ctx).predict(dataset, files, top_k=top_k):
+        table.add_row(p.get("file") or "", p["label"], _pct(p["confidence"]),
+                      ", ".join(f"{k['label']} {_pct(k['confidence'])}" for k in p.get("top_k", [])))
+    out.print(table)
+
+
+@app.command()
+def plots(ctx: typer.Context, job_id: str,
+          out_dir: Annotated[Path | None, typer.Option("--out", help="folder (default ./trainserve-plots/JOB_ID)")] = None,
+          open_: Annotated[bool, typer.Option("--open", help="open them in the image viewer")] = False) -> None:
+    """Save a job's plots as PNG files (those that exist yet)."""
+    api = client(ctx)
+    folder = out_dir or Path("trainserve-plots") / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for name in PLOTS:
+        try:
+            data = api.plot(job_id, name)
+        except ApiError as exc:
+            if exc.status != 404 or name in ("loss", "metric"):  # those exist for every job: a 404 is an unknown id
+                raise
+            err.print(f"{name}: {exc}", highlight=False)
+            continue
+        path = folder / f"{name}.png"
+        path.write_bytes(data)
+        saved.append(path)
+        out.print(str(path), highlight=False)
+    if open_:
+        for path in saved:
+            typer.launch(str(path))
+
+
+def main() -> None:
+    """Entry point: API refusals and network trouble end as one sentence and an exit code, never a traceback."""
+    try:
+        app()
+    except ApiError as exc:
+        code = UNREACHABLE if exc.status == 0 or exc.status >= 500 else REFUSED
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise SystemExit(code) from None
+    except KeyboardInterrupt:
+        raise SystemExit(DETACHED) from None
+
+
+if __name__ == "__main__":
+    main()

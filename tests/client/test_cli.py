@@ -1,0 +1,93 @@
+"""The `trainserve` command against the real service: exit codes scripts rely on, the API's own sentences."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+
+import pytest
+
+from tests.utils.jobs import TINY_MNIST, submit, wait_for
+
+pytestmark = pytest.mark.service
+
+
+def trainserve(api_url: str, *args: str, timeout: float = 120, **popen) -> subprocess.CompletedProcess:
+    """Run the command as a user would, with the server named in the environment."""
+    env = {**os.environ, "TRAINSERVE_URL": api_url, "COLUMNS": "160"}
+    return subprocess.run([sys.executable, "-m", "client", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, **popen)
+
+
+def _sets(hp: dict) -> list[str]:
+    return [arg for k, v in hp.items() for arg in ("--set", f"{k}={v}".replace(" ", ""))]
+
+
+def test_the_command_is_installed_as_trainserve():
+    assert any(e.name == "trainserve" and e.value == "client.cli:main" for e in entry_points(group="console_scripts"))
+
+
+def test_train_watch_follows_the_job_to_its_end_and_prints_the_final_metrics(api_url, worker):
+    done = trainserve(api_url, "train", "mlp", "mnist", *_sets(TINY_MNIST["hyperparameters"]), "--name", "cli",
+                      "--watch")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "succeeded" in done.stdout
+    assert "final metrics" in done.stdout and "test accuracy" in done.stdout
+    assert "val acc" in done.stdout  # the per-epoch table
+    job_id = done.stdout.split()[1]
+    listed = trainserve(api_url, "jobs", "--limit", "5")
+    assert listed.returncode == 0 and job_id in listed.stdout
+
+
+def test_a_bad_hyperparameter_exits_1_with_the_apis_sentence(api_url, client):
+    refused = trainserve(api_url, "train", "mlp", "mnist", "--set", "lr=100")
+    said = client.post("/v1/jobs", json={"model": "mlp", "dataset": "mnist", "hyperparameters": {"lr": 100}})
+    assert said.status_code == 422
+    assert refused.returncode == 1
+    assert f"hyperparameters.lr: {said.json()['detail'][0]['msg']}" in " ".join(refused.stderr.split())
+    assert "Traceback" not in refused.stderr
+
+
+def test_refusals_and_an_unreachable_server_have_their_own_exit_codes(api_url, service):
+    job = wait_for(service, submit(service, TINY_MNIST)["id"], "succeeded")
+    finished = trainserve(api_url, "cancel", job["id"])
+    assert finished.returncode == 1 and "only queued or running jobs can be cancelled" in finished.stderr
+    unknown = trainserve(api_url, "watch", "no-such-job")
+    assert unknown.returncode == 1 and "'no-such-job' not found" in unknown.stderr
+    unreachable = trainserve("http://127.0.0.1:9", "jobs")
+    assert unreachable.returncode == 3 and "cannot reach the trainserve API at http://127.0.0.1:9" in unreachable.stderr
+    watched = trainserve(api_url, "watch", job["id"])  # a finished job: its table, then its outcome
+    assert watched.returncode == 0 and "succeeded" in watched.stdout
+
+
+def test_plots_saves_the_pngs(api_url, service, tmp_path):
+    job = wait_for(service, submit(service, TINY_MNIST)["id"], "succeeded")
+    saved = trainserve(api_url, "plots", job["id"], "--out", str(tmp_path))
+    assert saved.returncode == 0, saved.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "loss.png", "metric.png",
+                                                          "mistakes.png"]
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ctrl_c_detaches_without_cancelling(api_url, service):
+    env = {**os.environ, "TRAINSERVE_URL": api_url}
+    hp = {**TINY_MNIST["hyperparameters"], "epochs": 60}
+    process = subprocess.Popen([sys.executable, "-m", "client", "train", "mlp", "mnist", *_sets(hp), "--watch"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first_line = process.stdout.readline()
+        job_id = first_line.split()[1]
+        wait_for(service, job_id, "running")
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 130, stderr
+        assert f"detached; job {job_id} keeps running" in stderr
+        job = service.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "running" and job["cancel_requested_at"] is None
+    finally:
+        process.kill()
+        service.post(f"/v1/jobs/{job_id}/cancel")
