@@ -49,23 +49,47 @@ def test_the_jobs_list_shows_a_submitted_job_and_its_progress_moving(tab, servic
         service.post(f"/v1/jobs/{job['id']}/cancel")
 
 
-def test_the_job_page_shows_the_curves(tab, service):
+def _image_shown(tab, element_id: str) -> None:
+    tab.page.wait_for_function(
+        f"() => {{ const i = document.getElementById('{element_id}'); return i && i.complete && i.naturalWidth > 300; }}",
+        timeout=15_000)
+
+
+def test_the_job_page_shows_the_curves_and_compare_and_models_render(tab, service):
     job = wait_for(service, submit(service, {**TINY_MNIST, "name": "curves"})["id"], "succeeded")
     tab.open(f"/jobs/{job['id']}")
     for plot in ("loss", "metric", "confusion", "mistakes"):
-        tab.page.wait_for_function(
-            f"() => {{ const i = document.getElementById('plot-{plot}'); return i && i.complete && i.naturalWidth > 300; }}",
-            timeout=15_000)
+        _image_shown(tab, f"plot-{plot}")
     assert "succeeded" in tab.page.inner_text("#job-head")
     assert "epoch-002" not in tab.page.inner_text("main")  # server paths never reach the page
     tab.screenshot("job")
+
+    other = wait_for(service, submit(service, {**TINY_MNIST, "name": "wider", "hyperparameters": {
+        **TINY_MNIST["hyperparameters"], "hidden_sizes": [64]}})["id"], "succeeded")
+    tab.open(f"/compare?jobs={job['id']},{other['id']}")
+    _image_shown(tab, "plot-compare")
+    table = tab.page.inner_text("#compare-table")
+    assert "hidden_sizes" in table and "[64]" in table and "curves" in table and "wider" in table
+    tab.screenshot("compare")
+
+    tab.open("/models")
+    tab.page.locator('section[data-dataset="mnist"]').wait_for(timeout=10_000)
+    assert "serving" in tab.page.inner_text('section[data-dataset="mnist"]')
+    tab.screenshot("models")
 
 
 def test_a_digit_drawn_on_the_canvas_is_read_correctly(tab, service):
     job = wait_for(service, submit(service, READER)["id"], "succeeded", timeout_s=300)
     model = next(m for m in service.get("/v1/models", params={"dataset": "mnist"}).json()["data"]
                  if m["job_id"] == job["id"])
-    wait_until_serving(service, "mnist", model["id"])  # the best validation accuracy serves
+    # other tests may have pinned an mnist model: promote this one on the models page
+    tab.open("/models")
+    row = tab.page.locator(f'tr[data-model="{model["id"]}"]')
+    row.wait_for(timeout=10_000)
+    if "serving" not in (row.get_attribute("class") or ""):
+        row.locator("button").click()
+        tab.page.locator(f'tr[data-model="{model["id"]}"].serving').wait_for(timeout=10_000)
+    wait_until_serving(service, "mnist", model["id"])
     tab.open("/predict")
     canvas = tab.page.locator("#digit-canvas")
     canvas.wait_for()

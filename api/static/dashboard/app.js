@@ -379,7 +379,7 @@ async function modelsPage() {
   const datasets = [...new Set(models.data.map((m) => m.dataset))].sort();
   const sections = datasets.map((d) => el("section", { "data-dataset": d }, el("h2", {}, d),
     el("table", {}, el("tr", {}, ["id", "model", "job", "epoch", "val acc", "test acc", "created", ""].map((h) => el("th", {}, h))),
-      models.data.filter((m) => m.dataset === d).map((m) => el("tr", { class: m.serving ? "serving" : "" },
+      models.data.filter((m) => m.dataset === d).map((m) => el("tr", { class: m.serving ? "serving" : "", "data-model": m.id },
         el("td", {}, m.id), el("td", {}, m.model), el("td", {}, el("a", { href: `#/jobs/${m.job_id}` }, m.job_id.slice(0, 8))),
         el("td", {}, m.epoch), el("td", {}, pct(m.val_accuracy)), el("td", {}, pct(m.test_accuracy)), el("td", {}, new Date(m.created_at).toLocaleString()),
         el("td", {}, m.serving ? "serving" : el("button", { onclick: () => promote(m.id) }, "Promote"))))),
