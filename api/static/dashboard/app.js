@@ -154,8 +154,8 @@ async function jobsPage() {
     const ids = [...document.querySelectorAll(".pick:checked")].map((c) => c.value);
     location.hash = `#/compare?jobs=${ids.join(",")}`;
   } }, "Compare selected");
-  view.replaceChildren(el("h1", {}, "Jobs"), el("section", { id: "submit" }, el("h2", {}, "New job"), el("p", {}, "Loading the catalog…")),
-    el("section", {}, table, el("p", {}, compare)));
+  view.replaceChildren(el("h1", {}, "Jobs"), el("section", {}, table, el("p", {}, compare)),
+    el("section", { id: "submit" }, el("h2", {}, "New job"), el("p", {}, "Loading the catalog…")));
   submitForm(document.getElementById("submit")).catch((err) => document.getElementById("submit").append(errorBox(err)));
   const jobs = (await api("/v1/jobs?limit=50")).data;
   for (const job of jobs) {
