@@ -157,12 +157,20 @@ async function jobsPage() {
   view.replaceChildren(el("h1", {}, "Jobs"), el("section", {}, table, el("p", {}, compare)),
     el("section", { id: "submit" }, el("h2", {}, "New job"), el("p", {}, "Loading the catalog…")));
   submitForm(document.getElementById("submit")).catch((err) => document.getElementById("submit").append(errorBox(err)));
-  const jobs = (await api("/v1/jobs?limit=50")).data;
-  for (const job of jobs) {
-    const row = jobRow(job);
-    tbody.append(row);
-    if (!TERMINAL.has(job.status)) watchRow(row, job);
-  }
+  const signal = pageAbort.signal;
+  const addNew = async () => {
+    const jobs = (await api("/v1/jobs?limit=50")).data;
+    if (signal.aborted) return;
+    for (const job of jobs.reverse()) {  // oldest first, each new one goes on top
+      if (tbody.querySelector(`tr[data-job="${job.id}"]`)) continue;
+      const row = jobRow(job);
+      tbody.prepend(row);
+      if (!TERMINAL.has(job.status)) watchRow(row, job);
+    }
+  };
+  await addNew();
+  // jobs submitted elsewhere (CLI, curl) show up too; existing rows move by their own event streams
+  const timer = setInterval(() => (signal.aborted ? clearInterval(timer) : addNew().catch(() => {})), 5000);
 }
 
 // The form comes from /v1/catalog: one field per hyperparameter of the chosen model, pre-filled with
@@ -282,10 +290,14 @@ async function jobPage(jobId) {
     renderAttempts(attempts, job.attempts);
   };
   await refresh();
+  // short epochs end several times a second: redraw at most once a second, and once more at the end
+  let pending = null;
+  const refreshSoon = () => { pending = pending || setTimeout(() => { pending = null; refresh().catch(() => {}); }, 1000); };
   if (!TERMINAL.has(job.status)) {
     follow(jobId, (kind, data) => {
       if (kind === "progress") { job.progress = { ...job.progress, ...data }; renderJobHead(head, job); }
-      if (kind === "epoch" || kind === "checkpoint" || kind === "status") refresh().catch(() => {});
+      if (kind === "epoch" || kind === "checkpoint") refreshSoon();
+      if (kind === "status") refresh().catch(() => {});
     });
   }
 }
