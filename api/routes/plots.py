@@ -66,9 +66,12 @@ def job_plot(job: JobDep, session: SessionDep, settings: SettingsDep, request: R
         return _confusion_matrix(job, request, cache_control)
     rows = _rows(session, job.id)
     session.close()  # give the connection back before the CPU work
-    title = f"{job.model} on {job.dataset}"
-    draw = (lambda: plots.loss_png(rows, f"Loss — {title}")) if plot == "loss" else \
-        (lambda: plots.metric_png(rows))
+
+    def draw() -> bytes:
+        if plot == "loss":
+            return plots.loss_png(rows, f"Loss — {job.model} on {job.dataset}")
+        return plots.metric_png(rows)
+
     version = f"{plot}:{job.id}:{job.status}:{[(r.epoch, r.created_at.isoformat()) for r in rows]}"
     return _png(request, version, cache_control, draw)
 

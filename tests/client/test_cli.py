@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 import pytest
 
 from tests.utils.jobs import TINY_MNIST, submit, wait_for
+from tests.utils.models import digit_png, predict
 
 pytestmark = pytest.mark.service
 
@@ -63,13 +64,25 @@ def test_refusals_and_an_unreachable_server_have_their_own_exit_codes(api_url, s
     assert watched.returncode == 0 and "succeeded" in watched.stdout
 
 
-def test_plots_saves_the_pngs(api_url, service, tmp_path):
+def test_plots_saves_the_pngs_and_predict_labels_files(api_url, service, tmp_path):
     job = wait_for(service, submit(service, TINY_MNIST)["id"], "succeeded")
-    saved = trainserve(api_url, "plots", job["id"], "--out", str(tmp_path))
+    plots = tmp_path / "plots"
+    saved = trainserve(api_url, "plots", job["id"], "--out", str(plots))
     assert saved.returncode == 0, saved.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "loss.png", "metric.png",
-                                                          "mistakes.png"]
-    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in plots.iterdir()) == ["confusion_matrix.png", "loss.png", "metric.png",
+                                                       "mistakes.png"]
+    assert (plots / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    deadline = time.monotonic() + 15  # the API notices a newly registered model within a second or so
+    while predict(service, "mnist", [("d.png", digit_png())]).status_code != 200:
+        assert time.monotonic() < deadline, "no mnist model serves"
+        time.sleep(0.2)
+    (tmp_path / "seven.png").write_bytes(digit_png(7))
+    labelled = trainserve(api_url, "predict", "mnist", str(tmp_path / "seven.png"), "--top-k", "2")
+    assert labelled.returncode == 0, labelled.stderr
+    assert "seven.png" in labelled.stdout and "%" in labelled.stdout
+    missing = trainserve(api_url, "predict", "mnist", str(tmp_path / "nope.png"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
 def test_ctrl_c_detaches_without_cancelling(api_url, service):

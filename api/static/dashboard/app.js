@@ -410,7 +410,8 @@ async function promote(modelId) {
 
 async function predictPage(params) {
   const [catalog, models] = await Promise.all([api("/v1/catalog"), api("/v1/models")]);
-  const datasets = catalog.datasets.filter((d) => (d.task || "classification") === "classification").map((d) => d.name);
+  const servable = (d) => d.servable ?? (d.task === "classification" && d.input_kind !== "tabular");
+  const datasets = catalog.datasets.filter(servable).map((d) => d.name);
   // preselect: the one named in the URL, else one that has a model serving
   const chosen = params.get("dataset") || (models.data.find((m) => m.serving) || {}).dataset;
   const datasetSelect = el("select", { id: "predict-dataset" }, datasets.map((d) => el("option", { value: d, selected: d === chosen }, d)));
