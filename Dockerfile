@@ -11,6 +11,7 @@ COPY api ./api
 COPY core ./core
 COPY ml ./ml
 COPY worker ./worker
+COPY client ./client
 COPY alembic ./alembic
 COPY alembic.ini ./
 RUN pip install --extra-index-url "$TORCH_INDEX_URL" . \

@@ -1,10 +1,12 @@
 """The dashboard and /docs in a real headless Chromium, against the real service (worker, Redis, SQL)."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.utils.jobs import TINY_MNIST, submit, wait_for
-from tests.utils.models import wait_until_serving
+from tests.utils.models import digit_png, wait_until_serving
 
 pytestmark = [pytest.mark.service, pytest.mark.browser, pytest.mark.slow]
 
@@ -110,6 +112,16 @@ def test_a_digit_drawn_on_the_canvas_is_read_correctly(tab, service):
     finally:
         tab.screenshot("predict")
     assert label.inner_text() == "7", tab.page.inner_text("#predictions")
+
+    # a file dropped on the drop zone is labelled too
+    dropped = tab.page.evaluate_handle(
+        """(b64) => { const dt = new DataTransfer();
+                      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                      dt.items.add(new File([bytes], "dropped.png", { type: "image/png" })); return dt; }""",
+        base64.b64encode(digit_png(3)).decode())
+    tab.page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+    tab.page.wait_for_function("() => document.getElementById('predictions').innerText.includes('dropped.png')",
+                               timeout=15_000)
 
 
 def test_the_api_docs_render_without_internet(tab, api_url):
