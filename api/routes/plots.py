@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from api.deps import JobDep, SessionDep, SettingsDep
+from api.deps import JobDep, SessionDep
 from api.schemas import EpochMetricsPublic
 from core import jobs as job_service
 from core.models import Job, JobStatus
@@ -54,14 +54,14 @@ def _not_yet(job: Job, what: str, when: str) -> HTTPException:
 
 
 @router.get("/jobs/{job_id}/plots/{plot}.png", response_class=Response, responses=PNG_RESPONSES)
-def job_plot(job: JobDep, session: SessionDep, settings: SettingsDep, request: Request,
+def job_plot(job: JobDep, session: SessionDep, request: Request,
              plot: Annotated[str, Path(max_length=40, description=", ".join(PLOTS))]) -> Response:
     """`loss`, `metric` (accuracy or MSE), `confusion_matrix` (test set) or `mistakes` (most confident, test set)."""
     if plot not in PLOTS:
         raise HTTPException(404, detail=f"no plot named {plot!r}; the plots are {', '.join(PLOTS)}")
     cache_control = _cache_control([job.status])
     if plot == "mistakes":
-        return _mistakes(job, FsPath(settings.artifact_dir), request, cache_control)
+        return _mistakes(job, FsPath(request.app.state.settings.artifact_dir), request, cache_control)
     if plot == "confusion_matrix":
         return _confusion_matrix(job, request, cache_control)
     rows = _rows(session, job.id)
