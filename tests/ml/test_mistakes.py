@@ -8,7 +8,7 @@ from PIL import Image
 
 from ml.data.base import DatasetBundle, TensorSplit
 from ml.mistakes import displayable, write_mistakes
-from ml.results import TestMetrics
+from ml import results
 
 
 def _bundle(kind: str = "digits") -> DatasetBundle:
@@ -29,7 +29,7 @@ def test_displayable_undoes_the_normalisation():
 
 
 def test_write_mistakes_draws_a_captioned_grid(tmp_path):
-    test = TestMetrics(loss=1.0, top_mistakes=[{"index": 2, "true": "c", "predicted": "a", "confidence": 0.9},
+    test = results.TestMetrics(loss=1.0, top_mistakes=[{"index": 2, "true": "c", "predicted": "a", "confidence": 0.9},
                                                {"index": 0, "true": "a", "predicted": "b", "confidence": 0.6}])
     path = write_mistakes(test, _bundle(), tmp_path)
     assert path == tmp_path / "mistakes.png"
@@ -37,8 +37,8 @@ def test_write_mistakes_draws_a_captioned_grid(tmp_path):
 
 
 def test_no_grid_without_mistakes_or_for_tabular_data(tmp_path):
-    assert write_mistakes(TestMetrics(loss=0.0), _bundle(), tmp_path) is None
-    test = TestMetrics(loss=1.0, top_mistakes=[{"index": 0, "true": "a", "predicted": "b", "confidence": 0.6}])
+    assert write_mistakes(results.TestMetrics(loss=0.0), _bundle(), tmp_path) is None
+    test = results.TestMetrics(loss=1.0, top_mistakes=[{"index": 0, "true": "a", "predicted": "b", "confidence": 0.6}])
     assert write_mistakes(test, _bundle("tabular"), tmp_path) is None
     assert write_mistakes(None, _bundle(), tmp_path) is None
     assert not (tmp_path / "mistakes.png").exists()
