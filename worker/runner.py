@@ -16,6 +16,7 @@ from core.models import JobStatus
 from core.model_registry import register_model_version
 from core.settings import get_settings
 from core.version import code_version
+from ml.catalog import dataset_is_servable
 from ml.config import TrainConfig, config_from_dict
 from ml.errors import DatasetNotFound, InvalidConfig, MLError, TrainingCancelled, TrainingDiverged
 from ml.results import TrainResult
@@ -125,7 +126,8 @@ def _finish_succeeded(job_id: str, result: TrainResult) -> None:
         )
         if result.best_checkpoint is not None:
             mark_best_checkpoint(session, job_id=job_id, path=str(result.best_checkpoint))
-        register_model_version(session, job=get_job(session, job_id=job_id))
+        job = get_job(session, job_id=job_id)
+        register_model_version(session, job=job, servable=dataset_is_servable(job.dataset))
     _announce_status(job_id, JobStatus.succeeded)
 
 
