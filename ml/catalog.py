@@ -75,3 +75,11 @@ def example_model(name: str) -> str:
     from ml.data import get_dataset_spec
 
     return get_dataset_spec(name).example_model or "mlp"
+
+
+def models_for(dataset: str) -> list[str]:
+    """Models that train on `dataset`."""
+    from ml.data import get_dataset_spec
+
+    ds = get_dataset_spec(dataset)
+    return [name for name, spec in model_specs().items() if spec.serves(ds.task, ds.input_kind)]
