@@ -30,21 +30,22 @@ PRESETS: dict[str, Preset] = {
         "linear_regression", "synthetic_linear",
         dict(optimizer="sgd", lr=0.03, batch_size=10, epochs=3, lr_schedule="none"),
         "Linear regression on y = Xw + b + noise (w = [2, -3.4], b = 4.2), SGD lr 0.03, batch 10, 3 epochs.",
-        ("weight_error", 0.01)),
+        ("weight_error", 0.01)),  # measured 0.0005
     "line_full_batch_gd": Preset(
         "linear_regression", "synthetic_line",
         dict(optimizer="sgd", lr=0.01, batch_size=_FULL_BATCH, epochs=100, lr_schedule="none"),
         "y = 3x + 2 + noise by full-batch gradient descent, lr 0.01, 100 epochs (100 steps: not yet converged).",
-        ("weight_error", 1.5)),
+        ("weight_error", 0.5)),  # measured 0.40: w is still 13% short after 100 steps, the course's point
     "line_single_sample_gd": Preset(
         "linear_regression", "synthetic_line",
         dict(optimizer="sgd", lr=0.01, batch_size=1, epochs=100, lr_schedule="none"),
         "y = 3x + 2 + noise by single-sample (stochastic) gradient descent, lr 0.01, 100 epochs.",
-        ("weight_error", 0.05)),
+        ("weight_error", 0.02)),  # measured 0.007
     "line_minibatch_gd": Preset(
         "linear_regression", "synthetic_line",
         dict(optimizer="sgd", lr=0.01, batch_size=10, epochs=100, lr_schedule="none"),
-        "y = 3x + 2 + noise by mini-batch (10) gradient descent, lr 0.01, 100 epochs.", ("weight_error", 0.05)),
+        "y = 3x + 2 + noise by mini-batch (10) gradient descent, lr 0.01, 100 epochs.",
+        ("weight_error", 0.02)),  # measured 0.006
     "mlp_mnist": Preset(
         "mlp", "mnist",
         dict(hidden_sizes=[128, 64], activation="relu", optimizer="adam", lr=1e-3, batch_size=64, epochs=10,
@@ -62,3 +63,18 @@ PRESETS: dict[str, Preset] = {
              early_stopping_patience=0, lr_schedule="none"),
         "Logistic regression on cats vs dogs at 128x128, SGD lr 0.01, batch 32, 10 epochs.", ("test_accuracy", 0.5)),
 }
+
+
+def measure(preset: Preset, result) -> float:
+    """A run's value of the preset's figure: test accuracy, or the largest error of the learned w and b."""
+    metric, _ = preset.figure
+    if metric == "test_accuracy":
+        return float(result.test.accuracy)
+    true, learned = result.extra["true"], result.extra["learned"]
+    return max([abs(a - b) for a, b in zip(learned["weights"], true["true_w"])] + [abs(learned["bias"] - true["true_b"])])
+
+
+def reached(preset: Preset, value: float) -> bool:
+    """Whether `value` meets the preset's documented figure."""
+    metric, target = preset.figure
+    return value >= target if metric == "test_accuracy" else value <= target
