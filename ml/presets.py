@@ -25,7 +25,8 @@ PRESETS: dict[str, Preset] = {
     "softmax_fashion_mnist": Preset(
         "softmax_regression", "fashion_mnist",
         dict(optimizer="sgd", lr=0.1, batch_size=256, epochs=10, lr_schedule="none"),
-        "Softmax regression on Fashion-MNIST, SGD lr 0.1, batch 256, 10 epochs.", ("test_accuracy", 0.80)),
+        "Softmax regression on Fashion-MNIST, SGD lr 0.1, batch 256, 10 epochs.",
+        ("test_accuracy", 0.82)),  # measured 0.830
     "linear_regression_synthetic": Preset(
         "linear_regression", "synthetic_linear",
         dict(optimizer="sgd", lr=0.03, batch_size=10, epochs=3, lr_schedule="none"),
@@ -50,18 +51,21 @@ PRESETS: dict[str, Preset] = {
         "mlp", "mnist",
         dict(hidden_sizes=[128, 64], activation="relu", optimizer="adam", lr=1e-3, batch_size=64, epochs=10,
              dropout=0.0, lr_schedule="none"),
-        "The 784-128-64-10 MLP on MNIST, Adam lr 1e-3, batch 64, 10 epochs.", ("test_accuracy", 0.97)),
+        "The 784-128-64-10 MLP on MNIST, Adam lr 1e-3, batch 64, 10 epochs.",
+        ("test_accuracy", 0.97)),  # measured 0.979
     "mlp_mnist_mse_momentum": Preset(
         "mlp", "mnist",
         dict(hidden_sizes=[128, 64], activation="relu", optimizer="momentum", momentum=0.9, loss="mse_onehot",
              lr=0.01, batch_size=512, epochs=3, dropout=0.0, lr_schedule="none"),
         "The same MLP with MSE on one-hot labels and SGD momentum 0.9, lr 0.01, batch 512, 3 epochs "
-        "(the course's demonstration that MSE on softmax learns slowly).", ("test_accuracy", 0.0)),
+        "(the course's demonstration that MSE on softmax learns slowly).",
+        ("test_accuracy", 0.30)),  # measured 0.352 after 3 epochs
     "logistic_cats_dogs_128": Preset(
         "logistic_regression", "cats_dogs",
         dict(optimizer="sgd", lr=0.01, batch_size=32, epochs=10, image_size=128, weight_decay=0.0,
              early_stopping_patience=0, lr_schedule="none"),
-        "Logistic regression on cats vs dogs at 128x128, SGD lr 0.01, batch 32, 10 epochs.", ("test_accuracy", 0.5)),
+        "Logistic regression on cats vs dogs at 128x128, SGD lr 0.01, batch 32, 10 epochs.",
+        ("test_accuracy", 0.5)),  # measured 0.525: raw pixels at lr 0.01 barely beat chance, the course's point
 }
 
 
