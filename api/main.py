@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.body_limit import BodySizeLimit
-from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, predict
+from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, predict, rows
 from core.datasets import find_uploaded, uploaded_names
 from core.queue import make_celery
 from core.settings import Settings, get_settings
@@ -27,6 +27,7 @@ ROUTERS = [
     models.router,
     predict.router,
     datasets.router,
+    rows.router,
 ]
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from core.db import session_scope
 from core.errors import ServiceError
-from core.models import Job, JobStatus, UploadedDataset, utcnow
+from core.jobs import best_checkpoint
+from core.models import Checkpoint, Job, JobStatus, UploadedDataset, utcnow
 from core.settings import Settings, get_settings
 
 
@@ -100,3 +101,17 @@ def uploaded_names() -> list[str]:
     """Names of every upload."""
     with session_scope() as session:
         return list(session.scalars(select(UploadedDataset.name).order_by(UploadedDataset.name)))
+
+
+def best_table_model(session: Session, *, dataset: str) -> tuple[Job, Checkpoint] | None:
+    """The succeeded job on `dataset` with the best validation figure (lowest MSE or highest accuracy,
+    ties: the newest) and its best checkpoint; what serves feature rows for an uploaded table."""
+    jobs = session.scalars(select(Job).where(Job.dataset == dataset, Job.status == JobStatus.succeeded.value)
+                           .order_by(Job.finished_at.desc())).all()
+    scored = [j for j in jobs if (j.best_metric or {}).get("value") is not None]
+    if not scored:
+        return None
+    lower_is_better = scored[0].best_metric.get("name") == "val_mse"
+    best = (min if lower_is_better else max)(scored, key=lambda j: float(j.best_metric["value"]))
+    checkpoint = best_checkpoint(session, job_id=best.id)
+    return (best, checkpoint) if checkpoint is not None else None

@@ -245,7 +245,7 @@ def uploaded_spec(name: str, manifest: dict[str, Any], folder: Path):
         has_test_split=False, channels=None, default_image_size=None,
         locate=lambda data_dir: Located("uploaded", [table], [] if table.is_file() else [TABLE_FILE]),
         load=load, sizes=lambda data_dir: {"total": manifest["samples"]},
-        upload_framing="rows", servable=False,
+        upload_framing="rows", servable=False,  # rows go to POST /v1/predict/{name}/rows, not the image route
         example_model="linear_regression" if manifest["task"] == "regression" else "mlp",
         uploaded=True, columns=tuple(manifest["columns"]),
     )

@@ -63,6 +63,15 @@ def test_upload_csv_train_linear_regression_and_recover_the_coefficients(service
     assert abs(learned["bias"] - TRUE_B) < 0.05, learned
     assert done["dataset_checksum"] == body["sha256"]
 
+    rows = [[1.0, 2.0], {"x2": 0.0, "x1": 0.0}]
+    predicted = service.post("/v1/predict/plane/rows", json={"rows": rows})
+    assert predicted.status_code == 200, predicted.text
+    values = [p["value"] for p in predicted.json()["predictions"]]
+    assert abs(values[0] - (3 * 1 - 2 * 2 + 5)) < 0.05 and abs(values[1] - 5) < 0.05, values
+    bad = service.post("/v1/predict/plane/rows", json={"rows": [[1.0]]})
+    assert bad.status_code == 422 and "x1, x2" in bad.json()["detail"]
+    assert service.post("/v1/predict/shapes-none/rows", json={"rows": [[1.0, 2.0]]}).status_code == 404
+
 
 def test_every_hostile_zip_is_refused_and_writes_nothing(client, service_settings):
     root = Path(service_settings.artifact_dir) / "datasets"

@@ -94,3 +94,26 @@ def test_uploaded_images_split_80_10_10_stratified_and_seeded(tmp_path, uploaded
     again = load_dataset("my_shapes", tmp_path, image_size=32, cache_dir=tmp_path / "cache")
     assert (again.train.y == bundle.train.y).all()
     assert any((tmp_path / "cache" / "photos").glob("upload-*.pt"))  # the photo cache, keyed by content
+
+
+def test_uploaded_csv_with_class_labels_trains_a_classifier_that_answers_rows(tmp_path, uploaded):
+    import random
+
+    from ml.inference.rows import RowPredictor
+
+    rng = random.Random(0)
+    lines = ["a,b,label"]
+    for _ in range(300):
+        a, b = rng.uniform(-1, 1), rng.uniform(-1, 1)
+        lines.append(f"{a:.4f},{b:.4f},{int(a + b > 0)}")
+    manifest, out = ingest(tmp_path, ("\n".join(lines) + "\n").encode(), "t.csv", target="label")
+    assert manifest["task"] == "binary" and [c["name"] for c in manifest["classes"]] == ["0", "1"]
+    uploaded["signs"] = (manifest, out)
+    result = train(resolve_config("logistic_regression", "signs", {"lr": 0.5, "epochs": 20}),
+                   data_dir=tmp_path, out_dir=tmp_path / "run")
+    assert result.test.accuracy > 0.9
+    predictor = RowPredictor.load(result.best_checkpoint)
+    answers = predictor.predict([[0.9, 0.8], {"a": -0.7, "b": -0.9}])
+    assert [a["label"] for a in answers] == ["1", "0"] and predictor.columns == ["a", "b"]
+    with pytest.raises(BadUpload, match="row 0: 3 values"):
+        predictor.predict([[1, 2, 3]])
