@@ -7,13 +7,12 @@ service finds the upload's folder by name in its database, never from the name i
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 from ml.data.base import InputKind, RawDataset, Task
+from ml.discover import import_modules
 from ml.errors import InvalidConfig
 
 
@@ -68,10 +67,9 @@ class UploadedDatasets(Protocol):
 
 _REGISTRY: dict[str, DatasetSpec] = {}
 _uploaded: UploadedDatasets | None = None
-_loaded = False
 # modules of this package that hold no dataset
-_NOT_DATASETS = {"registry", "base", "load", "splits", "checksum", "transforms", "augment", "idx", "uploads",
-                 "zipsafe", "ingest"}
+_NOT_DATASETS = frozenset({"registry", "base", "load", "splits", "checksum", "transforms", "augment", "idx",
+                           "uploads", "zipsafe"})
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
@@ -89,15 +87,8 @@ def use_uploaded_datasets(source: UploadedDatasets | None) -> None:
 
 
 def _load_builtin() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import ml.data as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in _NOT_DATASETS:
-            importlib.import_module(f"{package.__name__}.{module.name}")
+    """Each dataset module of ml/data registers its spec on import, so a new file is a new dataset."""
+    import_modules("ml.data", _NOT_DATASETS)
 
 
 def builtin_dataset_names() -> list[str]:

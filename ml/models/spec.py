@@ -10,6 +10,8 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.discover import import_modules
+
 Optimizer = Literal["sgd", "momentum", "adam"]
 
 
@@ -120,20 +122,8 @@ def get_model_spec(name: str) -> ModelSpec:
 
 
 def _load_builtin() -> None:
-    """Import every model module of this package once: each registers its spec, so a new file is a new model."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
-    import pkgutil
-
-    import ml.models as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in _NOT_MODELS:
-            importlib.import_module(f"{package.__name__}.{module.name}")
+    """Each module of ml/models registers its spec on import, so a new file is a new model."""
+    import_modules("ml.models", _NOT_MODELS)
 
 
-_loaded = False
-_NOT_MODELS = {"spec", "layers"}
+_NOT_MODELS = frozenset({"spec", "layers"})
