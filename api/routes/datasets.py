@@ -62,6 +62,15 @@ def _save(upload: UploadFile, path: Path, max_bytes: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _store(ingested: Path, folder: Path) -> None:
+    """Move the ingested files to their content-hash folder; the same content under another name shares it."""
+    try:
+        os.rename(ingested, folder)
+    except OSError:
+        if not folder.is_dir():  # not "already there from an identical upload": a real failure
+            raise
+
+
 def _check_name_free(session, name: str) -> None:
     if is_builtin(name) or dataset_service.dataset_exists(session, name=name):
         raise HTTPException(409, detail=f"a dataset named {name!r} already exists; choose another name")
@@ -90,9 +99,7 @@ def upload_dataset(
         sha, size = _save(file, incoming / "upload", settings.max_dataset_upload_bytes)
         manifest = ingest_upload(incoming / "upload", filename=file.filename or "", kind=kind, target=target,
                                  out_dir=incoming / "dataset", limits=_limits(settings))
-        folder = dataset_service.dataset_folder(sha, settings)
-        if not folder.exists():  # the same content under another name shares the folder
-            os.replace(incoming / "dataset", folder)
+        _store(incoming / "dataset", dataset_service.dataset_folder(sha, settings))
         row = dataset_service.create_dataset(session, name=name, sha256=sha, size_bytes=size, manifest=manifest)
     except BadUpload as exc:
         raise HTTPException(exc.status, detail=exc.reason) from None
