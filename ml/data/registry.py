@@ -69,7 +69,7 @@ _REGISTRY: dict[str, DatasetSpec] = {}
 _uploaded: UploadedDatasets | None = None
 # modules of this package that hold no dataset
 _NOT_DATASETS = frozenset({"registry", "base", "load", "splits", "checksum", "transforms", "augment", "idx",
-                           "uploads", "zipsafe"})
+                           "uploads", "upload_images", "upload_tables", "zipsafe"})
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:

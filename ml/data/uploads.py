@@ -7,23 +7,19 @@ database holds the manifests and finds a dataset's folder by name (`UploadedLook
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ml.data.zipsafe import ZipLimits, safe_extract
-from ml.errors import BadImage, BadUpload
+from ml.data.zipsafe import ZipLimits
+from ml.errors import BadUpload
 
 IMAGES_DIR, TABLE_FILE = "images", "table.pt"
 DEFAULT_IMAGE_SIZE = 64
 # at most this many refusals are listed one by one (the count is always given)
 MAX_LISTED_REFUSALS = 100
-_IGNORED = ("__MACOSX", ".DS_Store", "Thumbs.db")
+IGNORED = ("__MACOSX", ".DS_Store", "Thumbs.db")
 
 
 @dataclass(frozen=True)
@@ -48,168 +44,23 @@ def ingest_upload(source: Path, *, filename: str, kind: str | None, target: str 
     if kind == "image_folder":
         if not is_zip:
             raise BadUpload("an image_folder upload must be a .zip archive")
-        return _ingest_images(source, out_dir, limits)
+        from ml.data.upload_images import ingest_images
+
+        return ingest_images(source, out_dir, limits)
     if kind in ("csv", "regression", "classification"):
         if is_zip:
             raise BadUpload("a CSV upload must be the .csv file itself, not a zip")
         task = kind if kind != "csv" else None
-        return _ingest_csv(source, out_dir, target or "target", task, limits)
+        from ml.data.upload_tables import ingest_csv
+
+        return ingest_csv(source, out_dir, target or "target", task, limits)
     raise BadUpload("send a .zip of <class>/<image> folders or a .csv with a header row "
                     "(or set kind to image_folder, csv, regression or classification)")
 
 
-# --- image folders ----------------------------------------------------------------------------
-
-def _class_root(extracted: Path) -> Path:
-    """`<class>/<image>` at the top, or under one folder."""
-    top = [p for p in extracted.iterdir() if p.name not in _IGNORED and not p.name.startswith(".")]
-    dirs = [p for p in top if p.is_dir()]
-    if len(top) == 1 and dirs and any(c.is_dir() for c in dirs[0].iterdir()):
-        return dirs[0]
-    return extracted
-
-
-def _ingest_images(source: Path, out_dir: Path, limits: UploadLimits) -> dict[str, Any]:
-    from ml.inference.decode import decode_upload
-
-    extracted = out_dir / "extracted"
-    extracted.mkdir(parents=True)
-    safe_extract(source, extracted, limits.zip)
-    root = _class_root(extracted)
-    refused: list[dict[str, str]] = []
-    classes: list[dict[str, Any]] = []
-    for entry in sorted(root.iterdir()):
-        if entry.name in _IGNORED or entry.name.startswith("."):
-            continue
-        if not entry.is_dir():
-            refused.append({"file": entry.relative_to(root).as_posix(), "reason": "not inside a class folder"})
-            continue
-        folder = out_dir / IMAGES_DIR / f"c{len(classes):03d}"
-        folder.mkdir(parents=True)
-        count = 0
-        for path in sorted(p for p in entry.rglob("*") if p.is_file()):
-            rel = path.relative_to(root).as_posix()
-            if path.name in _IGNORED or path.name.startswith("."):
-                continue
-            try:
-                image = decode_upload(path.read_bytes(), max_bytes=limits.max_image_bytes,
-                                      max_pixels=limits.max_image_pixels)
-            except BadImage as exc:
-                refused.append({"file": rel, "reason": exc.reason})
-                continue
-            image.convert("RGB").save(folder / f"{count:06d}.png")  # our names, our format
-            count += 1
-        classes.append({"name": entry.name, "count": count})
-    shutil.rmtree(extracted)
-    _check_classes(classes, limits.min_images_per_class, refused)
-    return {"kind": "image_folder", "task": "binary" if len(classes) == 2 else "classification",
-            "classes": classes, "columns": [], "target": None, "samples": sum(c["count"] for c in classes),
-            "image_size": DEFAULT_IMAGE_SIZE, **_refusals(refused)}
-
-
-def _check_classes(classes: list[dict[str, Any]], minimum: int, refused: list[dict[str, str]]) -> None:
-    if len(classes) < 2:
-        found = ", ".join(c["name"] for c in classes) or "none"
-        raise BadUpload(f"found {len(classes)} class folder(s) ({found}); an image dataset needs at least 2: "
-                        "put each class's images in a folder named after the class")
-    small = [f"{c['name']!r} has {c['count']}" for c in classes if c["count"] < minimum]
-    if small:
-        why = f" ({len(refused)} file(s) refused, e.g. {refused[0]['file']}: {refused[0]['reason']})" if refused else ""
-        raise BadUpload(f"every class needs at least {minimum} readable images: {'; '.join(small)}{why}")
-
-
-def _refusals(refused: list[dict[str, str]]) -> dict[str, Any]:
+def refusals(refused: list[dict[str, Any]]) -> dict[str, Any]:
+    """The refused files or lines as a manifest lists them: the first ones and the count."""
     return {"refused": refused[:MAX_LISTED_REFUSALS], "refused_count": len(refused)}
-
-
-# --- tables -----------------------------------------------------------------------------------
-
-def _read_rows(source: Path, limits: UploadLimits) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    try:
-        text = source.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadUpload(f"the CSV is not UTF-8 text (byte {exc.start})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise BadUpload("the CSV is empty; it needs a header row and data rows") from None
-    except csv.Error as exc:
-        raise BadUpload(f"the CSV header cannot be read ({exc})") from None
-    if len(header) > limits.max_columns:
-        raise BadUpload(f"the CSV has {len(header):,} columns; the limit is {limits.max_columns:,}", 413)
-    if len(set(header)) != len(header) or "" in header:
-        raise BadUpload("every CSV column needs a distinct, non-empty name in the header row")
-    rows = []
-    try:
-        for row in reader:
-            if len(rows) >= limits.max_rows:
-                raise BadUpload(f"the CSV has more than {limits.max_rows:,} rows", 413)
-            if row:
-                rows.append((reader.line_num, row))
-    except csv.Error as exc:
-        raise BadUpload(f"line {reader.line_num}: {exc}") from None
-    return header, rows
-
-
-def _number(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("not finite")
-    return value
-
-
-def _ingest_csv(source: Path, out_dir: Path, target: str, task: str | None, limits: UploadLimits) -> dict[str, Any]:
-    import torch
-
-    header, rows = _read_rows(source, limits)
-    if target not in header:
-        raise BadUpload(f"no target column {target!r}; the columns are {', '.join(header)} "
-                        "(name one with the form field `target`)")
-    t = header.index(target)
-    features = [h for i, h in enumerate(header) if i != t]
-    if not features:
-        raise BadUpload("the CSV needs at least one feature column besides the target")
-    refused, good = [], []
-    for line, row in rows:
-        if len(row) != len(header):
-            refused.append({"line": line, "reason": f"{len(row)} fields; the header has {len(header)}"})
-            continue
-        try:
-            good.append([_number(v) for v in row])
-        except ValueError:
-            bad = next(h for h, v in zip(header, row) if not _is_number(v))
-            refused.append({"line": line, "reason": f"column {bad!r} is not a finite number"})
-    if len(good) < limits.min_rows:
-        why = f"; e.g. line {refused[0]['line']}: {refused[0]['reason']}" if refused else ""
-        raise BadUpload(f"{len(good)} usable row(s) of {len(rows)}; at least {limits.min_rows} are needed "
-                        f"(numeric columns only){why}")
-    data = torch.tensor(good, dtype=torch.float64)
-    y, x = data[:, t], torch.cat([data[:, :t], data[:, t + 1:]], dim=1).float()
-    integral = bool((y == y.round()).all())
-    task = task or ("classification" if integral and len(y.unique()) <= 20 else "regression")
-    classes: list[dict[str, Any]] = []
-    if task == "classification":
-        values, labels = y.unique(sorted=True, return_inverse=True)
-        if len(values) < 2:
-            raise BadUpload(f"the target column {target!r} has a single value; classification needs 2 or more")
-        counts = torch.bincount(labels).tolist()
-        classes = [{"name": f"{v:g}", "count": c} for v, c in zip(values.tolist(), counts)]
-        y_tensor = labels.long()
-        task = "binary" if len(values) == 2 else "classification"
-    else:
-        y_tensor = y.float().unsqueeze(1)
-    torch.save({"x": x.contiguous(), "y": y_tensor.contiguous()}, out_dir / TABLE_FILE)
-    return {"kind": "csv", "task": task, "classes": classes, "columns": features, "target": target,
-            "samples": len(good), "image_size": None, **_refusals(refused)}
-
-
-def _is_number(text: str) -> bool:
-    try:
-        _number(text)
-        return True
-    except ValueError:
-        return False
 
 
 # --- back from a manifest ---------------------------------------------------------------------
