@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import SessionDep
 from core import datasets as dataset_service
+from ml.catalog import example_model
 from ml.errors import BadUpload
 from ml.inference.rows import RowPredictor
 
@@ -38,7 +39,7 @@ def predict_rows(dataset: Annotated[str, Path(max_length=64)], body: RowsRequest
     best = dataset_service.best_table_model(session, dataset=dataset)
     if best is None:
         raise HTTPException(404, detail=f"no model has been trained on {dataset!r} yet; train one with POST /v1/jobs "
-                                        f'{{"model": "linear_regression", "dataset": "{dataset}"}}')
+                                        f'{{"model": "{example_model(dataset)}", "dataset": "{dataset}"}}')
     job, checkpoint = best
     session.close()  # hold no connection while the model runs
     try:
