@@ -83,3 +83,10 @@ def models_for(dataset: str) -> list[str]:
 
     ds = get_dataset_spec(dataset)
     return [name for name, spec in model_specs().items() if spec.serves(ds.task, ds.input_kind)]
+
+
+def known_checksum(name: str) -> str | None:
+    """A dataset's checksum when it is known without reading its files (uploads), else None."""
+    from ml.data import get_dataset_spec
+
+    return get_dataset_spec(name).checksum

@@ -51,6 +51,7 @@ class DatasetSpec:
     example_model: str | None = None  # what the docs and error messages suggest training
     uploaded: bool = False
     columns: tuple[str, ...] = ()  # tabular: the feature names, in order
+    checksum: str | None = None  # known before loading (uploads: the sha256 of the uploaded file)
 
     @property
     def is_image(self) -> bool:

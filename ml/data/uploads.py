@@ -79,7 +79,8 @@ def uploaded_spec(name: str, manifest: dict[str, Any], folder: Path):
             folders=[f"c{i:03d}" for i in range(len(classes))], cache_name=f"upload-{checksum[:16]}", uploaded=True)
         load_images = spec.load
         # a job records the upload's own sha256, the one the user was given
-        return dataclasses.replace(spec, load=lambda *args: dataclasses.replace(load_images(*args), checksum=checksum))
+        return dataclasses.replace(spec, checksum=checksum,
+                                   load=lambda *args: dataclasses.replace(load_images(*args), checksum=checksum))
     table = Path(folder) / TABLE_FILE
 
     def load(data_dir, image_size, cache_dir):
@@ -98,7 +99,7 @@ def uploaded_spec(name: str, manifest: dict[str, Any], folder: Path):
         load=load, sizes=lambda data_dir: {"total": manifest["samples"]},
         upload_framing="rows", servable=False,  # rows go to POST /v1/predict/{name}/rows, not the image route
         example_model="linear_regression" if manifest["task"] == "regression" else "mlp",
-        uploaded=True, columns=tuple(manifest["columns"]),
+        uploaded=True, columns=tuple(manifest["columns"]), checksum=checksum,
     )
 
 

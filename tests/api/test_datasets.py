@@ -102,12 +102,14 @@ def test_names_that_clash_are_409_and_unknown_names_404(client):
 
 
 def test_delete_is_refused_while_a_job_uses_the_dataset(service):
-    assert upload(service, "busy", linear_csv(n=200), "busy.csv").status_code == 201
+    uploaded = upload(service, "busy", linear_csv(n=200), "busy.csv").json()
     job = submit(service, {"model": "mlp", "dataset": "busy", "hyperparameters": {"epochs": 500, "batch_size": 1}})
     refused = service.delete("/v1/datasets/busy")
     assert refused.status_code == 409 and job["id"] in refused.json()["detail"]
+    wait_for(service, job["id"], {"running"}, timeout_s=120)
     service.post(f"/v1/jobs/{job['id']}/cancel")
-    wait_for(service, job["id"], {"cancelled"}, timeout_s=120)
+    cancelled = wait_for(service, job["id"], {"cancelled"}, timeout_s=120)
+    assert cancelled["dataset_checksum"] == uploaded["sha256"]  # recorded when the run starts
     assert service.delete("/v1/datasets/busy").status_code == 204
     assert service.get("/v1/datasets/busy").status_code == 404
 
