@@ -117,3 +117,15 @@ def test_uploaded_csv_with_class_labels_trains_a_classifier_that_answers_rows(tm
     assert [a["label"] for a in answers] == ["1", "0"] and predictor.columns == ["a", "b"]
     with pytest.raises(BadUpload, match="row 0: 3 values"):
         predictor.predict([[1, 2, 3]])
+
+
+def test_csv_class_names_in_the_target_make_a_classifier_and_odd_cells_are_refused(tmp_path):
+    lines = ["length,width,species"] + [f"{1 + i % 3}.{i % 7},{2 + i % 2}.5,{'setosa' if i % 2 else 'virginica'}"
+                                        for i in range(30)]
+    lines[5] = "1.0,2.0,"  # line 6: no species
+    lines[9] = "x,2.0,setosa"  # line 10: a feature that is not a number
+    manifest, _ = ingest(tmp_path, ("\n".join(lines) + "\n").encode(), "iris.csv", target="species")
+    assert manifest["task"] == "binary" and [c["name"] for c in manifest["classes"]] == ["setosa", "virginica"]
+    assert [(r["line"], r["reason"]) for r in manifest["refused"]] == [
+        (6, "column 'species' is empty"), (10, "column 'length' is not a finite number")]
+    assert sum(c["count"] for c in manifest["classes"]) == manifest["samples"] == 28
