@@ -172,8 +172,15 @@ def _fit_lr(spec: ModelSpec, cls, defaults: dict, merged: dict, overrides: dict)
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild and re-validate a TrainConfig from its `model_dump()` (a job row, a checkpoint)."""
+    """Rebuild and re-validate a TrainConfig from its `model_dump()` (a job row, a checkpoint).
+
+    Stored configs from before per-model hyperparameters hold every model's knobs (they were
+    accepted and ignored then); the ones this model does not take are dropped, not refused.
+    """
     if not isinstance(data, dict) or "model" not in data or "dataset" not in data:
         raise InvalidConfig([{"field": "config", "message": "must be an object with model, dataset, hyperparameters"}])
-    config = resolve_config(data["model"], data["dataset"], dict(data.get("hyperparameters") or {}))
+    _, ds = _specs(data["model"], data["dataset"])
+    takes = hyperparameter_class(data["model"], ds.is_image).model_fields
+    stored = {k: v for k, v in dict(data.get("hyperparameters") or {}).items() if k in takes}
+    config = resolve_config(data["model"], data["dataset"], stored)
     return config.model_copy(update={"preset": data.get("preset"), "notes": list(data.get("notes") or [])})
