@@ -99,6 +99,9 @@ class JobPublic(BaseModel):
     dataset: str
     status: JobStatus
     hyperparameters: dict[str, Any] = Field(description="resolved: the request's overrides and every default")
+    preset: str | None = Field(None, description="the preset the job started from, if any")
+    notes: list[str] = Field(default_factory=list, description="what resolution chose for you, e.g. an lr that "
+                             "fits a changed optimizer or loss")
     seed: int
     progress: ProgressPublic
     latest_metrics: EpochMetricsPublic | None = None

@@ -128,4 +128,12 @@ def test_a_preset_names_a_course_run_and_stays_overridable(client):
     client.post(f"/v1/jobs/{job['id']}/cancel")
     assert (job["model"], job["dataset"]) == ("mlp", "mnist")
     assert job["hyperparameters"]["loss"] == "mse_onehot" and job["hyperparameters"]["epochs"] == 1
-    assert job["hyperparameters"]["lr"] == 0.01
+    assert job["hyperparameters"]["lr"] == 0.01 and job["preset"] == "mlp_mnist_mse_momentum"
+
+
+def test_a_changed_optimizer_and_loss_get_their_own_lr_and_the_job_says_so(client):
+    job = client.post("/v1/jobs", json={"model": "mlp", "dataset": "mnist", "hyperparameters": {
+        "optimizer": "momentum", "loss": "mse_onehot"}}).json()
+    client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert job["hyperparameters"]["lr"] == 0.1
+    assert "lr 0.1" in job["notes"][0] and "'momentum'" in job["notes"][0]
