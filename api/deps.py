@@ -8,8 +8,9 @@ from fastapi import Depends, Path
 from sqlalchemy.orm import Session
 
 from core.db import get_sessionmaker
+from core.datasets import get_dataset
 from core.jobs import get_job
-from core.models import Job
+from core.models import Job, UploadedDataset
 from core.settings import Settings, get_settings
 
 
@@ -32,3 +33,11 @@ def valid_job_id(session: SessionDep, job_id: Annotated[str, Path(description="a
 
 
 JobDep = Annotated[Job, Depends(valid_job_id)]
+
+
+def valid_dataset_name(session: SessionDep, name: Annotated[str, Path(max_length=64, description="an uploaded dataset's name")]) -> UploadedDataset:
+    """The upload named in the path; DatasetNotFound (→ 404 naming it) otherwise."""
+    return get_dataset(session, name=name)
+
+
+UploadedDatasetDep = Annotated[UploadedDataset, Depends(valid_dataset_name)]

@@ -6,6 +6,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from core.datasets import DatasetNotFound
 from core.errors import CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotFound
 from ml.errors import InvalidConfig
 
@@ -47,5 +48,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(JobNotFound, _status(404))
     app.add_exception_handler(CheckpointNotFound, _status(404))
+    app.add_exception_handler(DatasetNotFound, _status(404))
     app.add_exception_handler(JobNotCancellable, _status(409))
     app.add_exception_handler(IdempotencyConflict, _status(409))

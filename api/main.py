@@ -9,10 +9,14 @@ import redis.asyncio as redis_async
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import catalog, checkpoints, events, health, jobs, models, plots, predict
+from api.body_limit import BodySizeLimit
+from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, plots, predict, rows
 from api.routes.dashboard import install_dashboard
+from core.datasets import find_uploaded, uploaded_names
 from core.queue import make_celery
 from core.settings import Settings, get_settings
+from ml.data.registry import use_uploaded_datasets
+from ml.data.uploads import UploadedLookup
 
 # Every router of the service; add a resource by adding its router here.
 ROUTERS = [
@@ -24,6 +28,8 @@ ROUTERS = [
     models.router,
     predict.router,
     plots.router,
+    datasets.router,
+    rows.router,
 ]
 
 
@@ -54,6 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
+    # uploads bigger than the cap are refused while they stream, before anything is spooled to disk
+    app.add_middleware(BodySizeLimit, prefix="/v1/datasets",
+                       max_bytes=app.state.settings.max_dataset_upload_bytes + 64 * 1024)  # + multipart framing
+    use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # uploads by name, through the DB
     for router in ROUTERS:
         app.include_router(router)
     install_dashboard(app)

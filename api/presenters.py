@@ -45,6 +45,7 @@ def job_public(session: Session, job: Job) -> JobPublic:
     return JobPublic(
         id=job.id, name=job.name, model=job.model, dataset=job.dataset, status=JobStatus(job.status),
         hyperparameters=dict(job.config.get("hyperparameters") or {}), seed=job.seed,
+        preset=job.config.get("preset"), notes=list(job.config.get("notes") or []),
         progress=job_progress(job),
         latest_metrics=EpochMetricsPublic.model_validate(latest) if latest else None,
         best=best, test_metrics=job.test_metrics, error=job.error, error_type=job.error_type,

@@ -21,8 +21,12 @@ class JobCreate(BaseModel):
         }]},
     )
 
-    model: str = Field(min_length=1, max_length=64, description="a model name from GET /v1/catalog")
-    dataset: str = Field(min_length=1, max_length=64, description="a dataset name from GET /v1/catalog")
+    model: str | None = Field(None, min_length=1, max_length=64,
+                              description="a model name from GET /v1/catalog (default: the preset's)")
+    dataset: str | None = Field(None, min_length=1, max_length=64,
+                                description="a dataset name from GET /v1/catalog (default: the preset's)")
+    preset: str | None = Field(None, min_length=1, max_length=64,
+                               description="a preset name from GET /v1/catalog; hyperparameters override it")
     hyperparameters: dict[str, Any] = Field(default_factory=dict,
                                             description="overrides; the rest are the pair's course defaults")
     name: str | None = Field(default=None, max_length=200, description="a label for people")
@@ -95,6 +99,9 @@ class JobPublic(BaseModel):
     dataset: str
     status: JobStatus
     hyperparameters: dict[str, Any] = Field(description="resolved: the request's overrides and every default")
+    preset: str | None = Field(None, description="the preset the job started from, if any")
+    notes: list[str] = Field(default_factory=list, description="what resolution chose for you, e.g. an lr that "
+                             "fits a changed optimizer or loss")
     seed: int
     progress: ProgressPublic
     latest_metrics: EpochMetricsPublic | None = None

@@ -75,7 +75,7 @@ def main() -> None:
               f"memoised {cached['memoised']:.2f}s")
     one, two = _decode_seconds(1), _decode_seconds(2)
     print(f"cats_dogs decode, extrapolated to all files: 1 thread {one:.2f}s, 2 threads {two:.2f}s ({one / two:.2f}x)")
-    for kind, shape in (("digits", (64, 1, 28, 28)), ("photos", (32, 3, 64, 64)), ("photos", (32, 3, 128, 128))):
+    for kind, shape in (("grayscale", (64, 1, 28, 28)), ("photos", (32, 3, 64, 64)), ("photos", (32, 3, 128, 128))):
         print(f"augment {kind:6s} {str(shape):18s} {_augment_ms(kind, shape):.2f} ms/batch (median)")
 
 

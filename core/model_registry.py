@@ -14,10 +14,6 @@ from sqlalchemy.orm import Session
 from core.errors import ServiceError
 from core.models import Checkpoint, Job, JobStatus, ModelVersion, ServingEvent, ServingReason, utcnow
 
-# Datasets whose classifiers the predict endpoint serves (image classification).
-SERVABLE_DATASETS = ("mnist", "fashion_mnist", "cats_dogs")
-
-
 class ModelNotFound(ServiceError, LookupError):
     """No model version has this id."""
 
@@ -26,13 +22,13 @@ class ModelNotFound(ServiceError, LookupError):
         super().__init__(f"model {model_id} not found")
 
 
-def register_model_version(session: Session, *, job: Job) -> ModelVersion | None:
+def register_model_version(session: Session, *, job: Job, servable: bool = True) -> ModelVersion | None:
     """Register a succeeded job's best checkpoint; None when it is not a servable classifier.
 
-    Idempotent: a job registers once. Does not commit: the worker records the job's outcome and
+    `servable` comes from the dataset's spec (core cannot read it). Idempotent: a job registers once. Does not commit: the worker records the job's outcome and
     its model version in one transaction, so a succeeded job is never seen without its version.
     """
-    if job.status != JobStatus.succeeded.value or job.dataset not in SERVABLE_DATASETS:
+    if job.status != JobStatus.succeeded.value or not servable:
         return None
     existing = session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
     if existing is not None:

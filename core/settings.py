@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(default=40_000_000, ge=1)
     max_upload_files: int = Field(default=32, ge=1)
 
+    # dataset uploads (POST /v1/datasets): the request body, the unpacked zip, its entries, its
+    # expansion ratio (zip bombs), and the fewest readable images a class may have
+    max_dataset_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    max_dataset_unpacked_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    max_dataset_files: int = Field(default=10_000, ge=1)
+    max_dataset_zip_ratio: float = Field(default=200.0, ge=1.0)
+    min_images_per_class: int = Field(default=5, ge=1)
+
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
         self.var_dir = self.var_dir.resolve()

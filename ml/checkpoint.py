@@ -51,7 +51,21 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     if missing:
         raise InvalidConfig([{"field": "resume_from",
                               "message": f"{path.name} is not a trainserve checkpoint (missing {', '.join(missing)})"}])
+    _upgrade_dataset_record(state["dataset"])
     return state
+
+
+def _upgrade_dataset_record(record: dict[str, Any]) -> None:
+    """Records written before dataset specs said 'digits' for 28x28 grey input and had no framing."""
+    if record.get("input_kind") == "digits":
+        record["input_kind"] = "grayscale"
+    if "upload_framing" not in record:
+        from ml.data import get_dataset_spec
+
+        try:
+            record["upload_framing"] = get_dataset_spec(record.get("name")).upload_framing
+        except InvalidConfig:
+            record["upload_framing"] = None
 
 
 def capture_rng(shuffle: torch.Generator, augment: torch.Generator | None) -> dict[str, Any]:

@@ -1,55 +1,18 @@
-"""Training configs: bounded hyperparameters and course defaults merged per (model, dataset) pair.
+"""Training configs: a model's own hyperparameters, validated, with the course defaults of its dataset.
 
-Torch-free and quick to import: the API validates requests with it.
+What each model takes (and its defaults) lives in its spec (ml/models/*); what each dataset is in
+its spec (ml/data/*). This module merges them with the user's overrides and a preset, if named.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from functools import lru_cache
+from typing import Any, Literal, get_args, get_origin
 
 import annotated_types as at
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, create_model
 
-from ml.defaults import (
-    DATASET_TASKS, PAIR_DEFAULTS, VALID_LOSSES, VALID_PAIRS, default_loss, valid_pairs_text,
-)
 from ml.errors import InvalidConfig
-
-Optimizer = Literal["sgd", "momentum", "adam"]
-Activation = Literal["relu", "sigmoid", "tanh", "leaky_relu"]
-Loss = Literal["cross_entropy", "mse_onehot", "bce", "mse"]
-LayerSize = Annotated[int, Field(ge=1, le=4096)]
-
-
-class Hyperparameters(BaseModel):
-    """Every knob of a run, each with its allowed range."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    epochs: int = Field(10, ge=1, le=500, description="passes over the training set")
-    batch_size: int = Field(64, ge=1, le=1_000_000,
-                            description="samples per step; >= the training set size means full-batch GD")
-    lr: float = Field(0.01, gt=0, le=10, description="learning rate")
-    lr_schedule: Literal["none", "cosine"] = Field("none", description="cosine: decay lr to 0 over the epochs")
-    optimizer: Optimizer = "sgd"
-    momentum: float = Field(0.9, ge=0, lt=1, description="used by optimizer=momentum")
-    weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty")
-    l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights")
-    dropout: float = Field(0.0, ge=0, le=0.9)
-    hidden_sizes: list[LayerSize] = Field(default_factory=lambda: [128, 64], min_length=1, max_length=8)
-    activation: Activation = "relu"
-    loss: Loss | None = Field(None, description="null: the model's default for the dataset")
-    polynomial_degree: int = Field(1, ge=1, le=20, description="linear_regression feature expansion")
-    image_size: int | None = Field(None, ge=16, le=256, description="photos: side in pixels (null: dataset default)")
-    augment: Literal["none", "basic"] = "none"
-    early_stopping_patience: int = Field(0, ge=0, le=100, description="epochs without improvement; 0 = off")
-    val_fraction: float = Field(0.1, ge=0.01, le=0.5)
-    max_train_samples: int | None = Field(None, ge=1, le=10_000_000, description="smoke mode: train on a subset")
-    max_eval_samples: int | None = Field(None, ge=1, le=10_000_000,
-                                         description="smoke mode: evaluate on the first N val/test samples")
-    max_steps: int | None = Field(None, ge=1, le=100_000_000, description="smoke mode: stop after this many steps")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    checkpoint_every: int = Field(1, ge=1, le=500, description="write a checkpoint every N epochs (and the last)")
+from ml.models.spec import Hyperparameters, ImageOptions, ModelSpec, get_model_spec, model_specs
 
 
 class TrainConfig(BaseModel):
@@ -59,28 +22,41 @@ class TrainConfig(BaseModel):
 
     model: str
     dataset: str
-    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    hyperparameters: SerializeAsAny[Hyperparameters] = Field(default_factory=Hyperparameters)
+    preset: str | None = None
+    # what the resolution decided on the user's behalf, e.g. an lr that fits a changed optimizer
+    notes: list[str] = Field(default_factory=list)
 
     @property
-    def hp(self) -> Hyperparameters:
+    def hp(self) -> Any:
         return self.hyperparameters
 
     @property
     def task(self) -> str:
-        return DATASET_TASKS[self.dataset]
+        from ml.data import get_dataset_spec
+
+        return get_dataset_spec(self.dataset).task
 
 
-def _bounds_text(field_name: str) -> str:
+@lru_cache(maxsize=None)
+def hyperparameter_class(model: str, images: bool) -> type[Hyperparameters]:
+    """The model's own hyperparameter class, plus image_size and augment when the dataset is images."""
+    base = get_model_spec(model).hyperparameters
+    if not images:
+        return base
+    return create_model(f"{base.__name__}OnImages", __base__=(base, ImageOptions))
+
+
+def _bounds_text(cls: type[BaseModel], name: str) -> str:
     """The allowed values of a field in words, e.g. '> 0 and ≤ 10' or "one of 'sgd', 'adam'"."""
-    if field_name == "hidden_sizes":
-        return "a list of 1 to 8 layer sizes, each ≥ 1 and ≤ 4096"
-    info = Hyperparameters.model_fields[field_name]
-    literals = [a for a in get_args(info.annotation) if a is not type(None)] or []
-    if info.annotation is not None and getattr(info.annotation, "__origin__", None) is Literal:
+    info = cls.model_fields[name]
+    if info.description and info.description.startswith("a list of"):
+        return info.description
+    literals = [a for a in get_args(info.annotation) if a is not type(None)]
+    if get_origin(info.annotation) is Literal:
         literals = list(get_args(info.annotation))
     if literals and all(isinstance(a, str) for a in literals):
-        return "one of " + ", ".join(repr(a) for a in literals) + (
-            " or null" if field_name == "loss" else "")
+        return "one of " + ", ".join(repr(a) for a in literals)
     parts = []
     for m in info.metadata:
         for attr, sym in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤")):
@@ -91,65 +67,120 @@ def _bounds_text(field_name: str) -> str:
     return text + (", or null" if info.default is None else "")
 
 
-def _errors_from(exc: ValidationError) -> list[dict[str, str]]:
-    """pydantic errors -> [{field, message}] that always state the allowed range."""
+def _errors_from(exc: ValidationError, cls: type[BaseModel], model: str, dataset: str) -> list[dict[str, str]]:
+    """pydantic errors -> [{field, message}] that always state the allowed range or the known fields."""
     out: list[dict[str, str]] = []
-    allowed = ", ".join(Hyperparameters.model_fields)
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         if not loc:
             out.append({"field": "hyperparameters", "message": err["msg"]})
             continue
-        name = loc[0]
-        field = "hyperparameters." + ".".join(loc)
+        name, field = loc[0], "hyperparameters." + ".".join(loc)
         if err["type"] == "extra_forbidden":
-            out.append({"field": field, "message": f"unknown hyperparameter {name!r}; known: {allowed}"})
-        elif name in Hyperparameters.model_fields:
-            got = err.get("input")
-            out.append({"field": field, "message": f"must be {_bounds_text(name)} (got {got!r})"})
+            out.append({"field": field, "message": f"unknown hyperparameter {name!r}: {model} on {dataset} "
+                        f"does not take it; it takes {', '.join(cls.model_fields)}"})
+        elif name in cls.model_fields:
+            out.append({"field": field, "message": f"must be {_bounds_text(cls, name)} (got {err.get('input')!r})"})
         else:
             out.append({"field": field, "message": err["msg"]})
     return out
 
 
-def _check_pair(model: str, dataset: str) -> None:
-    if model not in VALID_PAIRS:
-        raise InvalidConfig([{"field": "model", "message":
-                              f"unknown model {model!r}; known: {', '.join(VALID_PAIRS)}"}])
-    if dataset not in DATASET_TASKS:
-        raise InvalidConfig([{"field": "dataset", "message":
-                              f"unknown dataset {dataset!r}; known: {', '.join(DATASET_TASKS)}"}])
-    if dataset not in VALID_PAIRS[model]:
-        raise InvalidConfig([{"field": "dataset", "message":
-                              f"{model} cannot be trained on {dataset}; valid pairs: {valid_pairs_text()}"}])
+def datasets_for(spec: ModelSpec) -> list[str]:
+    """Names of the datasets (built-in and uploaded) a model trains on."""
+    from ml.data import dataset_names, get_dataset_spec
+
+    out = []
+    for name in dataset_names():
+        ds = get_dataset_spec(name)
+        if spec.serves(ds.task, ds.input_kind):
+            out.append(name)
+    return out
 
 
-def pair_defaults(model: str, dataset: str) -> dict[str, Any]:
-    """The course defaults of a pair (only the fields that differ from Hyperparameters' own)."""
-    _check_pair(model, dataset)
-    return {**PAIR_DEFAULTS.get((model, dataset), {}), "loss": default_loss(model, dataset)}
+def _specs(model: str, dataset: str):
+    from ml.data import get_dataset_spec
 
-
-def resolve_config(model: str, dataset: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Merge a pair's course defaults with `overrides`; raises InvalidConfig naming every bad field."""
-    _check_pair(model, dataset)
-    merged = {**pair_defaults(model, dataset), **{k: v for k, v in (overrides or {}).items()}}
-    if merged.get("loss") is None:
-        merged["loss"] = default_loss(model, dataset)
     try:
-        hp = Hyperparameters(**merged)
+        spec = get_model_spec(model)
+    except KeyError:
+        raise InvalidConfig([{"field": "model", "message":
+                              f"unknown model {model!r}; known: {', '.join(model_specs())}"}]) from None
+    ds = get_dataset_spec(dataset)  # InvalidConfig naming the known ones
+    if not spec.serves(ds.task, ds.input_kind):
+        raise InvalidConfig([{"field": "dataset", "message":
+                              f"{model} cannot be trained on {dataset} ({ds.task}, {ds.input_kind}); "
+                              f"it trains on: {', '.join(datasets_for(spec)) or 'no dataset present'}"}])
+    return spec, ds
+
+
+def _apply_preset(preset: str | None, model: str | None, dataset: str | None, overrides: dict[str, Any]):
+    if preset is None:
+        if not model or not dataset:
+            missing = "model" if not model else "dataset"
+            raise InvalidConfig([{"field": missing, "message": "required unless a preset is named"}])
+        return model, dataset, overrides
+    from ml.presets import PRESETS
+
+    if preset not in PRESETS:
+        raise InvalidConfig([{"field": "preset", "message":
+                              f"unknown preset {preset!r}; known: {', '.join(PRESETS)}"}])
+    p = PRESETS[preset]
+    return model or p.model, dataset or p.dataset, {**p.hyperparameters, **overrides}
+
+
+def resolve_config(model: str | None, dataset: str | None, overrides: dict[str, Any] | None = None, *,
+                   preset: str | None = None) -> TrainConfig:
+    """Merge a dataset's course defaults, a preset and `overrides`; raises InvalidConfig naming every bad field."""
+    model, dataset, overrides = _apply_preset(preset, model, dataset, dict(overrides or {}))
+    spec, ds = _specs(model, dataset)
+    cls = hyperparameter_class(model, ds.is_image)
+    default_loss = spec.losses[ds.task][0]
+    defaults = {**spec.defaults_for(ds.name, ds.input_kind), "loss": default_loss}
+    merged = {**defaults, **overrides}
+    if merged.get("loss") is None:
+        merged["loss"] = default_loss
+    notes = _fit_lr(spec, cls, defaults, merged, overrides)
+    try:
+        hp = cls(**merged)
     except ValidationError as exc:
-        raise InvalidConfig(_errors_from(exc)) from None
-    allowed = VALID_LOSSES[model][DATASET_TASKS[dataset]]
+        raise InvalidConfig(_errors_from(exc, cls, model, dataset)) from None
+    allowed = spec.losses[ds.task]
     if hp.loss not in allowed:
         raise InvalidConfig([{"field": "hyperparameters.loss", "message":
                               f"{model} on {dataset} must use one of {', '.join(map(repr, allowed))} "
                               f"(got {hp.loss!r})"}])
-    return TrainConfig(model=model, dataset=dataset, hyperparameters=hp)
+    return TrainConfig(model=model, dataset=dataset, hyperparameters=hp, preset=preset, notes=notes)
+
+
+def _fit_lr(spec: ModelSpec, cls, defaults: dict, merged: dict, overrides: dict) -> list[str]:
+    """A changed optimizer or loss without an lr gets that combination's default lr (and a note saying so)."""
+    if "lr" in overrides:
+        return []
+    base_opt = defaults.get("optimizer", cls.model_fields["optimizer"].default)
+    opt, loss = merged.get("optimizer", base_opt), merged.get("loss")
+    if (opt, loss) == (base_opt, defaults["loss"]):
+        return []
+    lr = spec.lr_for(opt, loss)
+    current = merged.get("lr", cls.model_fields["lr"].default)
+    if lr is None or lr == current:
+        return []
+    merged["lr"] = lr
+    return [f"lr {lr:g} is {spec.name}'s default for optimizer {opt!r} with loss {loss!r} "
+            f"(the dataset's default lr {current:g} fits optimizer {base_opt!r} with loss {defaults['loss']!r}); "
+            "set lr to choose another"]
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild and re-validate a TrainConfig from its `model_dump()` (a job row, a checkpoint)."""
+    """Rebuild and re-validate a TrainConfig from its `model_dump()` (a job row, a checkpoint).
+
+    Stored configs from before per-model hyperparameters hold every model's knobs (they were
+    accepted and ignored then); the ones this model does not take are dropped, not refused.
+    """
     if not isinstance(data, dict) or "model" not in data or "dataset" not in data:
         raise InvalidConfig([{"field": "config", "message": "must be an object with model, dataset, hyperparameters"}])
-    return resolve_config(data["model"], data["dataset"], dict(data.get("hyperparameters") or {}))
+    _, ds = _specs(data["model"], data["dataset"])
+    takes = hyperparameter_class(data["model"], ds.is_image).model_fields
+    stored = {k: v for k, v in dict(data.get("hyperparameters") or {}).items() if k in takes}
+    config = resolve_config(data["model"], data["dataset"], stored)
+    return config.model_copy(update={"preset": data.get("preset"), "notes": list(data.get("notes") or [])})

@@ -50,3 +50,11 @@ class BadImage(MLError, ValueError):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(reason)
+
+
+class BadUpload(MLError, ValueError):
+    """An uploaded dataset cannot be used; `reason` says why, `status` is 413 for size caps else 422."""
+
+    def __init__(self, reason: str, status: int = 422):
+        self.reason, self.status = reason, status
+        super().__init__(reason)

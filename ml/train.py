@@ -18,7 +18,7 @@ from ml.data.base import DatasetBundle, TensorSplit
 from ml.errors import InvalidConfig, TrainingCancelled
 from ml.loop import evaluate, make_loss, predict_outputs, train_one_epoch, use_channels_last
 from ml.metrics import confusion_matrix, per_class_accuracy, predict, r2_score, top_mistakes
-from ml.models import build_model, output_kind
+from ml.models import build_model, get_model_spec, output_kind
 from ml.results import CheckpointInfo, EpochMetrics, TestMetrics, TrainResult
 
 
@@ -60,7 +60,8 @@ def dataset_record(bundle: DatasetBundle) -> dict[str, Any]:
     """What serving needs to rebuild the model and preprocess uploads exactly as in evaluation."""
     return {"name": bundle.name, "task": bundle.task, "classes": list(bundle.classes),
             "input_shape": list(bundle.input_shape), "input_kind": bundle.input_kind,
-            "image_size": bundle.image_size, "mean": list(bundle.mean), "std": list(bundle.std)}
+            "image_size": bundle.image_size, "mean": list(bundle.mean), "std": list(bundle.std),
+            "upload_framing": bundle.extra.get("upload_framing"), "columns": list(bundle.extra.get("columns", []))}
 
 
 def _to(split: TensorSplit, device: torch.device) -> TensorSplit:
@@ -89,7 +90,8 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     if resume is not None:
         _check_resumable(config, resume)
 
-    bundle = load_dataset(config.dataset, Path(data_dir), image_size=hp.image_size,
+    spec = get_model_spec(config.model)
+    bundle = load_dataset(config.dataset, Path(data_dir), image_size=getattr(hp, "image_size", None),
                           val_fraction=hp.val_fraction, seed=hp.seed,
                           max_train_samples=hp.max_train_samples,
                           cache_dir=Path(cache_dir) if cache_dir else None)
@@ -99,17 +101,17 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
         bundle.test = TensorSplit(bundle.test.x[:n], bundle.test.y[:n])
     train_split, val_split, test_split = (_to(s, device) for s in (bundle.train, bundle.val, bundle.test))
     kind = output_kind(config)
-    loss_fn = make_loss(hp.loss, kind)
+    loss_fn = spec.custom_losses[hp.loss]() if hp.loss in spec.custom_losses else make_loss(hp.loss, kind)
 
     torch.manual_seed(hp.seed)  # weights and dropout
     model = build_model(config, bundle.input_shape, bundle.num_classes)
-    if config.model == "linear_regression":
-        model.features.fit(bundle.train.x)
+    if spec.prepare is not None:
+        spec.prepare(model, bundle)
     model.to(device)
     train_split, val_split, test_split = use_channels_last(model, train_split, val_split, test_split)
     optimizer = make_optimizer(model, hp)
     shuffle_gen = torch.Generator().manual_seed(hp.seed)
-    augmenter = _make_augmenter(bundle, hp.augment)
+    augmenter = _make_augmenter(bundle, getattr(hp, "augment", "none"))
     augment_gen = torch.Generator(device=device).manual_seed(hp.seed + 1) if augmenter else None
 
     history: list[EpochMetrics] = []
@@ -182,7 +184,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
 
     model.load_state_dict(best_state)  # test with the best epoch's weights
     test = _test_metrics(model, test_split, bundle, loss_fn, kind)
-    extra = _regression_extra(model, bundle) if config.model == "linear_regression" else {}
+    extra = spec.report(model, bundle) if spec.report is not None else {}
     result = TrainResult(
         config=config.model_dump(), epochs=history, best_epoch=best["epoch"],
         best_metric={"name": metric_name, "value": best["value"]}, test=test,
@@ -230,23 +232,6 @@ def _test_metrics(model: nn.Module, test: TensorSplit, bundle: DatasetBundle, lo
                        per_class_accuracy=per_class_accuracy(cm, bundle.classes),
                        confusion_matrix=cm.tolist(),
                        top_mistakes=top_mistakes(test.y, pred, conf, bundle.classes))
-
-
-@torch.no_grad()
-def _regression_extra(model, bundle: DatasetBundle) -> dict[str, Any]:
-    """Learned weights beside the closed-form least-squares ones, on the same features."""
-    model = model.cpu()
-    phi = model.features(bundle.train.x).double()
-    design = torch.cat([phi, torch.ones(len(phi), 1, dtype=phi.dtype)], dim=1)
-    solution = torch.linalg.lstsq(design, bundle.train.y.reshape(-1, 1).double()).solution.float()
-    learned_w, learned_b = model.raw_weights(model.linear.weight, model.linear.bias)
-    exact_w, exact_b = model.raw_weights(solution[:-1], solution[-1])
-    extra = {"learned": {"weights": learned_w, "bias": learned_b},
-             "closed_form": {"weights": exact_w, "bias": exact_b},
-             "polynomial_degree": model.features.degree}
-    if bundle.extra:
-        extra["true"] = {k: v for k, v in bundle.extra.items() if isinstance(v, (int, float, list, str))}
-    return extra
 
 
 def _write_plots(result: TrainResult, bundle: DatasetBundle, out_dir: Path) -> None:

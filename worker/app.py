@@ -21,7 +21,11 @@ def _preload_engine(**_kwargs) -> None:
     # import torch and the engine once in the parent so each forked child starts warm;
     # importing is safe, only CUDA calls are not (and the engine makes none at import)
     import ml.train  # noqa: F401
+    from core.datasets import find_uploaded, uploaded_names
+    from ml.data import use_uploaded_datasets
+    from ml.data.uploads import UploadedLookup
 
+    use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # inherited by the forked children
 
 @worker_process_init.connect
 def _fresh_connections_in_child(**_kwargs) -> None:

@@ -16,6 +16,7 @@ from core.models import JobStatus
 from core.model_registry import register_model_version
 from core.settings import get_settings
 from core.version import code_version
+from ml.catalog import dataset_is_servable, known_checksum
 from ml.config import TrainConfig, config_from_dict
 from ml.errors import DatasetNotFound, InvalidConfig, MLError, TrainingCancelled, TrainingDiverged
 from ml.results import TrainResult
@@ -102,7 +103,8 @@ def _record_facts_before_training(job_id: str, config: TrainConfig) -> None:
     # runs in the pool child only: CUDA may be initialised here, never in the forking parent
     device = resolve_device(config.hyperparameters.device).type
     with session_scope() as session:
-        record_run_facts(session, job_id=job_id, device=device, torch_version=torch.__version__)
+        record_run_facts(session, job_id=job_id, device=device, torch_version=torch.__version__,
+                         dataset_checksum=known_checksum(config.dataset))
 
 
 def _finish_succeeded(job_id: str, result: TrainResult) -> None:
@@ -125,7 +127,8 @@ def _finish_succeeded(job_id: str, result: TrainResult) -> None:
         )
         if result.best_checkpoint is not None:
             mark_best_checkpoint(session, job_id=job_id, path=str(result.best_checkpoint))
-        register_model_version(session, job=get_job(session, job_id=job_id))
+        job = get_job(session, job_id=job_id)
+        register_model_version(session, job=job, servable=dataset_is_servable(job.dataset))
     _announce_status(job_id, JobStatus.succeeded)
 
 

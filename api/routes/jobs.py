@@ -28,7 +28,7 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
                idempotency_key: IdempotencyKey = None) -> JobPublic:
     """Queue a training job; answers at once with the job and its resolved hyperparameters."""
     request_hash = job_service.request_fingerprint(body.model_dump())
-    config = resolve_config(body.model, body.dataset, body.hyperparameters)  # InvalidConfig → 422
+    config = resolve_config(body.model, body.dataset, body.hyperparameters, preset=body.preset)  # InvalidConfig → 422
     job, created = job_service.create_job(
         session, config=config.model_dump(mode="json"), name=body.name,
         idempotency_key=idempotency_key, request_hash=request_hash,

@@ -8,16 +8,14 @@ from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
 from api.model_schemas import PredictModelPublic, PredictionPublic, PredictPublic
 from api.serving import ModelUnavailable, Served, ServingDep
 from core import model_registry as registry
+from ml.catalog import dataset_is_servable, example_model, servable_datasets
 from ml.errors import BadImage
 from ml.inference import decode_upload
 
 router = APIRouter(prefix="/v1/predict", tags=["predict"])
 
-_EXAMPLE_MODEL = {"mnist": "cnn", "fashion_mnist": "cnn", "cats_dogs": "cnn"}
-
-
 def _no_model_yet(dataset: str) -> HTTPException:
-    example = f'{{"model": "{_EXAMPLE_MODEL.get(dataset, "cnn")}", "dataset": "{dataset}"}}'
+    example = f'{{"model": "{example_model(dataset)}", "dataset": "{dataset}"}}'
     return HTTPException(404, detail=(
         f"no model has been trained for {dataset!r} yet; train one with POST /v1/jobs {example} "
         "(GET /v1/catalog lists the models) and it serves here as soon as the job succeeds"))
@@ -59,9 +57,9 @@ def predict(
     """Label each uploaded image, in order; uploads are preprocessed exactly as the training data was."""
     # `def`, not `async def`: decoding and the model run in the threadpool, never on the event loop.
     settings = serving.settings
-    if dataset not in registry.SERVABLE_DATASETS:
+    if not dataset_is_servable(dataset):
         raise HTTPException(404, detail=f"unknown dataset {dataset!r}; models are served for "
-                                        f"{', '.join(registry.SERVABLE_DATASETS)}")
+                                        f"{', '.join(servable_datasets())}")
     if len(files) > settings.max_upload_files:
         raise HTTPException(413, detail=f"too many files: {len(files)}; send at most "
                                         f"{settings.max_upload_files} per request")

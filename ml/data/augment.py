@@ -64,7 +64,7 @@ def make_augmenter(input_kind: str, kind: str) -> Augmenter | None:
         }])
     if kind == "none" or input_kind == "tabular":
         return None
-    if input_kind == "digits":
+    if input_kind == "grayscale":
         return augment_digits
     if input_kind == "photos":
         return augment_photos

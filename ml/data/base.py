@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 
 Task = Literal["classification", "binary", "regression"]
-InputKind = Literal["digits", "photos", "tabular"]
+InputKind = Literal["grayscale", "photos", "tabular"]
 
 
 @dataclass

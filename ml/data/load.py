@@ -126,6 +126,7 @@ def load_dataset(
     files = extra.pop("files", None)
     if files is not None and not spec.has_test_split:  # lets a report name the photo behind a mistake
         extra["test_files"] = [files[i] for i in idx["test"].tolist()]
+    extra.update({"upload_framing": spec.upload_framing, "columns": list(spec.columns)})
     extra.update({"seed": seed, "val_fraction": val_fraction, "max_train_samples": max_train_samples,
                   "sizes": {k: len(s) for k, s in splits.items()}})
     return DatasetBundle(

@@ -93,3 +93,34 @@ def load_idx_dataset(name: str, data_dir: str | Path) -> RawDataset:
         test_y=_labels(files["test_y"], len(test_x)),
         checksum=files_checksum(idx_dir(name, data_dir), [p.name for p in files.values()]),
     )
+
+
+# --- the specs: what each IDX dataset is --------------------------------------------------------
+
+def _idx_spec(name: str, classes: list[str], description: str, framing: str):
+    from ml.data.registry import DatasetSpec, Located
+
+    def locate(data_dir: Path) -> Located:
+        found, missing = find_idx_files(name, data_dir)
+        return Located(str(idx_dir(name, data_dir)), list(found.values()), missing)
+
+    return DatasetSpec(
+        name=name, task="classification", input_kind="grayscale", classes=tuple(classes),
+        description=description, has_test_split=True, channels=1, default_image_size=None,
+        fixed_image_size=28, locate=locate,
+        load=lambda data_dir, image_size, cache_dir: load_idx_dataset(name, data_dir),
+        sizes=lambda data_dir: idx_sizes(name, data_dir),
+        upload_framing=framing, servable=True, example_model="cnn",
+    )
+
+
+def _register() -> None:
+    from ml.data.registry import register_dataset
+
+    register_dataset(_idx_spec("mnist", DIGIT_CLASSES,
+                               "Handwritten digits 0-9, 28x28 grey, 60,000 train / 10,000 test.", "digit"))
+    register_dataset(_idx_spec("fashion_mnist", FASHION_CLASSES,
+                               "Zalando clothing in 10 classes, 28x28 grey, 60,000 train / 10,000 test.", "garment"))
+
+
+_register()

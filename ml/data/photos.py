@@ -142,3 +142,35 @@ def load_photo_folder(
         x=data["x"], y=data["y"], checksum=checksum,
         extra={"files": data["files"], "skipped_files": data["skipped"], "cache_file": str(cache_file)},
     )
+
+
+def photo_folder_spec(name: str, folder: str, classes: list[str], description: str, *, default_image_size: int = 64,
+                      folders: list[str] | None = None, cache_name: str | None = None, uploaded: bool = False):
+    """The spec of a `<data_dir>/<folder>/<class>/*.jpg` dataset.
+
+    Uploads pass an absolute `folder`, class `folders` named by the service (c000, …) and a
+    `cache_name` from the content hash, so a user's names never become paths.
+    """
+    from ml.data.registry import DatasetSpec, Located
+
+    subdirs = list(folders or classes)
+
+    def root(data_dir: Path) -> Path:
+        return Path(data_dir) / folder  # an absolute `folder` ignores data_dir
+
+    def locate(data_dir: Path) -> Located:
+        files, missing = list_photos(root(data_dir), subdirs)
+        return Located(str(root(data_dir)), [os.path.join(root(data_dir), rel) for rel, _ in files], missing)
+
+    def sizes(data_dir: Path) -> dict[str, int]:
+        files, _ = list_photos(root(data_dir), subdirs)
+        return {"total": len(files)}
+
+    return DatasetSpec(
+        name=name, task="binary" if len(classes) == 2 else "classification", input_kind="photos",
+        classes=tuple(classes), description=description, has_test_split=False, channels=3,
+        default_image_size=default_image_size, locate=locate,
+        load=lambda data_dir, image_size, cache_dir: load_photo_folder(
+            cache_name or name, root(data_dir), subdirs, image_size, cache_dir),
+        sizes=sizes, upload_framing="photo", servable=True, example_model="cnn", uploaded=uploaded,
+    )

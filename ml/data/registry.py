@@ -1,13 +1,18 @@
-"""Name-keyed dataset registry: configs name a dataset, never a path or an import path."""
+"""Name-keyed dataset registry: configs name a dataset, never a path or an import path.
+
+Each built-in dataset registers one DatasetSpec beside its loader (mnist.py, cats_dogs.py,
+synthetic.py); they are found by listing this package, so adding a dataset is adding a file.
+Uploaded datasets come from a lookup the service installs (`use_uploaded_datasets`): the
+service finds the upload's folder by name in its database, never from the name itself.
+"""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
-from ml.data import mnist, photos, synthetic
 from ml.data.base import InputKind, RawDataset, Task
+from ml.discover import import_modules
 from ml.errors import InvalidConfig
 
 
@@ -22,7 +27,7 @@ class Located:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What the catalog and the loader know about a dataset before touching its files."""
+    """What the catalog, validation, the loader and serving know about a dataset before touching its files."""
 
     name: str
     task: Task
@@ -39,9 +44,33 @@ class DatasetSpec:
     # (data_dir) -> {"train": n, "test": n, "total": n} or {} when unknown; headers / file counts only
     sizes: Callable[[Path], dict[str, int]]
     fixed_image_size: int | None = None  # 28 for the IDX sets
+    # how an upload to POST /v1/predict is framed like a training sample: "digit" (MNIST: box 20,
+    # centre of mass), "garment" (Fashion-MNIST: box 28, centred), "photo" (resize), "rows" (JSON features)
+    upload_framing: str | None = None
+    servable: bool = False  # POST /v1/predict/{name} serves its best model
+    example_model: str | None = None  # what the docs and error messages suggest training
+    uploaded: bool = False
+    columns: tuple[str, ...] = ()  # tabular: the feature names, in order
+    checksum: str | None = None  # known before loading (uploads: the sha256 of the uploaded file)
+
+    @property
+    def is_image(self) -> bool:
+        return self.input_kind in ("grayscale", "photos")
+
+
+class UploadedDatasets(Protocol):
+    """How the registry finds datasets users uploaded (the service implements it over its database)."""
+
+    def get(self, name: str) -> DatasetSpec | None: ...
+
+    def names(self) -> list[str]: ...
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
+_uploaded: UploadedDatasets | None = None
+# modules of this package that hold no dataset
+_NOT_DATASETS = frozenset({"registry", "base", "load", "splits", "checksum", "transforms", "augment", "idx",
+                           "uploads", "upload_images", "upload_tables", "zipsafe"})
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
@@ -52,19 +81,44 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     return spec
 
 
-def dataset_names() -> list[str]:
-    """Every registered dataset name, sorted."""
+def use_uploaded_datasets(source: UploadedDatasets | None) -> None:
+    """Install (or remove, with None) where uploaded datasets are looked up by name."""
+    global _uploaded
+    _uploaded = source
+
+
+def _load_builtin() -> None:
+    """Each dataset module of ml/data registers its spec on import, so a new file is a new dataset."""
+    import_modules("ml.data", _NOT_DATASETS)
+
+
+def builtin_dataset_names() -> list[str]:
+    """The datasets that ship with the service, sorted."""
+    _load_builtin()
     return sorted(_REGISTRY)
+
+
+def is_builtin(name: str) -> bool:
+    """Whether `name` is a built-in dataset's name."""
+    return name in builtin_dataset_names()
+
+
+def dataset_names() -> list[str]:
+    """Every dataset name: built-in, then uploaded."""
+    return builtin_dataset_names() + (sorted(_uploaded.names()) if _uploaded is not None else [])
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
     """The spec of `name`, or InvalidConfig naming the known datasets."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
+    _load_builtin()
+    spec = _REGISTRY.get(name) if isinstance(name, str) else None
+    if spec is None and _uploaded is not None and isinstance(name, str):
+        spec = _uploaded.get(name)
+    if spec is None:
         raise InvalidConfig(
             [{"field": "dataset", "message": f"unknown dataset {name!r}; known: {', '.join(dataset_names())}"}]
-        ) from None
+        )
+    return spec
 
 
 def describe_dataset(name: str, data_dir: str | Path) -> dict:
@@ -77,95 +131,17 @@ def describe_dataset(name: str, data_dir: str | Path) -> dict:
         "task": spec.task,
         "input_kind": spec.input_kind,
         "classes": list(spec.classes),
+        "columns": list(spec.columns),
         "description": spec.description,
         "has_test_split": spec.has_test_split,
         "image_size": spec.fixed_image_size or spec.default_image_size,
+        "servable": spec.servable,
+        "upload_framing": spec.upload_framing,
+        "example_model": spec.example_model,
+        "uploaded": spec.uploaded,
         "present": present,
-        "location": where.location,
+        # uploads live under the server's artifact dir: never show a server path
+        "location": "uploaded" if spec.uploaded else where.location,
         "missing": list(where.missing),
         "sizes": spec.sizes(Path(data_dir)) if present else {},
     }
-
-
-# --- the built-in datasets -------------------------------------------------------------------
-
-def _idx_spec(name: str, classes: list[str], description: str) -> DatasetSpec:
-    def locate(data_dir: Path) -> Located:
-        found, missing = mnist.find_idx_files(name, data_dir)
-        return Located(str(mnist.idx_dir(name, data_dir)), list(found.values()), missing)
-
-    return DatasetSpec(
-        name=name,
-        task="classification",
-        input_kind="digits",  # serving centres uploads MNIST-style for both IDX sets
-        classes=tuple(classes),
-        description=description,
-        has_test_split=True,
-        channels=1,
-        default_image_size=None,
-        fixed_image_size=28,
-        locate=locate,
-        load=lambda data_dir, image_size, cache_dir: mnist.load_idx_dataset(name, data_dir),
-        sizes=lambda data_dir: mnist.idx_sizes(name, data_dir),
-    )
-
-
-def _photo_spec(name: str, folder: str, classes: list[str], description: str) -> DatasetSpec:
-    def locate(data_dir: Path) -> Located:
-        files, missing = photos.list_photos(data_dir / folder, classes)
-        return Located(str(data_dir / folder), [os.path.join(data_dir, folder, rel) for rel, _ in files], missing)
-
-    def sizes(data_dir: Path) -> dict[str, int]:
-        files, _ = photos.list_photos(data_dir / folder, classes)
-        return {"total": len(files)}
-
-    return DatasetSpec(
-        name=name,
-        task="binary" if len(classes) == 2 else "classification",
-        input_kind="photos",
-        classes=tuple(classes),
-        description=description,
-        has_test_split=False,
-        channels=3,
-        default_image_size=64,
-        locate=locate,
-        load=lambda data_dir, image_size, cache_dir: photos.load_photo_folder(
-            name, data_dir / folder, classes, image_size, cache_dir),
-        sizes=sizes,
-    )
-
-
-def _synthetic_spec(name: str, make: Callable[[], RawDataset], n: int, description: str) -> DatasetSpec:
-    return DatasetSpec(
-        name=name,
-        task="regression",
-        input_kind="tabular",
-        classes=(),
-        description=description,
-        has_test_split=False,
-        channels=None,
-        default_image_size=None,
-        locate=lambda data_dir: Located("generated in memory"),
-        load=lambda data_dir, image_size, cache_dir: make(),
-        sizes=lambda data_dir: {"total": n},
-    )
-
-
-register_dataset(_idx_spec(
-    "mnist", mnist.DIGIT_CLASSES, "Handwritten digits 0-9, 28x28 grey, 60,000 train / 10,000 test."
-))
-register_dataset(_idx_spec(
-    "fashion_mnist", mnist.FASHION_CLASSES, "Zalando clothing in 10 classes, 28x28 grey, 60,000 train / 10,000 test."
-))
-register_dataset(_photo_spec(
-    "cats_dogs", "cats-dogs", ["cat", "dog"],
-    "Photos of cats and dogs (Kaggle Dogs vs. Cats subset), RGB resized to image_size; 80/10/10 split.",
-))
-register_dataset(_synthetic_spec(
-    "synthetic_linear", synthetic.synthetic_linear, synthetic.LINEAR["n"],
-    "y = Xw + b + noise with w = [2, -3.4], b = 4.2, noise std 0.01; 1,000 samples, 80/10/10.",
-))
-register_dataset(_synthetic_spec(
-    "synthetic_sine", synthetic.synthetic_sine, synthetic.SINE["n"],
-    "y = sin(x) + noise (std 0.1), x uniform in [-3, 3]; 125 samples (100 train), for polynomial fitting.",
-))

@@ -39,9 +39,9 @@ DIGITS = MnistStyle(box=20, centre_by_mass=True, even_strokes=True, noise_floor=
 GARMENTS = MnistStyle(box=28, centre_by_mass=False, even_strokes=False, noise_floor=0.04, content=0.1)
 
 
-def style_for(dataset: str) -> MnistStyle:
-    """The framing of a grayscale 28×28 dataset, by name."""
-    return GARMENTS if dataset == "fashion_mnist" else DIGITS
+def style_for(framing: str | None) -> MnistStyle:
+    """The style of a dataset spec's upload framing ("digit" or "garment")."""
+    return GARMENTS if framing == "garment" else DIGITS
 
 
 def to_mnist_uint8(image: Image.Image, style: MnistStyle = DIGITS) -> torch.Tensor:

@@ -32,7 +32,7 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, *, dataset: dict[str, Any], config: dict[str, Any],
                  output: str, device: torch.device, checkpoint_path: Path | None = None):
-        if dataset.get("task") not in ("classification", "binary") or dataset.get("input_kind") not in ("digits", "photos"):
+        if dataset.get("task") not in ("classification", "binary") or dataset.get("input_kind") not in ("grayscale", "photos"):
             raise ValueError(f"{config.get('model')} on {dataset.get('name')} is not an image classifier; "
                              "only image classifiers can be served")
         self.model = model.eval()
@@ -44,7 +44,7 @@ class Predictor:
         self.classes: list[str] = list(dataset["classes"])
         self.input_kind: str = dataset["input_kind"]
         self._mean, self._std = list(dataset["mean"]), list(dataset["std"])
-        self._style = style_for(dataset["name"])
+        self._style = style_for(dataset.get("upload_framing"))
 
     @classmethod
     def load(cls, checkpoint_path: Path | str, device: str = "cpu") -> "Predictor":
@@ -68,7 +68,7 @@ class Predictor:
 
     def preprocess_one(self, image: Image.Image) -> torch.Tensor:
         """One decoded image -> uint8 tensor shaped like a training sample (as in evaluation)."""
-        if self.input_kind == "digits":
+        if self.input_kind == "grayscale":
             return to_mnist_uint8(image, self._style)
         return photo_to_uint8(image, int(self.dataset["image_size"]))
 

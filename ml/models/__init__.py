@@ -1,4 +1,8 @@
-"""Models by name: `build_model(config, input_shape, num_classes)` and how to read their outputs."""
+"""Models by name: `build_model(config, input_shape, num_classes)` and how to read their outputs.
+
+Each module here registers one ModelSpec (ml.models.spec) beside its builder; they are found by
+listing this package, so adding a model is adding a file.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,35 +10,41 @@ from typing import Any
 import torch
 from torch import nn
 
-from ml.config import TrainConfig, config_from_dict
-from ml.models import cnn, linear, mlp  # noqa: F401  (registers the builders)
-from ml.models.registry import get_builder, model_names, register_model
+from ml.models.spec import ModelSpec, get_model_spec, model_specs, register_model_spec
 
-__all__ = ["build_model", "model_names", "register_model", "output_kind", "probabilities"]
+__all__ = ["ModelSpec", "build_model", "get_model_spec", "model_names", "model_specs", "output_kind",
+           "probabilities", "register_model_spec"]
 
 
-def _as_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
+def model_names() -> list[str]:
+    """Registered model names."""
+    return list(model_specs())
+
+
+def _as_config(config):
+    from ml.config import TrainConfig, config_from_dict
+
     return config if isinstance(config, TrainConfig) else config_from_dict(config)
 
 
-def output_kind(config: TrainConfig | dict[str, Any]) -> str:
-    """'identity' (regression), 'sigmoid' (one logit, BCE) or 'softmax' (a logit per class)."""
+def output_kind(config) -> str:
+    """'identity' (regression), 'sigmoid' (one logit or score) or 'softmax' (a logit per class)."""
     config = _as_config(config)
     if config.task == "regression":
         return "identity"
-    return "sigmoid" if config.hp.loss == "bce" else "softmax"
+    return "sigmoid" if config.hp.loss in get_model_spec(config.model).single_output_losses else "softmax"
 
 
-def num_outputs(config: TrainConfig, num_classes: int) -> int:
-    """Output units: 1 for regression and BCE, else one per class."""
+def num_outputs(config, num_classes: int) -> int:
+    """Output units: 1 for regression and single-logit losses, else one per class."""
     return 1 if output_kind(config) in ("identity", "sigmoid") else num_classes
 
 
-def build_model(config: TrainConfig | dict[str, Any], input_shape, num_classes: int) -> nn.Module:
+def build_model(config: Any, input_shape, num_classes: int) -> nn.Module:
     """A fresh model for `config` (a TrainConfig or its model_dump()), e.g. to load a checkpoint into."""
     config = _as_config(config)
-    builder = get_builder(config.model)
-    return builder(config.hp, tuple(int(s) for s in input_shape), num_outputs(config, num_classes))
+    spec = get_model_spec(config.model)
+    return spec.build(config.hp, tuple(int(s) for s in input_shape), num_outputs(config, num_classes))
 
 
 def probabilities(outputs: torch.Tensor, kind: str) -> torch.Tensor:

@@ -8,7 +8,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from core.model_registry import SERVABLE_DATASETS
+from ml.catalog import servable_datasets
 from tests.utils.models import digit_png, predict, train_versions
 
 pytestmark = pytest.mark.service
@@ -97,7 +97,7 @@ def test_unknown_dataset(api):
 
 
 def test_no_model_trained_yet_says_how_to_train_one(api):
-    untrained = [d for d in SERVABLE_DATASETS
+    untrained = [d for d in servable_datasets()
                  if api.get("/v1/models", params={"dataset": d}).json()["count"] == 0]
     if not untrained:
         pytest.skip("every dataset has a model in this test database")

@@ -6,13 +6,14 @@ import torch
 from torch import nn
 
 from ml.config import resolve_config
-from ml.defaults import VALID_PAIRS
-from ml.models import build_model, model_names, output_kind, probabilities, register_model
-from ml.models.linear import PolynomialFeatures
+from tests.utils.pairs import VALID_PAIRS
+from ml.models import build_model, get_model_spec, model_names, output_kind, probabilities, register_model_spec
+from ml.models.layers import PolynomialFeatures
 
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cats_dogs": (3, 64, 64),
-          "synthetic_linear": (2,), "synthetic_sine": (1,)}
-CLASSES = {"mnist": 10, "fashion_mnist": 10, "cats_dogs": 2, "synthetic_linear": 0, "synthetic_sine": 0}
+          "synthetic_linear": (2,), "synthetic_sine": (1,), "synthetic_line": (1,), "synthetic_separable": (2,)}
+CLASSES = {"mnist": 10, "fashion_mnist": 10, "cats_dogs": 2, "synthetic_linear": 0, "synthetic_sine": 0,
+           "synthetic_line": 0, "synthetic_separable": 2}
 
 
 def test_registry_holds_every_model_of_the_course():
@@ -21,7 +22,7 @@ def test_registry_holds_every_model_of_the_course():
 
 def test_duplicate_registration_is_refused():
     with pytest.raises(ValueError, match="already registered"):
-        register_model("mlp")(lambda hp, shape, n: nn.Identity())
+        register_model_spec(get_model_spec("mlp"))
 
 
 @pytest.mark.parametrize("model, dataset", [(m, d) for m, ds in VALID_PAIRS.items() for d in ds])

@@ -20,7 +20,7 @@ def _photos() -> torch.Tensor:
     return torch.randn(32, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("kind, batch", [("digits", _digits), ("photos", _photos)])
+@pytest.mark.parametrize("kind, batch", [("grayscale", _digits), ("photos", _photos)])
 def test_shape_dtype_determinism_and_change(kind, batch):
     augment = make_augmenter(kind, "basic")
     x = batch()
@@ -38,7 +38,7 @@ def test_shape_dtype_determinism_and_change(kind, batch):
 
 def test_digits_move_only_a_little():
     x = _digits()
-    a = make_augmenter("digits", "basic")(x, torch.Generator().manual_seed(0))
+    a = make_augmenter("grayscale", "basic")(x, torch.Generator().manual_seed(0))
     # the bar's mass stays near where it was: ±2 px shifts and ±10° rotations
     cols = torch.arange(28.0)
     centre = lambda t: ((t.clamp(min=0) * cols).sum((1, 2, 3)) / t.clamp(min=0).sum((1, 2, 3)))
@@ -54,20 +54,20 @@ def test_photos_flip_about_half_the_batch():
 
 
 def test_none_and_tabular_need_no_augmenter():
-    assert make_augmenter("digits", "none") is None
+    assert make_augmenter("grayscale", "none") is None
     assert make_augmenter("tabular", "basic") is None
 
 
 def test_unknown_kind_names_the_field():
     with pytest.raises(InvalidConfig) as err:
-        make_augmenter("digits", "heavy")
+        make_augmenter("grayscale", "heavy")
     assert err.value.errors[0]["field"] == "hyperparameters.augment"
 
 
 def test_cheap_next_to_a_training_step():
     # ~1 ms on one core. One thread and the best of 20, because on a busy shared machine a
     # two-thread op can wait a whole scheduler slice for its second core; per-image work would still fail
-    augment = make_augmenter("digits", "basic")
+    augment = make_augmenter("grayscale", "basic")
     x, g = _digits(), torch.Generator().manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -10,7 +10,8 @@ from ml.errors import InvalidConfig
 
 
 def test_every_dataset_of_the_course_is_registered():
-    assert dataset_names() == ["cats_dogs", "fashion_mnist", "mnist", "synthetic_linear", "synthetic_sine"]
+    assert dataset_names() == ["cats_dogs", "fashion_mnist", "mnist", "synthetic_line", "synthetic_linear",
+                               "synthetic_separable", "synthetic_sine"]
     assert get_dataset_spec("cats_dogs").task == "binary"
     assert get_dataset_spec("synthetic_sine").input_kind == "tabular"
 

@@ -14,7 +14,7 @@ from ml.errors import DatasetNotFound
 def test_tiny_tree_loads_normalised_splits(tiny_mnist):
     b = load_dataset("mnist", tiny_mnist, val_fraction=0.1, seed=0)
     assert (b.task, b.input_kind, b.input_shape, b.classes) == (
-        "classification", "digits", (1, 28, 28), [str(d) for d in range(10)])
+        "classification", "grayscale", (1, 28, 28), [str(d) for d in range(10)])
     assert (len(b.train), len(b.val), len(b.test)) == (180, 20, 50)
     for split in (b.train, b.val, b.test):
         assert split.x.dtype == torch.float32 and split.x.is_contiguous()

@@ -87,7 +87,7 @@ def test_garments_fill_the_frame_centred():
     t = to_mnist_uint8(shirt, GARMENTS)
     height, width, _ = _stats(t)
     assert height == 28 and 20 <= width <= 23  # longest edge 28, as Fashion-MNIST was made
-    assert style_for("fashion_mnist") is GARMENTS and style_for("mnist") is DIGITS
+    assert style_for("garment") is GARMENTS and style_for("digit") is DIGITS
 
 
 def test_pale_parts_of_a_garment_are_kept_when_cropping():

@@ -16,7 +16,7 @@ CATS_DOGS = {"name": "cats_dogs", "task": "binary", "classes": ["cat", "dog"], "
 FASHION = {"name": "fashion_mnist", "task": "classification",
            "classes": ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                        "ankle boot"],
-           "input_shape": [1, 28, 28], "input_kind": "digits", "image_size": None, "mean": [0.286], "std": [0.353]}
+           "input_shape": [1, 28, 28], "input_kind": "grayscale", "upload_framing": "digit", "image_size": None, "mean": [0.286], "std": [0.353]}
 
 
 def _checkpoint(tmp_path, model_name: str, dataset: dict, overrides: dict | None = None):
