@@ -86,6 +86,21 @@ class JobLinks(BaseModel):
     cancel: str
 
 
+class AttemptPublic(BaseModel):
+    """One attempt at running a job."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    worker: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    ended: str | None = Field(None, description="succeeded, failed, cancelled, process_died, worker_lost, "
+                                                "worker_restarted or worker_stopped; null while it runs")
+    detail: str | None = None
+    resumed_from_epoch: int | None = Field(None, description="the checkpoint's epoch it continued from; null: from scratch")
+
+
 class JobPublic(BaseModel):
     """A job as clients see it."""
 
@@ -112,6 +127,8 @@ class JobPublic(BaseModel):
     torch_version: str | None = None
     dataset_checksum: str | None = None
     result: dict[str, Any] | None = None
+    attempts: list[AttemptPublic] = Field(default_factory=list)
+    disk_bytes: int | None = Field(None, description="bytes its checkpoints and files take (GET /v1/jobs/{id} only)")
     links: JobLinks
 
 

@@ -1,6 +1,9 @@
 """The Celery configuration shared by the worker and by the API that sends it job ids."""
 from __future__ import annotations
 
+import json
+
+import redis
 from celery import Celery
 
 from core.settings import Settings, get_settings
@@ -37,8 +40,34 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-def enqueue_training(app: Celery, job_id: str) -> str:
-    """Deliver a job id to the workers; returns the Celery task id (the job id itself)."""
-    # task id = job id: duplicates of one job are recognisable in Celery's own logs too
-    app.send_task(TRAIN_TASK, args=[job_id], task_id=job_id)
-    return job_id
+class CeleryDispatcher:
+    """The jobs service's Dispatcher: sends job ids to the training queue."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+
+    def enqueue(self, job_id: str) -> None:
+        # task id = job id: duplicates of one job are recognisable in Celery's own logs too
+        self.app.send_task(TRAIN_TASK, args=[job_id], task_id=job_id)
+
+
+def broker_job_ids(client: redis.Redis, queue: str = "training") -> set[str]:
+    """Job ids the broker holds: waiting in the queue, or delivered and not yet acknowledged.
+
+    Reads kombu's Redis layout (the queue list, priority lists `<queue>\x06\x16<n>`, and the
+    `unacked` hash); the task id is the job id, so a message is recognised by that alone.
+    """
+    ids: set[str] = set()
+    raw: list[bytes] = []
+    for key in client.scan_iter(match=f"{queue}*", count=1000):
+        if client.type(key) == b"list":
+            raw += client.lrange(key, 0, -1)
+    raw += client.hvals("unacked")
+    for message in raw:
+        try:
+            payload = json.loads(message)
+            payload = payload[0] if isinstance(payload, list) else payload  # unacked: [message, exchange, key]
+            ids.add(str(payload["headers"]["id"]))
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue
+    return ids

@@ -1,8 +1,9 @@
 """The service's ORM classes; importing this package registers every table on Base.metadata."""
+from core.models.attempt import AttemptEnd, JobAttempt
 from core.models.base import Base, utcnow
 from core.models.checkpoint import Checkpoint
 from core.models.epoch_metric import EpochMetric
 from core.models.job import TERMINAL_STATUSES, Job, JobStatus
 from core.models.model_version import ModelVersion, ServingEvent, ServingReason
 
-__all__ = ["Base", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "utcnow"]
+__all__ = ["AttemptEnd", "Base", "JobAttempt", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "utcnow"]
