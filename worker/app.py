@@ -34,15 +34,6 @@ def _fresh_child(**_kwargs) -> None:
     from worker import runner
 
     runner.reset_clients()
-    # Celery resets SIGTERM to its default in pool children (death on the spot); a training job
-    # should rather stop at the next batch boundary and be requeued
-    signal.signal(signal.SIGTERM, _stop_at_next_batch)
-
-
-def _stop_at_next_batch(signum, _frame) -> None:
-    from worker.callbacks import shutdown_requested
-
-    shutdown_requested.set()
 
 
 @worker_shutting_down.connect

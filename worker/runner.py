@@ -4,6 +4,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +68,26 @@ def run_job(job_id: str, *, worker: str) -> dict[str, Any]:
             return {"job_id": job_id, "outcome": "skipped", "status": status}
     log.info("job %s attempt %d on %s%s", job_id, run.attempt, worker,
              f", resuming after epoch {run.resume_epoch}" if run.resume_epoch else "")
-    with Heartbeat(job_id, worker, get_settings().heartbeat_interval_s) as beat:
+    with _sigterm_stops_the_job(), Heartbeat(job_id, worker, get_settings().heartbeat_interval_s) as beat:
         outcome = _train_and_record(job_id, worker, run, beat)
     return {"job_id": job_id, "outcome": outcome, "attempt": run.attempt}
+
+
+@contextmanager
+def _sigterm_stops_the_job() -> Iterator[None]:
+    """While a job trains, SIGTERM asks it to stop at the next batch boundary instead of killing the process.
+
+    Installed per job: billiard resets a pool child's signal handlers after Celery's init hooks run.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    shutdown_requested.clear()
+    previous = signal.signal(signal.SIGTERM, lambda *_: shutdown_requested.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Heartbeat) -> str:
