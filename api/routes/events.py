@@ -22,6 +22,13 @@ from core.models import JobStatus
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 log = logging.getLogger("trainserve.api")
 TERMINAL = {s.value for s in JobStatus if s.is_terminal}
+# streams read SQL on their own few threads: hundreds of open streams never take the threads
+# (or the pooled connections) that the other routes need
+_SQL_READS = anyio.CapacityLimiter(4)
+
+
+async def _read_snapshot(job_id: str) -> dict[str, Any]:
+    return await to_thread.run_sync(_snapshot, job_id, limiter=_SQL_READS)
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
@@ -32,7 +39,7 @@ async def job_events(job_id: str, request: Request) -> EventSourceResponse:
     A stream holds no database connection while it waits: each SQL read takes a session and gives
     it back. When the server stops, the last event is `shutdown`; reconnect to continue.
     """
-    await to_thread.run_sync(_snapshot, job_id)  # JobNotFound → 404 before the stream starts
+    await _read_snapshot(job_id)  # JobNotFound → 404 before the stream starts
     settings = request.app.state.settings
     stopping = anyio.Event()
     return EventSourceResponse(
@@ -59,7 +66,7 @@ async def _stream(job_id: str, redis_async, db_poll_s: float, stopping: anyio.Ev
                   ) -> AsyncIterator[dict[str, str]]:
     pubsub = await _subscribe(job_id, redis_async)  # before reading SQL, so nothing in between is missed
     try:
-        snap = await to_thread.run_sync(_snapshot, job_id)
+        snap = await _read_snapshot(job_id)
         sent_epochs = 0
         for row in snap["epochs"]:
             yield _sse("epoch", row)
@@ -98,7 +105,7 @@ async def _stream(job_id: str, redis_async, db_poll_s: float, stopping: anyio.Ev
             if loop.time() >= next_db_check:
                 # the DB is the truth: a lost message must not leave a client waiting forever
                 next_db_check = loop.time() + _poll_s(pubsub, db_poll_s)
-                snap = await to_thread.run_sync(_snapshot, job_id)
+                snap = await _read_snapshot(job_id)
                 for row in snap["epochs"]:
                     if row["epoch"] > sent_epochs:
                         yield _sse("epoch", row)
