@@ -5,9 +5,13 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.orm import sessionmaker
 
 from core import jobs
 from core.errors import BrokerUnavailable, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound
+from core.db import make_engine
+from core.migrate import upgrade
+from core.model_registry import register_model_version, serving_model_of_job
 from core.models import AttemptEnd, Job, JobStatus, utcnow
 
 pytestmark = pytest.mark.service
@@ -210,3 +214,18 @@ def test_idempotency_key_reuse(db_session):
 def test_unknown_job(db_session):
     with pytest.raises(JobNotFound, match="nope"):
         jobs.get_job(db_session, job_id="nope")
+
+
+def test_a_job_whose_model_serves_cannot_be_deleted_and_the_error_names_the_model(tmp_path):
+    url = f"sqlite:///{tmp_path / 'own.db'}"  # its own database: serving a fake model must not leak
+    upgrade(url)
+    session = sessionmaker(bind=make_engine(url), expire_on_commit=False)()
+    job = _new_job(session)
+    jobs.start(session, job_id=job.id, worker="w@h", code_version="v")
+    _epoch(session, job.id, 1, tmp_path)
+    assert jobs.finish(session, job_id=job.id, status=JobStatus.succeeded, best_epoch=1,
+                       best_metric={"name": "val_accuracy", "value": 0.9},
+                       on_succeeded=lambda s, j: register_model_version(s, job=j)) is True
+    with pytest.raises(JobNotDeletable, match=r"its model mlp #\d+ \(mnist\) serves predictions"):
+        jobs.delete(session, job_id=job.id, job_dir=tmp_path / "files", serving_model=serving_model_of_job)
+    session.close()
