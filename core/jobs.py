@@ -30,7 +30,6 @@ from core.errors import (
 )
 from core.models import AttemptEnd, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, utcnow
 
-TERMINAL = tuple(s.value for s in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled))
 _QUIET = NoPublisher()
 
 
@@ -284,8 +283,17 @@ def report_progress(
     return cancel_requested
 
 
-def report_epoch(session: Session, *, job_id: str, metrics: dict[str, Any], publisher: Publisher = _QUIET) -> None:
-    """Store one finished epoch (unique per job and epoch: a resumed run replaces the row)."""
+def report_epochs(session: Session, *, job_id: str, epochs: Sequence[dict[str, Any]],
+                  publisher: Publisher = _QUIET) -> None:
+    """Store finished epochs (unique per job and epoch: a resumed run replaces a row)."""
+    for metrics in epochs:
+        _upsert_epoch(session, job_id, metrics)
+    session.commit()
+    for metrics in epochs:
+        publisher.publish(job_id, "epoch", metrics)
+
+
+def _upsert_epoch(session: Session, job_id: str, metrics: dict[str, Any]) -> None:
     epoch = int(metrics["epoch"])
     row = session.scalars(
         select(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch == epoch)
@@ -293,15 +301,20 @@ def report_epoch(session: Session, *, job_id: str, metrics: dict[str, Any], publ
     for field in EpochMetric.METRIC_FIELDS:
         setattr(row, field, metrics.get(field))
     session.add(row)
-    session.commit()
-    publisher.publish(job_id, "epoch", metrics)
+    session.flush()
 
 
 def report_checkpoint(
     session: Session, *, job_id: str, epoch: int, path: str, sha256: str, size_bytes: int,
-    is_best: bool, metrics: dict[str, Any], publisher: Publisher = _QUIET,
+    is_best: bool, metrics: dict[str, Any], epochs: Sequence[dict[str, Any]] = (), publisher: Publisher = _QUIET,
 ) -> None:
-    """Store a finished checkpoint file; a new best clears the flag on the job's earlier ones."""
+    """Store a finished checkpoint file with the epochs it makes durable; a new best clears the older flags.
+
+    An epoch's row is written with the checkpoint that can resume after it, so a crash between the
+    two never leaves a row for an epoch the next attempt runs again.
+    """
+    for finished in epochs:
+        _upsert_epoch(session, job_id, finished)
     row = session.scalars(
         select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.epoch == epoch)
     ).first() or Checkpoint(job_id=job_id, epoch=epoch, created_at=utcnow())
@@ -313,6 +326,8 @@ def report_checkpoint(
         session.execute(update(Job).where(Job.id == job_id).values(best_epoch=epoch))
     session.add(row)
     session.commit()
+    for finished in epochs:
+        publisher.publish(job_id, "epoch", finished)
     publisher.publish(job_id, "checkpoint", {"epoch": epoch, "sha256": sha256, "size_bytes": size_bytes,
                                              "is_best": is_best})
 

@@ -36,6 +36,7 @@ class SqlCallbacks:
         self._last_cancel_check = float("-inf")
         self._cancel_seen_in_sql = False
         self._stop = False
+        self._pending_epochs: list[dict] = []
 
     def on_progress(self, progress: Progress) -> None:
         self._batches = progress.batches
@@ -45,8 +46,8 @@ class SqlCallbacks:
         self._report(progress.epoch, progress.batch, progress.batches, progress.samples_per_second, write=write)
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        with session_scope() as session:
-            jobs.report_epoch(session, job_id=self.job_id, metrics=metrics.as_dict(), publisher=self.publisher)
+        # recorded with the epoch's checkpoint (next), so a row always has a checkpoint to resume after
+        self._pending_epochs.append(metrics.as_dict())
         # short epochs may end before the engine's first in-epoch report: the epoch's end is progress too
         self._report(metrics.epoch, self._batches, self._batches, metrics.samples_per_second, write=True)
 
@@ -70,8 +71,16 @@ class SqlCallbacks:
             jobs.report_checkpoint(
                 session, job_id=self.job_id, epoch=checkpoint.epoch, path=str(checkpoint.path),
                 sha256=checkpoint.sha256, size_bytes=checkpoint.size_bytes, is_best=checkpoint.is_best,
-                metrics=dict(checkpoint.metrics), publisher=self.publisher,
+                metrics=dict(checkpoint.metrics), epochs=self._pending_epochs, publisher=self.publisher,
             )
+        self._pending_epochs = []
+
+    def flush_epochs(self) -> None:
+        """Record finished epochs no checkpoint followed (a run that ends failed or cancelled)."""
+        if self._pending_epochs:
+            with session_scope() as session:
+                jobs.report_epochs(session, job_id=self.job_id, epochs=self._pending_epochs, publisher=self.publisher)
+            self._pending_epochs = []
 
     def should_stop(self) -> bool:
         if self._stop or shutdown_requested.is_set() or self.lost.is_set():

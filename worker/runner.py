@@ -92,6 +92,7 @@ def _sigterm_stops_the_job() -> Iterator[None]:
 
 def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Heartbeat) -> str:
     settings = get_settings()
+    callbacks: SqlCallbacks | None = None
     try:
         config = config_from_dict(run.config)
         _record_facts_before_training(job_id, config)
@@ -102,11 +103,13 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
         )
         result = _train(config, job_id, callbacks, run.resume_from)
     except TrainingCancelled as exc:
-        return _stopped(job_id, worker, exc, beat)
-    except MLError as exc:
-        return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__, error=str(exc))
-    except Exception as exc:  # a bug or a crash in the engine: record it rather than leave 'running'
-        log.exception("job %s failed unexpectedly", job_id)
+        return _stopped(job_id, worker, exc, beat, callbacks)
+    except Exception as exc:
+        if callbacks is not None and not beat.lost.is_set():
+            callbacks.flush_epochs()  # the run ends here: its finished epochs stay on record
+        if isinstance(exc, MLError):
+            return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__, error=str(exc))
+        log.exception("job %s failed unexpectedly", job_id)  # a bug or a crash in the engine
         return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__,
                        error=f"internal error while training ({type(exc).__name__}: {exc}); "
                              "the worker log has the details — please report it")
@@ -140,7 +143,8 @@ def _record_facts_before_training(job_id: str, config: TrainConfig) -> None:
         jobs.report_facts(session, job_id=job_id, device=device, torch_version=torch.__version__)
 
 
-def _stopped(job_id: str, worker: str, exc: TrainingCancelled, beat: Heartbeat) -> str:
+def _stopped(job_id: str, worker: str, exc: TrainingCancelled, beat: Heartbeat,
+             callbacks: SqlCallbacks | None) -> str:
     """The engine stopped between batches: the worker is stopping, the job was taken away, or a cancel."""
     if beat.lost.is_set():
         return "lost"  # requeued by the reaper: another attempt owns it; write nothing
@@ -154,6 +158,8 @@ def _stopped(job_id: str, worker: str, exc: TrainingCancelled, beat: Heartbeat) 
                 publisher=publisher())
         log.info("job %s stopped for the worker's shutdown: now %s", job_id, status.value if status else "?")
         return status.value if status else "lost"
+    if callbacks is not None:
+        callbacks.flush_epochs()  # cancelled for good: its finished epochs stay on record
     kept = f"; the last checkpoint ({Path(exc.last_checkpoint).name}) is kept" if exc.last_checkpoint else ""
     return _finish(job_id, worker, JobStatus.cancelled, error_type="TrainingCancelled",
                    error=f"cancelled on request at epoch {exc.epoch}, batch {exc.batch}{kept}")

@@ -47,13 +47,12 @@ def _new_job(session, broker=None, **kw):
 
 
 def _epoch(session, job_id, epoch, tmp_path, best=True):
-    jobs.report_epoch(session, job_id=job_id, metrics={
-        "epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0, "lr": 0.1, "seconds": 1.0,
-        "samples_per_second": 10.0, "val_accuracy": 0.5})
+    metrics = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0, "lr": 0.1, "seconds": 1.0,
+               "samples_per_second": 10.0, "val_accuracy": 0.5}
     path = tmp_path / f"epoch-{epoch:03d}.pt"
     path.write_bytes(b"x" * 10)
     jobs.report_checkpoint(session, job_id=job_id, epoch=epoch, path=str(path), sha256="0" * 64, size_bytes=10,
-                           is_best=best, metrics={})
+                           is_best=best, metrics={}, epochs=[metrics])
 
 
 def test_submit_sends_the_id_and_a_broker_failure_fails_the_job(db_session):
@@ -118,8 +117,8 @@ def test_a_requeued_job_resumes_from_its_last_checkpoint_and_forgets_later_rows(
     for epoch in (1, 2):
         _epoch(db_session, job.id, epoch, tmp_path, best=epoch == 1)
     # epoch 3 finished but its checkpoint file never made it to disk
-    jobs.report_epoch(db_session, job_id=job.id, metrics={"epoch": 3, "train_loss": 1, "lr": 0.1, "seconds": 1,
-                                                          "samples_per_second": 1})
+    jobs.report_epochs(db_session, job_id=job.id, epochs=[{"epoch": 3, "train_loss": 1, "lr": 0.1, "seconds": 1,
+                                                           "samples_per_second": 1}])
     broker = Recorder()
     status = jobs.requeue(db_session, job_id=job.id, worker="w@h", ended=AttemptEnd.process_died,
                           detail="killed", max_attempts=3, dispatcher=broker)

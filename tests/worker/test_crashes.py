@@ -80,11 +80,17 @@ def test_killed_training_process_resumes_and_matches_an_undisturbed_run(stack, a
         stack.kill_tree(worker)
 
 
-def test_a_worker_killed_with_its_pool_is_resumed_by_a_new_worker_of_the_same_name(stack, api):
-    worker = stack.start_worker("crash-b@test")
+def start_then_lose_the_worker(stack: Stack, api: httpx.Client, name: str) -> dict:
+    """Submit a job to a new worker `name` and SIGKILL that worker's whole tree mid-epoch."""
+    worker = stack.start_worker(name)
     job = submit(api, CRASHY)
     wait_mid_epoch(api, job["id"])
     stack.kill_tree(worker)
+    return job
+
+
+def test_a_worker_killed_with_its_pool_is_resumed_by_a_new_worker_of_the_same_name(stack, api):
+    job = start_then_lose_the_worker(stack, api, "crash-b@test")
     # the same node name comes back (a restarted process): it requeues its old run when ready,
     # unless the heartbeat timeout (3 s here) noticed first; both paths resume
     again = stack.start_worker("crash-b@test")
@@ -99,10 +105,8 @@ def test_a_worker_killed_with_its_pool_is_resumed_by_a_new_worker_of_the_same_na
 
 
 def test_an_abandoned_job_is_requeued_after_the_heartbeat_timeout_and_runs_under_another_name(stack, api):
-    worker = stack.start_worker("crash-c@old-host")
-    job = submit(api, CRASHY)
-    wait_mid_epoch(api, job["id"])
-    stack.kill_tree(worker)  # the machine is gone; a recreated container has a new hostname
+    # the machine is gone; a recreated container has a new hostname
+    job = start_then_lose_the_worker(stack, api, "crash-c@old-host")
     frozen = api.get(f"/v1/jobs/{job['id']}").json()
     assert frozen["status"] == "running"
     other = stack.start_worker("crash-c@new-host")
