@@ -52,22 +52,19 @@ class CeleryDispatcher:
 
 
 def broker_job_ids(client: redis.Redis, queue: str = "training") -> set[str]:
-    """Job ids the broker holds: waiting in the queue, or delivered and not yet acknowledged.
+    """Job ids waiting in the broker's queue (kombu's Redis lists `<queue>` and `<queue>\x06\x16<priority>`).
 
-    Reads kombu's Redis layout (the queue list, priority lists `<queue>\x06\x16<n>`, and the
-    `unacked` hash); the task id is the job id, so a message is recognised by that alone.
+    Messages a worker took but has not acknowledged (kombu's `unacked` hash) do not count: a worker
+    that took one claims it at once (prefetch is off), and one whose worker died would otherwise
+    hide its job until the visibility timeout (days). The task id is the job id.
     """
     ids: set[str] = set()
-    raw: list[bytes] = []
     for key in client.scan_iter(match=f"{queue}*", count=1000):
-        if client.type(key) == b"list":
-            raw += client.lrange(key, 0, -1)
-    raw += client.hvals("unacked")
-    for message in raw:
-        try:
-            payload = json.loads(message)
-            payload = payload[0] if isinstance(payload, list) else payload  # unacked: [message, exchange, key]
-            ids.add(str(payload["headers"]["id"]))
-        except (ValueError, KeyError, TypeError, IndexError):
+        if client.type(key) != b"list":
             continue
+        for message in client.lrange(key, 0, -1):
+            try:
+                ids.add(str(json.loads(message)["headers"]["id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
     return ids
