@@ -493,7 +493,9 @@ def requeue_stale(
     """Requeue running jobs whose heartbeat is older than `timeout_s` (their worker is gone)."""
     cutoff = utcnow() - timedelta(seconds=timeout_s)
     stale = session.execute(
-        select(Job.id, Job.worker).where(Job.status == JobStatus.running.value, Job.heartbeat_at < cutoff)
+        # jobs started before heartbeats existed have none: their progress time stands in
+        select(Job.id, Job.worker).where(Job.status == JobStatus.running.value,
+                                         func.coalesce(Job.heartbeat_at, Job.progress_at, Job.started_at) < cutoff)
     ).all()
     session.rollback()
     done = []

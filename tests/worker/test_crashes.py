@@ -6,6 +6,7 @@ MAX_ATTEMPTS=2, so it can kill, restart and wipe without touching the session's 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -22,6 +23,9 @@ EPOCHS = 4
 CRASHY = {"model": "mlp", "dataset": "mnist",
           "hyperparameters": {"epochs": EPOCHS, "max_train_samples": 16384, "batch_size": 8, "hidden_sizes": [32],
                               "max_eval_samples": 1000}}
+# the worker parent usually reports a dead pool child at once (process_died); on a loaded machine the
+# heartbeat timeout may notice first (worker_lost). Either way the job is requeued and resumes.
+CRASH = {"process_died", "worker_lost"}
 QUICK = {"model": "linear_regression", "dataset": "synthetic_linear", "hyperparameters": {"epochs": 2, "batch_size": 32}}
 
 
@@ -67,8 +71,8 @@ def test_killed_training_process_resumes_and_matches_an_undisturbed_run(stack, a
         os.kill(worker.child(), signal.SIGKILL)
         done = wait_for(api, job["id"], "succeeded", timeout_s=180)
         attempts = done["attempts"]
-        assert [a["ended"] for a in attempts] == ["process_died", "succeeded"]
-        assert attempts[1]["resumed_from_epoch"] >= 1 and "died" in attempts[0]["detail"]
+        assert attempts[0]["ended"] in CRASH and attempts[1]["ended"] == "succeeded" and len(attempts) == 2
+        assert attempts[1]["resumed_from_epoch"] >= 1
         resumed = assert_each_epoch_once(api, job["id"])
 
         undisturbed = wait_for(api, submit(api, CRASHY)["id"], "succeeded", timeout_s=180)
@@ -133,9 +137,9 @@ def test_a_job_killed_max_attempts_times_fails_with_its_history(stack, api):
             os.kill(worker.child(), signal.SIGKILL)
         failed = wait_for(api, job["id"], "failed", timeout_s=60)
         assert failed["error_type"] == "TooManyAttempts"
-        assert "attempt 1 on crash-d@test: process_died" in failed["error"]
-        assert "attempt 2 on crash-d@test: process_died" in failed["error"]
-        assert [a["ended"] for a in failed["attempts"]] == ["process_died", "process_died"]
+        assert re.search(r"attempt 1 on crash-d@test: (process_died|worker_lost) \(", failed["error"])
+        assert re.search(r"attempt 2 on crash-d@test: (process_died|worker_lost) \(", failed["error"])
+        assert [a["ended"] in CRASH for a in failed["attempts"]] == [True, True]
     finally:
         stack.kill_tree(worker)
 
