@@ -98,7 +98,10 @@ class AttemptPublic(BaseModel):
     ended: str | None = Field(None, description="succeeded, failed, cancelled, process_died, worker_lost, "
                                                 "worker_restarted or worker_stopped; null while it runs")
     detail: str | None = None
-    resumed_from_epoch: int | None = Field(None, description="the checkpoint's epoch it continued from; null: from scratch")
+    resumed_from_epoch: int | None = Field(None, description="epochs done in the checkpoint it continued from; "
+                                                            "null: from scratch")
+    resumed_from_batch: int | None = Field(None, description="batches into the next epoch, when it continued from "
+                                                            "the mid-epoch checkpoint of a graceful stop")
 
 
 class JobPublic(BaseModel):

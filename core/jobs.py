@@ -41,6 +41,24 @@ class Dispatcher(Protocol):
 
 
 @dataclass(frozen=True)
+class ResumePoint:
+    """A checkpoint to continue from: after `epoch` epochs, and `batch` batches into the next one."""
+
+    path: str
+    epoch: int
+    batch: int | None = None
+
+
+@dataclass(frozen=True)
+class StoppedAt:
+    """Where a graceful stop checkpointed: `batch` batches into `epoch`, in the file at `path`."""
+
+    path: str
+    epoch: int
+    batch: int
+
+
+@dataclass(frozen=True)
 class StartedRun:
     """What a worker needs after it claimed a job: the config, its attempt, and where to resume."""
 
@@ -217,22 +235,31 @@ def start(
     _forget_after(session, job, resume.epoch if resume is not None else 0)
     number = (session.scalar(select(func.max(JobAttempt.number)).where(JobAttempt.job_id == job_id)) or 0) + 1
     session.add(JobAttempt(job_id=job_id, number=number, worker=worker, started_at=now,
-                           resumed_from_epoch=resume.epoch if resume is not None else None))
+                           resumed_from_epoch=resume.epoch if resume is not None else None,
+                           resumed_from_batch=resume.batch if resume is not None else None))
     session.commit()
     publisher.publish(job_id, "status", {"status": JobStatus.running.value, "attempt": number, "worker": worker,
-                                         "resumed_from_epoch": resume.epoch if resume is not None else None})
+                                         "resumed_from_epoch": resume.epoch if resume is not None else None,
+                                         "resumed_from_batch": resume.batch if resume is not None else None})
     return StartedRun(config=job.config, attempt=number, resume_from=resume.path if resume is not None else None,
                       resume_epoch=resume.epoch if resume is not None else None)
 
 
-def _resume_point(session: Session, job: Job) -> Checkpoint | None:
-    """The last checkpoint a new attempt can continue from (one before the final epoch, file present)."""
+def _resume_point(session: Session, job: Job) -> ResumePoint | None:
+    """Where a new attempt continues: the last epoch checkpoint whose file exists (before the final
+    epoch), or a later mid-epoch checkpoint that a graceful stop wrote."""
     epochs = int((job.config.get("hyperparameters") or {}).get("epochs", 0))
     rows = session.scalars(
         select(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.epoch < epochs)
         .order_by(Checkpoint.epoch.desc())
     ).all()
-    return next((row for row in rows if Path(row.path).is_file()), None)
+    best = next((ResumePoint(row.path, row.epoch) for row in rows if Path(row.path).is_file()), None)
+    # every attempt follows the same trajectory (same seed, exact resume): the furthest point wins
+    stops = [ResumePoint(a.stop_checkpoint, a.stop_epoch - 1, a.stop_batch)
+             for a in list_attempts(session, job_id=job.id)
+             if a.stop_checkpoint and a.stop_epoch <= epochs and Path(a.stop_checkpoint).is_file()]
+    candidates = stops + ([best] if best is not None else [])
+    return max(candidates, key=lambda p: (p.epoch, p.batch if p.batch is not None else -1), default=None)
 
 
 def _forget_after(session: Session, job: Job, epoch: int) -> None:
@@ -365,17 +392,22 @@ def finish(
     if status is JobStatus.succeeded and on_succeeded is not None:
         on_succeeded(session, get_job(session, job_id=job_id))
     removed = _retention_victims(session, job_id, retention) if retention is not None else []
+    # mid-epoch stop checkpoints only serve the next attempt: a finished job needs them no more
+    removed += [a.stop_checkpoint for a in list_attempts(session, job_id=job_id) if a.stop_checkpoint]
     session.commit()
     _remove_files(removed)
     publisher.publish(job_id, "status", {"status": status.value, "error": error})
     return True
 
 
-def _end_attempt(session: Session, job_id: str, ended: AttemptEnd, detail: str | None) -> None:
+def _end_attempt(session: Session, job_id: str, ended: AttemptEnd, detail: str | None,
+                 stopped_at: StoppedAt | None = None) -> None:
     """Close the job's open attempt. Flushes only."""
+    stop = dict(stop_checkpoint=stopped_at.path, stop_epoch=stopped_at.epoch, stop_batch=stopped_at.batch) \
+        if stopped_at is not None else {}
     session.execute(
         update(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.ended_at.is_(None))
-        .values(ended_at=utcnow(), ended=ended.value, detail=detail)
+        .values(ended_at=utcnow(), ended=ended.value, detail=detail, **stop)
     )
     session.flush()
 
@@ -440,7 +472,8 @@ def cancel(session: Session, *, job_id: str, publisher: Publisher = _QUIET) -> J
 
 def requeue(
     session: Session, *, job_id: str, ended: AttemptEnd, detail: str, max_attempts: int,
-    dispatcher: Dispatcher | None, worker: str | None = None, publisher: Publisher = _QUIET,
+    dispatcher: Dispatcher | None, worker: str | None = None, stopped_at: StoppedAt | None = None,
+    publisher: Publisher = _QUIET,
 ) -> JobStatus | None:
     """Put a running job whose attempt ended early back in the queue; returns its new status.
 
@@ -454,7 +487,7 @@ def requeue(
     job = session.scalars(select(Job).where(*where)).first()
     if job is None:
         return None
-    _end_attempt(session, job_id, ended, detail)
+    _end_attempt(session, job_id, ended, detail, stopped_at)
     attempts = list_attempts(session, job_id=job_id)
     crashes = sum(1 for a in attempts if a.ended and AttemptEnd(a.ended).is_crash)
     now = utcnow()

@@ -149,20 +149,32 @@ def _stopped(job_id: str, worker: str, exc: TrainingCancelled, beat: Heartbeat,
     if beat.lost.is_set():
         return "lost"  # requeued by the reaper: another attempt owns it; write nothing
     if shutdown_requested.is_set():
-        settings = get_settings()
-        with session_scope() as session:
-            status = jobs.requeue(
-                session, job_id=job_id, worker=worker, ended=AttemptEnd.worker_stopped,
-                detail=f"the worker stopped at epoch {exc.epoch}, batch {exc.batch}; resumes from the last "
-                       "checkpoint", max_attempts=settings.max_attempts, dispatcher=dispatcher(),
-                publisher=publisher())
-        log.info("job %s stopped for the worker's shutdown: now %s", job_id, status.value if status else "?")
-        return status.value if status else "lost"
+        return _requeue_stopped(job_id, worker, exc, callbacks)
     if callbacks is not None:
         callbacks.flush_epochs()  # cancelled for good: its finished epochs stay on record
+    if exc.stop_checkpoint is not None:
+        Path(exc.stop_checkpoint).unlink(missing_ok=True)  # only a requeued job resumes mid-epoch
     kept = f"; the last checkpoint ({Path(exc.last_checkpoint).name}) is kept" if exc.last_checkpoint else ""
     return _finish(job_id, worker, JobStatus.cancelled, error_type="TrainingCancelled",
                    error=f"cancelled on request at epoch {exc.epoch}, batch {exc.batch}{kept}")
+
+
+def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks: SqlCallbacks | None) -> str:
+    """The worker is stopping: the job checkpointed at a batch boundary; put it back in the queue."""
+    stopped_at = None
+    if exc.stop_checkpoint is not None:
+        stopped_at = jobs.StoppedAt(str(exc.stop_checkpoint), exc.epoch, exc.batch - 1)
+        if callbacks is not None:
+            callbacks.flush_epochs()  # epochs the stop checkpoint holds are done for good
+    settings = get_settings()
+    with session_scope() as session:
+        status = jobs.requeue(
+            session, job_id=job_id, worker=worker, ended=AttemptEnd.worker_stopped, stopped_at=stopped_at,
+            detail=f"the worker stopped at epoch {exc.epoch}, batch {exc.batch}; "
+                   + ("checkpointed there" if stopped_at else "resumes from the last epoch checkpoint"),
+            max_attempts=settings.max_attempts, dispatcher=dispatcher(), publisher=publisher())
+    log.info("job %s stopped for the worker's shutdown: now %s", job_id, status.value if status else "?")
+    return status.value if status else "lost"
 
 
 def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:

@@ -43,6 +43,11 @@ class JobAttempt(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended: Mapped[str | None] = mapped_column(String(32))  # an AttemptEnd
     detail: Mapped[str | None] = mapped_column(Text)  # what happened, in a sentence
-    resumed_from_epoch: Mapped[int | None] = mapped_column(Integer)  # the checkpoint's epoch; None: from scratch
+    resumed_from_epoch: Mapped[int | None] = mapped_column(Integer)  # epochs done in its checkpoint; None: from scratch
+    resumed_from_batch: Mapped[int | None] = mapped_column(Integer)  # set when that was a mid-epoch (stop) checkpoint
+    # a graceful stop checkpoints at a batch boundary: the next attempt continues from this file
+    stop_checkpoint: Mapped[str | None] = mapped_column(Text)
+    stop_epoch: Mapped[int | None] = mapped_column(Integer)  # the epoch in progress when it stopped
+    stop_batch: Mapped[int | None] = mapped_column(Integer)  # batches of that epoch done
 
     job: Mapped["Job"] = relationship(back_populates="attempts")  # noqa: F821

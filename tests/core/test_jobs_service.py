@@ -73,7 +73,7 @@ def test_a_job_is_started_once_and_opens_an_attempt(db_session):
     assert job.status == "running" and job.worker == "w1@host" and job.heartbeat_at is not None
     assert [(a.number, a.worker, a.ended) for a in jobs.list_attempts(db_session, job_id=job.id)] == [(1, "w1@host", None)]
     assert bus.events[0][1:] == ("status", {"status": "running", "attempt": 1, "worker": "w1@host",
-                                            "resumed_from_epoch": None})
+                                            "resumed_from_epoch": None, "resumed_from_batch": None})
 
 
 def test_a_cancelled_queued_job_cannot_be_started(db_session):
@@ -228,3 +228,18 @@ def test_a_job_whose_model_serves_cannot_be_deleted_and_the_error_names_the_mode
     with pytest.raises(JobNotDeletable, match=r"its model mlp #\d+ \(mnist\) serves predictions"):
         jobs.delete(session, job_id=job.id, job_dir=tmp_path / "files", serving_model=serving_model_of_job)
     session.close()
+
+
+def test_a_gracefully_stopped_job_resumes_from_its_mid_epoch_checkpoint_which_goes_when_it_finishes(db_session, tmp_path):
+    job = _new_job(db_session)
+    jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
+    _epoch(db_session, job.id, 1, tmp_path)
+    stop = tmp_path / "stopped-epoch-002.pt"
+    stop.write_bytes(b"x")
+    jobs.requeue(db_session, job_id=job.id, worker="w@h", ended=AttemptEnd.worker_stopped, detail="SIGTERM",
+                 max_attempts=3, dispatcher=None, stopped_at=jobs.StoppedAt(str(stop), 2, 17))
+    run = jobs.start(db_session, job_id=job.id, worker="w2@h", code_version="v")
+    assert (run.resume_from, run.resume_epoch) == (str(stop), 1)
+    assert jobs.list_attempts(db_session, job_id=job.id)[1].resumed_from_batch == 17
+    assert jobs.finish(db_session, job_id=job.id, status=JobStatus.succeeded) is True
+    assert not stop.exists() and (tmp_path / "epoch-001.pt").exists()

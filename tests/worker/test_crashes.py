@@ -157,7 +157,10 @@ def test_sigterm_to_the_worker_parent_requeues_the_job_at_a_batch_boundary(stack
     again = stack.start_worker("crash-e@test")
     try:
         done = wait_for(api, job["id"], "succeeded", timeout_s=180)
-        assert [a["ended"] for a in done["attempts"]] == ["worker_stopped", "succeeded"]
+        stopped, resumed = done["attempts"]
+        assert stopped["ended"] == "worker_stopped" and "checkpointed there" in stopped["detail"]
+        # it continued at the batch where it stopped: no work lost
+        assert resumed["resumed_from_epoch"] >= 1 and resumed["resumed_from_batch"] > 0
         assert_each_epoch_once(api, job["id"])
     finally:
         stack.kill_tree(again)
