@@ -7,7 +7,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from core.datasets import DatasetNotFound
-from core.errors import CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotFound
+from core.errors import (
+    BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
+)
 from ml.errors import InvalidConfig
 
 
@@ -51,3 +53,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DatasetNotFound, _status(404))
     app.add_exception_handler(JobNotCancellable, _status(409))
     app.add_exception_handler(IdempotencyConflict, _status(409))
+    app.add_exception_handler(JobNotDeletable, _status(409))
+    app.add_exception_handler(BrokerUnavailable, _status(503))

@@ -1,11 +1,15 @@
 """The FastAPI app: `uvicorn api.main:app` (or `create_app()` in tests)."""
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import redis
 import redis.asyncio as redis_async
+from anyio import to_thread
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
@@ -13,10 +17,14 @@ from api.body_limit import BodySizeLimit
 from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, plots, predict, rows
 from api.routes.dashboard import install_dashboard
 from core.datasets import find_uploaded, uploaded_names
-from core.queue import make_celery
+from core.bus import RedisPublisher
+from core.maintenance import maintenance_pass
+from core.queue import CeleryDispatcher, make_celery
 from core.settings import Settings, get_settings
 from ml.data.registry import use_uploaded_datasets
 from ml.data.uploads import UploadedLookup
+
+log = logging.getLogger("trainserve.api")
 
 # Every router of the service; add a resource by adding its router here.
 ROUTERS = [
@@ -40,13 +48,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis_async.Redis.from_url(settings.redis_url) if settings.redis_url else None
     app.state.redis_sync = (redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
                             if settings.redis_url else None)
+    app.state.dispatcher = CeleryDispatcher(app.state.celery) if app.state.celery is not None else None
+    app.state.publisher = RedisPublisher(app.state.redis_sync)
+    maintenance = asyncio.create_task(_maintain(app)) if app.state.dispatcher is not None else None
     try:
         yield
     finally:
+        if maintenance is not None:
+            maintenance.cancel()
         if app.state.redis is not None:
             await app.state.redis.aclose()
         if app.state.redis_sync is not None:
             app.state.redis_sync.close()
+
+
+async def _maintain(app: FastAPI) -> None:
+    """Every MAINTENANCE_INTERVAL_S: requeue jobs of vanished workers, re-send jobs the broker lost."""
+    settings: Settings = app.state.settings
+    while True:
+        await asyncio.sleep(settings.maintenance_interval_s)
+        try:
+            await to_thread.run_sync(partial(maintenance_pass, settings, broker=app.state.redis_sync,
+                                             dispatcher=app.state.dispatcher, publisher=app.state.publisher))
+        except Exception as exc:  # Redis or the DB down for a moment: the next pass tries again
+            log.warning("maintenance pass failed: %s", exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from pathlib import Path
+
 from api.schemas import (
-    BestPublic, CheckpointPublic, EpochMetricsPublic, JobLinks, JobPublic, ProgressPublic,
+    AttemptPublic, BestPublic, CheckpointPublic, EpochMetricsPublic, JobLinks, JobPublic, ProgressPublic,
 )
-from core.jobs import latest_epoch_metric, list_epoch_metrics
+from core.jobs import disk_bytes, latest_epoch_metric, list_attempts, list_epoch_metrics
+from core.settings import Settings
 from core.models import Checkpoint, EpochMetric, Job, JobStatus
 from core.progress import progress_payload
 
@@ -33,8 +36,16 @@ def job_progress(job: Job) -> ProgressPublic:
     return ProgressPublic(**payload, updated_at=job.progress_at)
 
 
-def job_public(session: Session, job: Job) -> JobPublic:
-    """The full public view of a job, with its latest and best epochs."""
+def job_dir(settings: Settings, job_id: str) -> Path:
+    """Where the worker writes a job's files."""
+    return Path(settings.artifact_dir) / "jobs" / job_id
+
+
+def job_public(session: Session, job: Job, *, settings: Settings | None = None) -> JobPublic:
+    """The full public view of a job, with its latest and best epochs and its attempts.
+
+    With `settings`, also the bytes its files take (a walk of its folder: single-job views only).
+    """
     latest = latest_epoch_metric(session, job_id=job.id)
     best = None
     if job.best_epoch is not None:
@@ -52,7 +63,10 @@ def job_public(session: Session, job: Job) -> JobPublic:
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         cancel_requested_at=job.cancel_requested_at, worker=job.worker, device=job.device,
         code_version=job.code_version, torch_version=job.torch_version,
-        dataset_checksum=job.dataset_checksum, result=job.result, links=job_links(job.id),
+        dataset_checksum=job.dataset_checksum, result=job.result,
+        attempts=[AttemptPublic.model_validate(a) for a in list_attempts(session, job_id=job.id)],
+        disk_bytes=disk_bytes(job_dir(settings, job.id)) if settings is not None else None,
+        links=job_links(job.id),
     )
 
 

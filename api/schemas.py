@@ -90,6 +90,24 @@ class JobLinks(BaseModel):
     cancel: str
 
 
+class AttemptPublic(BaseModel):
+    """One attempt at running a job."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    worker: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    ended: str | None = Field(None, description="succeeded, failed, cancelled, process_died, worker_lost, "
+                                                "worker_restarted or worker_stopped; null while it runs")
+    detail: str | None = None
+    resumed_from_epoch: int | None = Field(None, description="epochs done in the checkpoint it continued from; "
+                                                            "null: from scratch")
+    resumed_from_batch: int | None = Field(None, description="batches into the next epoch, when it continued from "
+                                                            "the mid-epoch checkpoint of a graceful stop")
+
+
 class JobPublic(BaseModel):
     """A job as clients see it."""
 
@@ -119,6 +137,8 @@ class JobPublic(BaseModel):
     torch_version: str | None = None
     dataset_checksum: str | None = None
     result: dict[str, Any] | None = None
+    attempts: list[AttemptPublic] = Field(default_factory=list)
+    disk_bytes: int | None = Field(None, description="bytes its checkpoints and files take (GET /v1/jobs/{id} only)")
     links: JobLinks
 
 

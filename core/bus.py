@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -31,17 +31,47 @@ def decode_event(raw: str | bytes) -> tuple[str, dict[str, Any]]:
     return payload["event"], payload["data"]
 
 
-def publish_event(client: redis.Redis, job_id: str, kind: str, data: dict[str, Any]) -> None:
-    """Tell live listeners; best effort, since a listener also re-reads SQL."""
-    try:
-        client.publish(events_channel(job_id), encode_event(kind, data))
-    except redis.RedisError:
+class Publisher(Protocol):
+    """Where the jobs service announces what it committed (live listeners; SQL stays the truth)."""
+
+    def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
+        """Announce one event; must not raise."""
+
+    def raise_cancel_flag(self, job_id: str) -> None:
+        """Ask a running job to stop soon; must not raise."""
+
+
+class NoPublisher:
+    """Announces nothing: listeners fall back to reading SQL."""
+
+    def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
+        pass
+
+    def raise_cancel_flag(self, job_id: str) -> None:
         pass
 
 
-def request_cancel_flag(client: redis.Redis, job_id: str) -> None:
-    """Raise the flag a running job checks between batches."""
-    client.set(cancel_key(job_id), "1", ex=CANCEL_FLAG_TTL_S)
+class RedisPublisher:
+    """Pub/sub events and cancel flags on Redis, best effort (a listener also re-reads SQL)."""
+
+    def __init__(self, client: redis.Redis | None):
+        self.client = client
+
+    def publish(self, job_id: str, kind: str, data: dict[str, Any]) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.publish(events_channel(job_id), encode_event(kind, data))
+        except redis.RedisError:
+            pass
+
+    def raise_cancel_flag(self, job_id: str) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.set(cancel_key(job_id), "1", ex=CANCEL_FLAG_TTL_S)
+        except redis.RedisError:
+            pass  # the SQL flag, read back with each progress write, still gets through
 
 
 def cancel_flag_raised(client: redis.Redis, job_id: str) -> bool:

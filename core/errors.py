@@ -39,3 +39,20 @@ class IdempotencyConflict(ServiceError):
             f"Idempotency-Key {key!r} was already used for job {job_id!r} with a different request; "
             "use a new key for a new job"
         )
+
+
+class JobNotDeletable(ServiceError):
+    """The job cannot be deleted now; says why and what to do."""
+
+    def __init__(self, job_id: str, why: str):
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} cannot be deleted: {why}")
+
+
+class BrokerUnavailable(ServiceError):
+    """The broker did not take a job id; the job was failed so no one waits on it."""
+
+    def __init__(self, job_id: str, cause: Exception):
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} could not be queued: the broker is unreachable "
+                         f"({type(cause).__name__}); try again shortly")

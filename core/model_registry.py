@@ -133,3 +133,11 @@ def serving_history(session: Session, *, dataset: str | None = None) -> Sequence
     if dataset:
         query = query.where(ServingEvent.dataset == dataset)
     return session.scalars(query).all()
+
+
+def serving_model_of_job(session: Session, job_id: str) -> str | None:
+    """'<model> #<id> (<dataset>)' when the version a job produced serves its dataset now; else None."""
+    version = session.scalar(select(ModelVersion).where(ModelVersion.job_id == job_id))
+    if version is None or serving_version_id(session, dataset=version.dataset) != version.id:
+        return None
+    return f"{version.model} #{version.id} ({version.dataset})"

@@ -1,6 +1,9 @@
 """The Celery configuration shared by the worker and by the API that sends it job ids."""
 from __future__ import annotations
 
+import json
+
+import redis
 from celery import Celery
 
 from core.settings import Settings, get_settings
@@ -37,8 +40,31 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-def enqueue_training(app: Celery, job_id: str) -> str:
-    """Deliver a job id to the workers; returns the Celery task id (the job id itself)."""
-    # task id = job id: duplicates of one job are recognisable in Celery's own logs too
-    app.send_task(TRAIN_TASK, args=[job_id], task_id=job_id)
-    return job_id
+class CeleryDispatcher:
+    """The jobs service's Dispatcher: sends job ids to the training queue."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+
+    def enqueue(self, job_id: str) -> None:
+        # task id = job id: duplicates of one job are recognisable in Celery's own logs too
+        self.app.send_task(TRAIN_TASK, args=[job_id], task_id=job_id)
+
+
+def broker_job_ids(client: redis.Redis, queue: str = "training") -> set[str]:
+    """Job ids waiting in the broker's queue (kombu's Redis lists `<queue>` and `<queue>\x06\x16<priority>`).
+
+    Messages a worker took but has not acknowledged (kombu's `unacked` hash) do not count: a worker
+    that took one claims it at once (prefetch is off), and one whose worker died would otherwise
+    hide its job until the visibility timeout (days). The task id is the job id.
+    """
+    ids: set[str] = set()
+    for key in client.scan_iter(match=f"{queue}*", count=1000):
+        if client.type(key) != b"list":
+            continue
+        for message in client.lrange(key, 0, -1):
+            try:
+                ids.add(str(json.loads(message)["headers"]["id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return ids

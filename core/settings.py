@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     cancel_poll_interval_s: float = Field(default=0.1, ge=0.0, le=10.0)
     # the event stream re-reads the job from SQL this often when Redis has said nothing
     events_db_poll_s: float = Field(default=2.0, ge=0.05, le=60.0)
+    # a job is given up after this many attempts that ended in a crash (a graceful stop does not count)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    # a running job's training process writes a heartbeat this often, from a thread (not the batch loop)
+    heartbeat_interval_s: float = Field(default=10.0, ge=0.05, le=600.0)
+    # a running job without a heartbeat for this long is requeued: its worker is gone. Many missed
+    # beats, so a busy machine is not mistaken for a dead one; epochs may be any length.
+    heartbeat_timeout_s: float = Field(default=60.0, ge=0.2, le=86_400.0)
+    # how often the API requeues stale jobs and re-sends queued jobs the broker lost
+    maintenance_interval_s: float = Field(default=15.0, ge=0.1, le=3600.0)
+    # finished jobs keep their best and their last N checkpoints; None keeps every checkpoint
+    checkpoint_retention: int | None = Field(default=None, ge=0, le=10_000)
+    # `make run`: seconds a stopping worker gets to checkpoint and requeue its job before it is killed
+    worker_stop_grace_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     # port of the redis-server `make run` starts when REDIS_URL is unset (0: any free port)
     embedded_redis_port: int = Field(default=0, ge=0, le=65535)
 
@@ -61,6 +74,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
+        if self.heartbeat_timeout_s < 3 * self.heartbeat_interval_s:
+            raise ValueError("HEARTBEAT_TIMEOUT_S must be at least 3 x HEARTBEAT_INTERVAL_S, "
+                             "or one late heartbeat requeues a healthy job")
         self.var_dir = self.var_dir.resolve()
         if self.artifact_dir is None:
             self.artifact_dir = self.var_dir / "artifacts"

@@ -37,10 +37,16 @@ class TrainingDiverged(MLError):
 
 
 class TrainingCancelled(MLError):
-    """`should_stop()` returned True; training stopped between two batches."""
+    """`should_stop()` returned True; training stopped between two batches.
 
-    def __init__(self, epoch: int, batch: int, last_checkpoint: Path | None):
+    `stop_checkpoint` is the mid-epoch checkpoint written at that batch boundary (resume from it
+    continues exactly there); `partial` is the loop's running state the engine saves in it.
+    """
+
+    def __init__(self, epoch: int, batch: int, last_checkpoint: Path | None, *,
+                 stop_checkpoint: Path | None = None, partial: dict | None = None):
         self.epoch, self.batch, self.last_checkpoint = epoch, batch, last_checkpoint
+        self.stop_checkpoint, self.partial = stop_checkpoint, partial
         super().__init__(f"cancelled at epoch {epoch}, batch {batch}")
 
 

@@ -62,8 +62,11 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Te
                     loss_fn: LossFn, kind: str, batch_size: int, shuffle: torch.Generator,
                     epoch: int, epochs: int, callbacks: TrainCallbacks, l1: float = 0.0,
                     augment: Callable | None = None, augment_gen: torch.Generator | None = None,
-                    max_steps: int | None = None) -> dict[str, float]:
-    """Train over one shuffled pass of `data`; returns loss, metric sums, steps and timing."""
+                    max_steps: int | None = None, partial: dict | None = None) -> dict[str, float]:
+    """Train over one shuffled pass of `data`; returns loss, metric sums, steps and timing.
+
+    `partial` (from a TrainingCancelled of this epoch) continues the pass at its batch, with its sums.
+    """
     model.train()
     x, y = data.x, data.y
     n = len(y)
@@ -79,11 +82,18 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Te
 
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64) if on_cuda else 0.0
     metric_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-    seen = 0
+    seen, first = 0, 0
     start = last_progress = time.perf_counter()
-    for b in range(batches):
+    if partial is not None:
+        first, seen = int(partial["batch"]), int(partial["seen"])
+        loss_sum = partial["loss_sum"].to(x.device) if on_cuda else float(partial["loss_sum"])
+        metric_sum = partial["metric_sum"].to(x.device)
+        start -= float(partial["seconds"])
+    for b in range(first, batches):
         if callbacks.should_stop():
-            raise TrainingCancelled(epoch, b + 1, None)
+            raise TrainingCancelled(epoch, b + 1, None, partial={
+                "batch": b, "seen": seen, "seconds": time.perf_counter() - start, "metric_sum": metric_sum,
+                "loss_sum": loss_sum if on_cuda else torch.tensor(loss_sum, dtype=torch.float64)})
         idx = perm[b * bs:(b + 1) * bs]
         xb, yb = x[idx], y[idx]
         if augment is not None:

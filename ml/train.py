@@ -132,19 +132,40 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
         last_ckpt = Path(resume_from)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    def state_at(done_epoch: int) -> dict[str, Any]:
+        """Everything a resumed run needs, as of the end of `done_epoch` (or a batch boundary after it)."""
+        return {
+            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+            "epoch": done_epoch, "step": steps_done, "rng": capture_rng(shuffle_gen, augment_gen),
+            "config": config.model_dump(), "metrics": [m.as_dict() for m in history],
+            "best": dict(best), "dataset": dataset_record(bundle), "output": kind,
+            "torch_version": str(torch.__version__),  # a plain str: weights_only loading refuses TorchVersion
+        }
+
+    partial = resume.get("partial") if resume is not None else None
     stopped_early = False
     for epoch in range(start_epoch, hp.epochs + 1):
         lr = epoch_lr(hp, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         steps_left = None if hp.max_steps is None else hp.max_steps - steps_done
+        if partial is not None:  # the pass draws the same permutation again, then skips what was done
+            shuffle_gen.set_state(partial["shuffle_before"])
+        shuffle_before = shuffle_gen.get_state()
         try:
             stats = train_one_epoch(model, optimizer, train_split, loss_fn=loss_fn, kind=kind,
                                     batch_size=hp.batch_size, shuffle=shuffle_gen, epoch=epoch,
                                     epochs=hp.epochs, callbacks=callbacks, l1=hp.l1,
-                                    augment=augmenter, augment_gen=augment_gen, max_steps=steps_left)
+                                    augment=augmenter, augment_gen=augment_gen, max_steps=steps_left,
+                                    partial=partial)
         except TrainingCancelled as exc:
-            raise TrainingCancelled(exc.epoch, exc.batch, last_ckpt) from None
+            # a checkpoint at this batch boundary: stopping costs no work, and resuming is exact
+            state = {**state_at(epoch - 1), "best_model_state": best_state,
+                     "partial": {**exc.partial, "epoch": epoch, "shuffle_before": shuffle_before}}
+            stop = out_dir / f"stopped-epoch-{epoch:03d}.pt"
+            save_checkpoint(stop, state)
+            raise TrainingCancelled(exc.epoch, exc.batch, last_ckpt, stop_checkpoint=stop) from None
+        partial = None
         steps_done += stats["steps"]
         val = evaluate(model, val_split, loss_fn=loss_fn, kind=kind)
         metrics = _epoch_metrics(epoch, kind, stats, val, lr)
@@ -166,13 +187,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
             path = out_dir / checkpoint_name(epoch)
             if improved:
                 best["checkpoint"] = path.name
-            state = {
-                "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-                "epoch": epoch, "step": steps_done, "rng": capture_rng(shuffle_gen, augment_gen),
-                "config": config.model_dump(), "metrics": [m.as_dict() for m in history],
-                "best": dict(best), "dataset": dataset_record(bundle), "output": kind,
-                "torch_version": str(torch.__version__),  # a plain str: weights_only loading refuses TorchVersion
-            }
+            state = state_at(epoch)
             if not improved:  # keeps every checkpoint self-contained for resume and testing
                 state["best_model_state"] = best_state
             sha, size = save_checkpoint(path, state)

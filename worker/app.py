@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 
 from billiard.exceptions import WorkerLostError
-from celery.signals import task_failure, worker_init, worker_process_init, worker_ready
+from celery.signals import task_failure, worker_init, worker_process_init, worker_ready, worker_shutting_down
 
+from core import jobs
 from core.db import dispose_engines, session_scope
-from core.jobs import fail_abandoned_jobs, finish_job
-from core.models import JobStatus
+from core.models import AttemptEnd
 from core.queue import make_celery
+from core.settings import get_settings
 
 log = logging.getLogger("trainserve.worker")
 
 celery_app = make_celery()
+_node: dict[str, str] = {}  # this worker's node name, once it is ready
 
 
 @worker_init.connect
@@ -28,7 +32,7 @@ def _preload_engine(**_kwargs) -> None:
     use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # inherited by the forked children
 
 @worker_process_init.connect
-def _fresh_connections_in_child(**_kwargs) -> None:
+def _fresh_child(**_kwargs) -> None:
     # a forked pool child must not share the parent's DB or Redis sockets
     dispose_engines()
     from worker import runner
@@ -36,31 +40,55 @@ def _fresh_connections_in_child(**_kwargs) -> None:
     runner.reset_clients()
 
 
+@worker_shutting_down.connect
+def _tell_children_to_stop(**_kwargs) -> None:
+    # `docker stop` signals only this parent; warm shutdown would wait for the whole job. The
+    # children stop their job at a batch boundary, requeue it and return, so the parent can exit.
+    for pid in _pool_children():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _pool_children() -> list[int]:
+    from billiard.process import active_children
+
+    return [p.pid for p in active_children() if p.pid]
+
+
 @worker_ready.connect
-def _fail_jobs_this_worker_abandoned(sender=None, **_kwargs) -> None:
-    # jobs still 'running' under this node's name were cut off when it last stopped; no one runs them now
+def _requeue_jobs_this_worker_abandoned(sender=None, **_kwargs) -> None:
+    # jobs still 'running' under this node's name were cut off when it last stopped: run them again
     hostname = getattr(sender, "hostname", None)
     if not hostname:
         return
+    _node["name"] = hostname
+    from worker.runner import dispatcher, publisher
+
     with session_scope() as session:
-        ids = fail_abandoned_jobs(session, worker=hostname)
+        ids = jobs.requeue_worker_jobs(session, worker=hostname, max_attempts=get_settings().max_attempts,
+                                       dispatcher=dispatcher(), publisher=publisher())
     if ids:
-        log.warning("marked %d job(s) abandoned by %s as failed: %s", len(ids), hostname, ", ".join(ids))
+        log.warning("requeued %d job(s) %s was running when it last stopped: %s", len(ids), hostname, ", ".join(ids))
 
 
 @task_failure.connect
-def _fail_job_whose_process_died(sender=None, exception=None, args=None, **_kwargs) -> None:
+def _requeue_job_whose_process_died(sender=None, exception=None, args=None, **_kwargs) -> None:
     # the pool child died mid-training (killed, out of memory): it cannot record that, so the parent does
     if not isinstance(exception, WorkerLostError) or not args:
         return
+    from worker.runner import dispatcher, publisher
+
     job_id = str(args[0])
+    hostname = _node.get("name")  # only this worker's run of the job: it may have moved on meanwhile
     with session_scope() as session:
-        failed = finish_job(
-            session, job_id=job_id, status=JobStatus.failed, error_type="WorkerLost",
-            error=f"the training process died ({exception}); this is often memory: try a smaller "
-                  "batch_size or max_train_samples, then submit again")
-    if failed:
-        log.error("job %s failed: its training process died (%s)", job_id, exception)
+        status = jobs.requeue(
+            session, job_id=job_id, worker=hostname, ended=AttemptEnd.process_died,
+            detail=f"the training process died ({exception})", max_attempts=get_settings().max_attempts,
+            dispatcher=dispatcher(), publisher=publisher())
+    if status is not None:
+        log.error("job %s: its training process died (%s); now %s", job_id, exception, status.value)
 
 
 # registers the task; imported last so the task module can import celery_app

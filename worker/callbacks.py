@@ -1,35 +1,42 @@
-"""TrainCallbacks that record a run in SQL and announce it on Redis, cheaply enough for every batch."""
+"""TrainCallbacks that record a run through the jobs service, cheaply enough for every batch."""
 from __future__ import annotations
 
+import threading
 import time
 
 import redis
 
-from core.bus import cancel_flag_raised, publish_event
+from core import jobs
+from core.bus import Publisher, cancel_flag_raised
 from core.db import session_scope
-from core.jobs import record_checkpoint, record_epoch, record_progress
 from core.progress import progress_payload
 from ml.results import CheckpointInfo, EpochMetrics, Progress
 
+# set by the pool child's SIGTERM handler: the worker is stopping, so the job stops at a batch boundary
+shutdown_requested = threading.Event()
+
 
 class SqlCallbacks:
-    """Writes progress (throttled), one row per epoch and per checkpoint; watches the cancel flag."""
+    """Writes progress (throttled), one row per epoch and per checkpoint; watches cancel and stop requests."""
 
     def __init__(
-        self, job_id: str, *, epochs: int, redis_client: redis.Redis | None, progress_interval_s: float,
-        cancel_poll_interval_s: float,
+        self, job_id: str, *, epochs: int, publisher: Publisher, redis_client: redis.Redis | None,
+        progress_interval_s: float, cancel_poll_interval_s: float, lost: threading.Event | None = None,
     ):
         self.job_id = job_id
         self.epochs = epochs
         self._batches: int | None = None
+        self.publisher = publisher
         self.redis = redis_client
         self.progress_interval_s = progress_interval_s
         self.cancel_poll_interval_s = cancel_poll_interval_s
+        self.lost = lost or threading.Event()
         self.started = time.monotonic()
         self._last_progress_write = float("-inf")
         self._last_cancel_check = float("-inf")
         self._cancel_seen_in_sql = False
         self._stop = False
+        self._pending_epochs: list[dict] = []
 
     def on_progress(self, progress: Progress) -> None:
         self._batches = progress.batches
@@ -39,41 +46,44 @@ class SqlCallbacks:
         self._report(progress.epoch, progress.batch, progress.batches, progress.samples_per_second, write=write)
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        data = metrics.as_dict()
-        with session_scope() as session:
-            record_epoch(session, job_id=self.job_id, metrics=data)
-        self._publish("epoch", data)
+        # recorded with the epoch's checkpoint (next), so a row always has a checkpoint to resume after
+        self._pending_epochs.append(metrics.as_dict())
         # short epochs may end before the engine's first in-epoch report: the epoch's end is progress too
         self._report(metrics.epoch, self._batches, self._batches, metrics.samples_per_second, write=True)
 
     def _report(self, epoch: int, batch: int | None, batches: int | None, samples_per_second: float,
                 *, write: bool) -> None:
-        self._publish("progress", progress_payload(
+        # live listeners get every report; only the throttled ones are state worth a transaction
+        self.publisher.publish(self.job_id, "progress", progress_payload(
             epoch=epoch, epochs=self.epochs, batch=batch, batches=batches,
             samples_per_second=samples_per_second, elapsed_s=time.monotonic() - self.started,
         ))
         if write:
             self._last_progress_write = time.monotonic()
             with session_scope() as session:
-                self._cancel_seen_in_sql = record_progress(
+                self._cancel_seen_in_sql = jobs.report_progress(
                     session, job_id=self.job_id, epoch=epoch, epochs=self.epochs, batch=batch,
                     batches=batches, samples_per_second=samples_per_second,
                 )
 
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
         with session_scope() as session:
-            record_checkpoint(
+            jobs.report_checkpoint(
                 session, job_id=self.job_id, epoch=checkpoint.epoch, path=str(checkpoint.path),
                 sha256=checkpoint.sha256, size_bytes=checkpoint.size_bytes, is_best=checkpoint.is_best,
-                metrics=dict(checkpoint.metrics),
+                metrics=dict(checkpoint.metrics), epochs=self._pending_epochs, publisher=self.publisher,
             )
-        self._publish("checkpoint", {
-            "epoch": checkpoint.epoch, "sha256": checkpoint.sha256, "size_bytes": checkpoint.size_bytes,
-            "is_best": checkpoint.is_best,
-        })
+        self._pending_epochs = []
+
+    def flush_epochs(self) -> None:
+        """Record finished epochs no checkpoint followed (a run that ends failed or cancelled)."""
+        if self._pending_epochs:
+            with session_scope() as session:
+                jobs.report_epochs(session, job_id=self.job_id, epochs=self._pending_epochs, publisher=self.publisher)
+            self._pending_epochs = []
 
     def should_stop(self) -> bool:
-        if self._stop:
+        if self._stop or shutdown_requested.is_set() or self.lost.is_set():
             return True
         now = time.monotonic()
         # called between batches: look at Redis at most every cancel_poll_interval_s
@@ -88,7 +98,3 @@ class SqlCallbacks:
                 pass  # the SQL flag, read with each progress write, still gets through
         self._stop = flagged
         return flagged
-
-    def _publish(self, kind: str, data: dict) -> None:
-        if self.redis is not None:
-            publish_event(self.redis, self.job_id, kind, data)

@@ -1,26 +1,32 @@
-"""What one delivery of a job does: claim it, train it with SQL-writing callbacks, record the outcome."""
+"""What one delivery of a job does: start it through the jobs service, train (resuming), record the end."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from core.bus import make_client, publish_event
+from core import jobs
+from core.bus import RedisPublisher, make_client
 from core.db import session_scope
-from core.jobs import claim_job, finish_job, get_job, mark_best_checkpoint, record_run_facts
-from core.models import JobStatus
 from core.model_registry import register_model_version
+from core.models import AttemptEnd, JobStatus
+from core.queue import CeleryDispatcher
 from core.settings import get_settings
 from core.version import code_version
 from ml.catalog import dataset_is_servable, known_checksum
 from ml.config import TrainConfig, config_from_dict
-from ml.errors import DatasetNotFound, InvalidConfig, MLError, TrainingCancelled, TrainingDiverged
+from ml.errors import MLError, TrainingCancelled
 from ml.results import TrainResult
-from worker.callbacks import SqlCallbacks
+from worker.callbacks import SqlCallbacks, shutdown_requested
+from worker.heartbeat import Heartbeat
 
 log = logging.getLogger("trainserve.worker")
 
@@ -41,58 +47,90 @@ def _redis_client() -> redis.Redis | None:
     return _redis
 
 
+def publisher() -> RedisPublisher:
+    """The worker's event publisher."""
+    return RedisPublisher(_redis_client())
+
+
+def dispatcher() -> CeleryDispatcher:
+    """The worker's way to put a job id back in the queue."""
+    from worker.app import celery_app
+
+    return CeleryDispatcher(celery_app)
+
+
 def run_job(job_id: str, *, worker: str) -> dict[str, Any]:
-    """Train job `job_id` if it is queued; a delivery for any other state does nothing."""
+    """Train job `job_id` if it is queued, resuming from its last checkpoint; any other state: do nothing."""
     with session_scope() as session:
-        claimed = claim_job(session, job_id=job_id, worker=worker, code_version=code_version())
-        if not claimed:
+        run = jobs.start(session, job_id=job_id, worker=worker, code_version=code_version(), publisher=publisher())
+        if run is None:
             status = _status_or_none(session, job_id)
             log.info("job %s not started by %s: it is %s", job_id, worker, status or "unknown")
             return {"job_id": job_id, "outcome": "skipped", "status": status}
-        config_dict = get_job(session, job_id=job_id).config
-    _announce_status(job_id, JobStatus.running, worker=worker)
-    log.info("job %s running on %s", job_id, worker)
+    log.info("job %s attempt %d on %s%s", job_id, run.attempt, worker,
+             f", resuming after epoch {run.resume_epoch}" if run.resume_epoch else "")
+    with _sigterm_stops_the_job(), Heartbeat(job_id, worker, get_settings().heartbeat_interval_s) as beat:
+        outcome = _train_and_record(job_id, worker, run, beat)
+    return {"job_id": job_id, "outcome": outcome, "attempt": run.attempt}
 
-    settings = get_settings()
+
+@contextmanager
+def _sigterm_stops_the_job() -> Iterator[None]:
+    """While a job trains, SIGTERM asks it to stop at the next batch boundary instead of killing the process.
+
+    Installed per job: billiard resets a pool child's signal handlers after Celery's init hooks run.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    shutdown_requested.clear()
+    previous = signal.signal(signal.SIGTERM, lambda *_: shutdown_requested.set())
     try:
-        config = config_from_dict(config_dict)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Heartbeat) -> str:
+    settings = get_settings()
+    callbacks: SqlCallbacks | None = None
+    try:
+        config = config_from_dict(run.config)
         _record_facts_before_training(job_id, config)
         callbacks = SqlCallbacks(
-            job_id, epochs=config.hyperparameters.epochs, redis_client=_redis_client(), progress_interval_s=settings.progress_write_interval_s,
-            cancel_poll_interval_s=settings.cancel_poll_interval_s,
+            job_id, epochs=config.hyperparameters.epochs, publisher=publisher(), redis_client=_redis_client(),
+            progress_interval_s=settings.progress_write_interval_s,
+            cancel_poll_interval_s=settings.cancel_poll_interval_s, lost=beat.lost,
         )
-        result = _train(config, job_id, callbacks)
+        result = _train(config, job_id, callbacks, run.resume_from)
     except TrainingCancelled as exc:
-        _finish_cancelled(job_id, exc)
-        return {"job_id": job_id, "outcome": JobStatus.cancelled.value}
-    except (TrainingDiverged, DatasetNotFound, InvalidConfig, MLError) as exc:
-        _finish_failed(job_id, type(exc).__name__, str(exc))
-        return {"job_id": job_id, "outcome": JobStatus.failed.value}
-    except Exception as exc:  # a bug or a crash in the engine: record it rather than leave 'running'
-        log.exception("job %s failed unexpectedly", job_id)
-        _finish_failed(job_id, type(exc).__name__,
-                       f"internal error while training ({type(exc).__name__}: {exc}); "
-                       "the worker log has the details — please report it")
-        return {"job_id": job_id, "outcome": JobStatus.failed.value}
+        return _stopped(job_id, worker, exc, beat, callbacks)
+    except Exception as exc:
+        if callbacks is not None and not beat.lost.is_set():
+            callbacks.flush_epochs()  # the run ends here: its finished epochs stay on record
+        if isinstance(exc, MLError):
+            return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__, error=str(exc))
+        log.exception("job %s failed unexpectedly", job_id)  # a bug or a crash in the engine
+        return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__,
+                       error=f"internal error while training ({type(exc).__name__}: {exc}); "
+                             "the worker log has the details — please report it")
     try:
-        _finish_succeeded(job_id, result)
+        return _finish_succeeded(job_id, worker, result)
     except Exception as exc:  # the outcome's transaction rolled back: never leave the job 'running'
         log.exception("job %s trained but its outcome could not be recorded", job_id)
-        _finish_failed(job_id, type(exc).__name__,
-                       f"training finished but recording its result failed ({type(exc).__name__}: {exc}); "
-                       "the checkpoints are kept — please report it")
-        return {"job_id": job_id, "outcome": JobStatus.failed.value}
-    return {"job_id": job_id, "outcome": JobStatus.succeeded.value}
+        return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__,
+                       error=f"training finished but recording its result failed ({type(exc).__name__}: {exc}); "
+                             "the checkpoints are kept — please report it")
 
 
-def _train(config: TrainConfig, job_id: str, callbacks: SqlCallbacks) -> TrainResult:
+def _train(config: TrainConfig, job_id: str, callbacks: SqlCallbacks, resume_from: str | None) -> TrainResult:
     from ml.train import train  # the engine; imported by the pool child, never touching CUDA in the parent
 
     settings = get_settings()
     out_dir = Path(settings.artifact_dir) / "jobs" / job_id
     out_dir.mkdir(parents=True, exist_ok=True)
     return train(config, data_dir=settings.data_dir, out_dir=out_dir, callbacks=callbacks,
-                 cache_dir=settings.cache_dir)
+                 cache_dir=settings.cache_dir, resume_from=resume_from)
 
 
 def _record_facts_before_training(job_id: str, config: TrainConfig) -> None:
@@ -103,61 +141,73 @@ def _record_facts_before_training(job_id: str, config: TrainConfig) -> None:
     # runs in the pool child only: CUDA may be initialised here, never in the forking parent
     device = resolve_device(config.hyperparameters.device).type
     with session_scope() as session:
-        record_run_facts(session, job_id=job_id, device=device, torch_version=torch.__version__,
-                         dataset_checksum=known_checksum(config.dataset))
+        jobs.report_facts(session, job_id=job_id, device=device, torch_version=torch.__version__,
+                          dataset_checksum=known_checksum(config.dataset))
 
 
-def _finish_succeeded(job_id: str, result: TrainResult) -> None:
-    """Record a finished run in one transaction: status, test metrics, best checkpoint, model version."""
-    with session_scope() as session:
-        finish_job(
-            session, job_id=job_id, status=JobStatus.succeeded,
-            best_epoch=result.best_epoch,
-            best_metric=_plain(result.best_metric),
-            test_metrics=_plain(dataclasses.asdict(result.test)) if result.test is not None else None,
-            result=_plain({
-                "stopped_early": result.stopped_early,
-                "seconds": result.seconds,
-                "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
-                "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
-                "extra": result.extra,
-            }),
-            device=result.device, torch_version=result.torch_version,
-            dataset_checksum=result.dataset_checksum,
-        )
-        if result.best_checkpoint is not None:
-            mark_best_checkpoint(session, job_id=job_id, path=str(result.best_checkpoint))
-        job = get_job(session, job_id=job_id)
-        register_model_version(session, job=job, servable=dataset_is_servable(job.dataset))
-    _announce_status(job_id, JobStatus.succeeded)
-
-
-def _finish_failed(job_id: str, error_type: str, message: str) -> None:
-    """Record a failed run with a sentence the user can act on."""
-    with session_scope() as session:
-        finish_job(session, job_id=job_id, status=JobStatus.failed, error=message, error_type=error_type)
-    _announce_status(job_id, JobStatus.failed, error=message)
-
-
-def _finish_cancelled(job_id: str, exc: TrainingCancelled) -> None:
-    """Record a run stopped on request; its checkpoints stay."""
+def _stopped(job_id: str, worker: str, exc: TrainingCancelled, beat: Heartbeat,
+             callbacks: SqlCallbacks | None) -> str:
+    """The engine stopped between batches: the worker is stopping, the job was taken away, or a cancel."""
+    if beat.lost.is_set():
+        return "lost"  # requeued by the reaper: another attempt owns it; write nothing
+    if shutdown_requested.is_set():
+        return _requeue_stopped(job_id, worker, exc, callbacks)
+    if callbacks is not None:
+        callbacks.flush_epochs()  # cancelled for good: its finished epochs stay on record
+    if exc.stop_checkpoint is not None:
+        Path(exc.stop_checkpoint).unlink(missing_ok=True)  # only a requeued job resumes mid-epoch
     kept = f"; the last checkpoint ({Path(exc.last_checkpoint).name}) is kept" if exc.last_checkpoint else ""
-    message = f"cancelled on request at epoch {exc.epoch}, batch {exc.batch}{kept}"
+    return _finish(job_id, worker, JobStatus.cancelled, error_type="TrainingCancelled",
+                   error=f"cancelled on request at epoch {exc.epoch}, batch {exc.batch}{kept}")
+
+
+def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks: SqlCallbacks | None) -> str:
+    """The worker is stopping: the job checkpointed at a batch boundary; put it back in the queue."""
+    stopped_at = None
+    if exc.stop_checkpoint is not None:
+        stopped_at = jobs.StoppedAt(str(exc.stop_checkpoint), exc.epoch, exc.batch - 1)
+        if callbacks is not None:
+            callbacks.flush_epochs()  # epochs the stop checkpoint holds are done for good
+    settings = get_settings()
     with session_scope() as session:
-        finish_job(session, job_id=job_id, status=JobStatus.cancelled, error=message,
-                   error_type="TrainingCancelled")
-    _announce_status(job_id, JobStatus.cancelled, error=message)
+        status = jobs.requeue(
+            session, job_id=job_id, worker=worker, ended=AttemptEnd.worker_stopped, stopped_at=stopped_at,
+            detail=f"the worker stopped at epoch {exc.epoch}, batch {exc.batch}; "
+                   + ("checkpointed there" if stopped_at else "resumes from the last epoch checkpoint"),
+            max_attempts=settings.max_attempts, dispatcher=dispatcher(), publisher=publisher())
+    log.info("job %s stopped for the worker's shutdown: now %s", job_id, status.value if status else "?")
+    return status.value if status else "lost"
 
 
-def _announce_status(job_id: str, status: JobStatus, **extra: Any) -> None:
-    client = _redis_client()
-    if client is not None:
-        publish_event(client, job_id, "status", {"status": status.value, **extra})
+def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
+    """Record a finished run in one transaction: status, test metrics, best checkpoint, model version."""
+    return _finish(
+        job_id, worker, JobStatus.succeeded,
+        best_checkpoint=str(result.best_checkpoint) if result.best_checkpoint else None,
+        on_succeeded=lambda session, job: register_model_version(
+            session, job=job, servable=dataset_is_servable(job.dataset)),
+        best_epoch=result.best_epoch, best_metric=_plain(result.best_metric),
+        test_metrics=_plain(dataclasses.asdict(result.test)) if result.test is not None else None,
+        result=_plain({
+            "stopped_early": result.stopped_early, "seconds": result.seconds,
+            "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+            "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
+            "extra": result.extra,
+        }),
+        device=result.device, torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
+    )
+
+
+def _finish(job_id: str, worker: str, status: JobStatus, **outcome: Any) -> str:
+    with session_scope() as session:
+        done = jobs.finish(session, job_id=job_id, worker=worker, status=status, publisher=publisher(),
+                           retention=get_settings().checkpoint_retention, **outcome)
+    return status.value if done else "lost"
 
 
 def _status_or_none(session, job_id: str) -> str | None:
     try:
-        return get_job(session, job_id=job_id).status
+        return jobs.get_job(session, job_id=job_id).status
     except LookupError:
         return None
 

@@ -1,17 +1,16 @@
-"""Training jobs: submit, look, list, per-epoch metrics, cancel."""
+"""Training jobs: submit, look, list, per-epoch metrics, cancel, delete."""
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from api.deps import JobDep, SessionDep
-from api.presenters import job_public
+from api.deps import JobDep, SessionDep, SettingsDep
+from api.presenters import job_dir, job_public
 from api.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from core import jobs as job_service
-from core.bus import publish_event, request_cancel_flag
+from core.model_registry import serving_model_of_job
 from core.models import JobStatus
-from core.queue import enqueue_training
 from ml.config import resolve_config
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -29,34 +28,14 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
     """Queue a training job; answers at once with the job and its resolved hyperparameters."""
     request_hash = job_service.request_fingerprint(body.model_dump())
     config = resolve_config(body.model, body.dataset, body.hyperparameters, preset=body.preset)  # InvalidConfig → 422
-    job, created = job_service.create_job(
-        session, config=config.model_dump(mode="json"), name=body.name,
+    job, created = job_service.submit(
+        session, config=config.model_dump(mode="json"), name=body.name, dispatcher=request.app.state.dispatcher,
         idempotency_key=idempotency_key, request_hash=request_hash,
     )
-    if created:
-        _enqueue_or_fail(request, session, job.id)
-    return _accepted(response, job, session, replayed=not created)
-
-
-def _accepted(response: Response, job, session, *, replayed: bool) -> JobPublic:
     response.headers["Location"] = f"/v1/jobs/{job.id}"
-    if replayed:
+    if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return job_public(session, job)
-
-
-def _enqueue_or_fail(request: Request, session, job_id: str) -> None:
-    celery = request.app.state.celery
-    try:
-        if celery is None:
-            raise RuntimeError("REDIS_URL is not set")
-        enqueue_training(celery, job_id)
-    except Exception as exc:  # the job row exists: fail it so no one waits on a message never sent
-        job_service.fail_queued_job(
-            session, job_id=job_id, error_type="BrokerUnavailable",
-            error=f"could not reach the broker to start the job ({type(exc).__name__}); submit it again")
-        raise HTTPException(status_code=503, detail=f"job {job_id!r} could not be queued: the broker is "
-                            f"unreachable ({type(exc).__name__}); try again shortly") from exc
 
 
 @router.get("", response_model=JobsPublic)
@@ -75,9 +54,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "unknown job id"}})
-def get_job(job: JobDep, session: SessionDep) -> JobPublic:
-    """One job: status, progress, latest and best metrics, error, timestamps, worker and device."""
-    return job_public(session, job)
+def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
+    """One job: status, progress, latest and best metrics, error, timestamps, worker, device, attempts, disk used."""
+    return job_public(session, job, settings=settings)
 
 
 @router.get("/{job_id}/metrics", response_model=EpochMetricsList, responses={404: {"description": "unknown job id"}})
@@ -92,15 +71,16 @@ def get_metrics(job: JobDep, session: SessionDep) -> EpochMetricsList:
              responses={404: {"description": "unknown job id"}, 409: {"description": "already finished"}})
 def cancel_job(job: JobDep, request: Request, response: Response, session: SessionDep) -> JobPublic:
     """Cancel: a queued job never starts (200); a running one stops within a batch, keeping its checkpoints (202)."""
-    job = job_service.request_cancel(session, job_id=job.id)
+    job = job_service.cancel(session, job_id=job.id, publisher=request.app.state.publisher)
     if job.status == JobStatus.running.value:
         response.status_code = status.HTTP_202_ACCEPTED
-    redis_sync = request.app.state.redis_sync
-    if job.status == JobStatus.running.value and redis_sync is not None:
-        try:
-            request_cancel_flag(redis_sync, job.id)  # the fast path; the SQL flag is the fallback
-        except Exception:
-            pass
-    elif job.status == JobStatus.cancelled.value and redis_sync is not None:
-        publish_event(redis_sync, job.id, "status", {"status": job.status, "error": job.error})
     return job_public(session, job)
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={404: {"description": "unknown job id"},
+                          409: {"description": "running (cancel it first), or its model serves predictions"}})
+def delete_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """Remove a finished or queued job: its rows, checkpoints and files."""
+    job_service.delete(session, job_id=job.id, job_dir=job_dir(settings, job.id), serving_model=serving_model_of_job)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

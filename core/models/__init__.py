@@ -1,4 +1,5 @@
 """The service's ORM classes; importing this package registers every table on Base.metadata."""
+from core.models.attempt import AttemptEnd, JobAttempt
 from core.models.base import Base, utcnow
 from core.models.checkpoint import Checkpoint
 from core.models.dataset import UploadedDataset
@@ -7,3 +8,4 @@ from core.models.job import TERMINAL_STATUSES, Job, JobStatus
 from core.models.model_version import ModelVersion, ServingEvent, ServingReason
 
 __all__ = ["Base", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "UploadedDataset", "utcnow"]
+__all__ = ["AttemptEnd", "Base", "JobAttempt", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "utcnow"]

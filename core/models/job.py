@@ -69,6 +69,11 @@ class Job(Base):
     samples_per_second: Mapped[float | None] = mapped_column(Float)
     progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # liveness: the training process's heartbeat thread writes this; the reaper requeues stale ones
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # when it (re-)entered the queue: the broker reconciliation leaves fresh ones alone
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     # results
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     best_metric: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"name": ..., "value": ...}
@@ -80,6 +85,9 @@ class Job(Base):
     )
     checkpoints: Mapped[list["Checkpoint"]] = relationship(  # noqa: F821
         back_populates="job", order_by="Checkpoint.epoch", cascade="all, delete-orphan", passive_deletes=True
+    )
+    attempts: Mapped[list["JobAttempt"]] = relationship(  # noqa: F821
+        back_populates="job", order_by="JobAttempt.number", cascade="all, delete-orphan", passive_deletes=True
     )
 
     @property

