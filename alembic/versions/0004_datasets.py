@@ -1,7 +1,7 @@
 """uploaded datasets
 
 Revision ID: 0004_datasets
-Revises: 0002_model_registry
+Revises: 0003_lifecycle
 Create Date: 2026-11-24 23:10:00
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0004_datasets'
-down_revision: str | Sequence[str] | None = '0002_model_registry'
+down_revision: str | Sequence[str] | None = '0003_lifecycle'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
