@@ -132,6 +132,13 @@ def list_checkpoints(session: Session, *, job_id: str) -> Sequence[Checkpoint]:
     ).all()
 
 
+def best_checkpoint(session: Session, *, job_id: str) -> Checkpoint | None:
+    """The checkpoint flagged best, if any."""
+    return session.scalars(
+        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.is_best.is_(True))
+    ).first()
+
+
 def get_checkpoint(session: Session, *, job_id: str, epoch: int) -> Checkpoint:
     """The job's checkpoint of `epoch`; raises CheckpointNotFound."""
     row = session.scalars(
