@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import redis
 import redis.asyncio as redis_async
 from fastapi import FastAPI
+from prometheus_client import make_asgi_app
 
 from api.errors import install_error_handlers
 from api.routes import catalog, checkpoints, events, health, jobs, models, predict
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/metrics", make_asgi_app())  # Prometheus text format: batch sizes of batched serving
     return app
 
 

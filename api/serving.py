@@ -4,7 +4,8 @@ Each request asks `ServingModels.current(dataset)`. At most every `ttl_s` second
 indexed query for the serving version id; when the id changed, the new Predictor is loaded by the
 one request thread that noticed, while the others keep answering with the old one, and then the
 reference is swapped in a single assignment. In-flight requests hold their own reference, so a
-swap never fails them. Everything here runs in the threadpool, never on the event loop.
+swap never fails them. Each loaded version has one BatchedForward: concurrent requests for it share
+forward passes. Everything here runs in the threadpool, never on the event loop.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.batching import BatchedForward
 from core import model_registry as registry
 from core.db import get_sessionmaker
 from core.models import ModelVersion
@@ -40,19 +42,21 @@ class ModelInfo:
     model: str
     job_id: str
     val_accuracy: float
+    checkpoint_sha256: str
 
     @classmethod
     def of(cls, version: ModelVersion) -> "ModelInfo":
         return cls(id=version.id, dataset=version.dataset, model=version.model, job_id=version.job_id,
-                   val_accuracy=version.val_accuracy)
+                   val_accuracy=version.val_accuracy, checkpoint_sha256=version.checkpoint_sha256)
 
 
 @dataclass(frozen=True)
 class Served:
-    """A model version and its loaded predictor."""
+    """A model version, its loaded predictor, and the forward pass its concurrent requests share."""
 
     info: ModelInfo
     predictor: Predictor
+    forward: BatchedForward
 
 
 class ModelUnavailable(Exception):
@@ -147,7 +151,10 @@ class ServingModels:
         if hashlib.sha256(data).hexdigest() != version.checkpoint_sha256:
             raise ModelUnavailable(f"model {version.id}'s checkpoint file changed since it was registered "
                                    "(sha256 mismatch); promote another model")
-        served = Served(ModelInfo.of(version), Predictor.load(path))
+        predictor = Predictor.load(path)
+        forward = BatchedForward(predictor.probabilities, max_batch=self.settings.predict_batch_max_images,
+                                 max_wait_s=self.settings.predict_batch_max_wait_ms / 1000.0)
+        served = Served(ModelInfo.of(version), predictor, forward)
         with self._loaded_guard:
             self._loaded[version.id] = served
             while len(self._loaded) > self._cache_size:

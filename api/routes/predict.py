@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile
 
 from api.model_schemas import PredictModelPublic, PredictionPublic, PredictPublic
 from api.serving import ModelUnavailable, Served, ServingDep
@@ -42,8 +42,21 @@ def _pick_model(serving, dataset: str, model_id: int | None) -> Served:
         raise HTTPException(503, detail=str(exc)) from None
 
 
+def _query_or_form(name: str, query, form, default):
+    """A parameter given as a query parameter or a form field (both only if they agree)."""
+    if query is not None and form is not None and query != form:
+        raise HTTPException(422, detail=f"{name} is given twice with different values ({query} in the query, "
+                                        f"{form} in the form); send it once")
+    return query if query is not None else form if form is not None else default
+
+
+ModelIdDoc = "a model id; default: the serving one"
+TopKDoc = "how many ranked classes per file (1-1000, default 3)"
+ExplainDoc = "true: each answer carries input_png (what the model saw) and the preprocessing steps"
+
+
 @router.post(
-    "/{dataset}", response_model=PredictPublic,
+    "/{dataset}", response_model=PredictPublic, response_model_exclude_none=True,
     responses={404: {"description": "unknown dataset or model id, or no model trained yet for the dataset"},
                413: {"description": "too many files"},
                422: {"description": "a file is empty, too large, not an image, truncated, or has too many pixels"},
@@ -53,12 +66,22 @@ def predict(
     dataset: Annotated[str, Path(max_length=64, description="mnist, fashion_mnist or cats_dogs")],
     files: Annotated[list[UploadFile], File(description="one or more images (PNG, JPEG, GIF, BMP, TIFF, WebP)")],
     serving: ServingDep,
-    model_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="a model id; default: the serving one")] = None,
-    top_k: Annotated[int, Form(ge=1, le=1000, description="how many ranked classes per file")] = 3,
+    model_id_form: Annotated[int | None, Form(alias="model_id", ge=1, le=2**31 - 1, description=ModelIdDoc)] = None,
+    top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=1000, description=TopKDoc)] = None,
+    explain_form: Annotated[bool | None, Form(alias="explain", description=ExplainDoc)] = None,
+    model_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description=ModelIdDoc)] = None,
+    top_k: Annotated[int | None, Query(ge=1, le=1000, description=TopKDoc)] = None,
+    explain: Annotated[bool | None, Query(description=ExplainDoc)] = None,
 ) -> PredictPublic:
-    """Label each uploaded image, in order; uploads are preprocessed exactly as the training data was."""
+    """Label each uploaded image, in order; uploads are preprocessed exactly as the training data was.
+
+    `model_id`, `top_k` and `explain` are accepted as query parameters or as form fields.
+    """
     # `def`, not `async def`: decoding and the model run in the threadpool, never on the event loop.
     settings = serving.settings
+    model_id = _query_or_form("model_id", model_id, model_id_form, None)
+    top_k = _query_or_form("top_k", top_k, top_k_form, 3)
+    explain = _query_or_form("explain", explain, explain_form, False)
     if dataset not in registry.SERVABLE_DATASETS:
         raise HTTPException(404, detail=f"unknown dataset {dataset!r}; models are served for "
                                         f"{', '.join(registry.SERVABLE_DATASETS)}")
@@ -73,10 +96,12 @@ def predict(
                                         max_pixels=settings.max_upload_pixels))
         except BadImage as exc:
             raise HTTPException(422, detail=f"file {number} ({upload.filename!r}): {exc.reason}") from None
-    predictions = served.predictor.predict(images, top_k=top_k)
+    predictor = served.predictor
+    predictions = predictor.predict(images, top_k=top_k, explain=explain, forward=served.forward)
     info = served.info
     return PredictPublic(
         model=PredictModelPublic(id=info.id, type=info.model, dataset=info.dataset, job_id=info.job_id,
-                                 validation_accuracy=info.val_accuracy),
+                                 validation_accuracy=info.val_accuracy, checkpoint_sha256=info.checkpoint_sha256,
+                                 preprocessing_version=predictor.preprocessing_version),
         predictions=[PredictionPublic(file=upload.filename, **p.as_dict()) for upload, p in zip(files, predictions)],
     )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -47,7 +47,7 @@ class Prediction:
     label: str | None
     class_index: int | None
     confidence: float | None
-    top_k: list[dict[str, Any]] = field(default_factory=list)  # [{label, class_index, confidence}]
+    top_k: list[dict[str, Any]] | None = None  # [{label, class_index, confidence}]; None when abstained
     low_confidence: bool | None = None
     abstained: bool = False
     reason: str | None = None  # why it abstained
@@ -141,7 +141,7 @@ class Predictor:
             shown = {"steps": p.steps + ([] if p.abstain else [NORMALISE_STEP]),
                      "input_png": png_base64(p.pixels) if p.pixels is not None else None} if explain else {}
             if p.abstain is not None:
-                out.append(Prediction(None, None, None, [], abstained=True, reason=p.abstain, **shown))
+                out.append(Prediction(None, None, None, None, abstained=True, reason=p.abstain, **shown))
             else:
                 out.append(Prediction(**{**asdict(next(answers)), **shown}))
         return out

@@ -40,7 +40,7 @@ def test_no_content_abstains_with_a_reason_others_answered_in_order(mnist_predic
     answers = mnist_predictor.predict([_digit(), NO_CONTENT[name](), _digit()], top_k=3)
     assert [a.abstained for a in answers] == [False, True, False]
     empty = answers[1]
-    assert empty.label is None and empty.class_index is None and empty.top_k == []
+    assert empty.label is None and empty.class_index is None and empty.top_k is None
     assert "pixels" in empty.reason if name == "1x1" else "one colour" in empty.reason
     assert answers[0].label == answers[2].label == "3"
 
