@@ -25,6 +25,11 @@ class ModelPublic(_Public):
     checkpoint_sha256: str
     created_at: datetime
     serving: bool = Field(description="true if it answers POST /v1/predict/{dataset} now")
+    val_split: str | None = Field(description="which validation split scored val_accuracy (null: not recorded)")
+    val_samples: int | None = Field(description="how many of its samples were scored")
+    val_split_size: int | None = None
+    auto_promotable: bool = Field(description="scored on the dataset's whole reference validation split, so it "
+                                              "can become auto-best; otherwise only a promotion makes it serve")
 
 
 class ModelsPublic(_Public):
@@ -51,6 +56,22 @@ class ServingHistoryPublic(_Public):
 class PromotedPublic(_Public):
     model: ModelPublic
     event: ServingEventPublic
+
+
+class ServingAtPublic(_Public):
+    """What served `dataset` at `at`, and the event that put it in place."""
+
+    dataset: str
+    at: datetime
+    model: ModelPublic
+    event: ServingEventPublic
+
+
+class RollbackRequest(_Public):
+    """Serve again the version that served `dataset` at `at` (pinned, like a promotion)."""
+
+    dataset: str = Field(max_length=64)
+    at: datetime = Field(description="ISO 8601; without a zone it is UTC")
 
 
 class RankedClass(_Public):
