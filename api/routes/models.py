@@ -4,13 +4,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from api.deps import SessionDep
+from api.serving import ModelUnavailable, ServingDep
 from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic,
                                ServingEventPublic, ServingHistoryPublic)
 from core import model_registry as registry
 from core.models import ModelVersion, ServingEvent, utcnow
+from ml.inference.export import export_torchscript
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -99,3 +101,23 @@ def promote_model(model_id: ModelId, session: SessionDep) -> PromotedPublic:
     version = _get(session, model_id)
     event = registry.promote(session, model_id=version.id)
     return PromotedPublic(model=model_public(version, version.id), event=event_public(event))
+
+
+@router.get("/{model_id}/export", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}},
+                             "description": "a TorchScript archive with metadata.json (classes, preprocessing)"},
+                       404: {"description": "unknown model id"},
+                       503: {"description": "the model's checkpoint file is missing or changed on the server"}})
+def export_model(model_id: ModelId, serving: ServingDep,
+                 format: Annotated[str, Query(pattern="^torchscript$", description="torchscript")] = "torchscript",
+                 ) -> Response:
+    """Download a model version as TorchScript: normalised images in, probabilities out (docs/INFERENCE.md)."""
+    try:
+        served = serving.version(model_id)  # the checkpoint's sha256 is checked before it loads
+    except registry.ModelNotFound as exc:
+        raise HTTPException(404, detail=f"{exc}; GET /v1/models lists the registered ones") from None
+    except ModelUnavailable as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    data = export_torchscript(served.predictor, model_id=model_id, checkpoint_sha256=served.info.checkpoint_sha256)
+    return Response(data, media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="model-{model_id}-{format}.pt"'})

@@ -8,6 +8,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 from PIL import Image
 
 from core.model_registry import SERVABLE_DATASETS
@@ -183,3 +184,26 @@ def _batched_forwards(api) -> float:
     text = api.get("/metrics/").text
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith("trainserve_predict_batch_images_count"))
+
+
+def test_an_exported_version_answers_like_the_service(api, version):
+    from ml.data.transforms import normalize
+    from ml.inference.decode import decode_upload
+    from ml.inference.digits import to_mnist_uint8
+    from ml.inference.export import load_torchscript
+
+    response = api.get(f"/v1/models/{version['id']}/export", params={"format": "torchscript"})
+    assert response.status_code == 200, response.text
+    assert f"model-{version['id']}-torchscript.pt" in response.headers["content-disposition"]
+    module, metadata = load_torchscript(response.content)
+    assert metadata["checkpoint_sha256"] == version["checkpoint_sha256"]
+    pngs = [digit_png(d, seed=d) for d in (2, 5, 8)]
+    served = predict(api, "mnist", [(f"{i}.png", p) for i, p in enumerate(pngs)], model_id=version["id"], top_k=1)
+    pre = metadata["preprocessing"]
+    pixels = torch.stack([to_mnist_uint8(decode_upload(p, max_bytes=10**6, max_pixels=10**7)) for p in pngs])
+    probs = module(normalize(pixels, pre["mean"], pre["std"]))
+    answers = served.json()["predictions"]
+    assert probs.argmax(1).tolist() == [a["class_index"] for a in answers]
+    assert probs.max(1).values.tolist() == pytest.approx([a["confidence"] for a in answers], abs=1e-4)
+    assert api.get("/v1/models/999999/export").status_code == 404
+    assert api.get(f"/v1/models/{version['id']}/export", params={"format": "onnx"}).status_code == 422
