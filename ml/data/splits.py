@@ -8,8 +8,9 @@ import torch
 TEST_FRACTION = 0.1
 TEST_SPLIT_SEED = 1234
 # validation is carved with a fixed seed too: every job of a dataset (whatever its seed) is scored on
-# the same samples, so the registry can compare their validation accuracies (auto-best)
-VAL_SPLIT_SEED = 4321
+# the same samples, so the registry can compare their validation accuracies (auto-best). It is the
+# default job seed, so runs with seed 0 (every published figure) split exactly as before.
+VAL_SPLIT_SEED = 0
 
 
 def _quotas(counts: torch.Tensor, k: int) -> torch.Tensor:
@@ -76,8 +77,10 @@ def split_indices(
         val_fraction = val_fraction / (1.0 - TEST_FRACTION)
         if val_fraction >= 1.0:
             raise ValueError(f"val_fraction must be < {1 - TEST_FRACTION} when the test split is carved too")
-    keep, val = carve(y[pool], val_fraction, seeded(VAL_SPLIT_SEED))
-    g = seeded(seed)
+    g = seeded(VAL_SPLIT_SEED)
+    keep, val = carve(y[pool], val_fraction, g)
+    if seed != VAL_SPLIT_SEED:  # seed 0 goes on with the same generator, as before validation was fixed
+        g = seeded(seed)
     train, out["val"] = pool[keep], pool[val]
     out["train_pool"] = train  # train before subsetting: what normalisation statistics come from
     if max_train_samples is not None and max_train_samples < len(train):
