@@ -1,99 +1,196 @@
-"""Concurrent forward passes of one model gathered into one: a lone call runs at once, never waits.
+"""Concurrent predict requests for one model served together: one worker thread, one forward per batch.
 
-The first call runs its forward immediately. Calls that arrive while a forward is running queue;
-when it ends, the queued calls (up to `max_batch` images) run as one forward, led by the first
-of them, so no caller ever runs another's work after its own answer is ready. A queued call that
-has waited `max_wait_s` without being picked up runs alone beside the running forward instead,
-so a slow batch bounds everyone's wait. Runs in request threads (the threadpool), never on the
-event loop.
+Each loaded model version has a worker thread. A request puts its uploads on the worker's queue
+and awaits a future; the worker takes everything already queued (up to `max_images` images),
+reads, decodes and frames each upload, runs ONE forward pass for all of them, renders each
+request's response body and resolves the futures. An idle worker starts on a lone request at once;
+requests that arrive while it is busy wait at most one batch. Under load (the last batch had more
+than one request) it also waits up to `max_wait_s` for more before it starts. The event loop only
+parses HTTP; the thread hops, GIL hand-offs and forward passes are paid per batch, not per request.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+import queue
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
-import torch
 from prometheus_client import Histogram
+from starlette.concurrency import run_in_threadpool
 
-BATCH_SIZES = Histogram("trainserve_predict_batch_images", "Images per forward pass of a served model",
-                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
-CALLS_PER_BATCH = Histogram("trainserve_predict_batch_requests", "Requests gathered into one forward pass",
-                            buckets=(1, 2, 4, 8, 16, 32, 64))
+from ml.errors import BadImage
+from ml.inference import Predictor, decode_upload
+from ml.inference.predictor import Prediction, Prepared
+
+BATCH_IMAGES = Histogram("trainserve_predict_batch_images", "Images per forward pass of a served model",
+                         buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+BATCH_REQUESTS = Histogram("trainserve_predict_batch_requests", "Requests served by one forward pass",
+                           buckets=(1, 2, 4, 8, 16, 32, 64))
+log = logging.getLogger(__name__)
+
+
+class BadUpload(Exception):
+    """File `number` of a request cannot be read as an image."""
+
+    def __init__(self, number: int, name: str | None, reason: str):
+        self.number, self.name, self.reason = number, name, reason
+        super().__init__(f"file {number} ({name!r}): {reason}")
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    max_pixels: int
 
 
 @dataclass(eq=False)
-class _Call:
-    batch: torch.Tensor
-    done: threading.Event = field(default_factory=threading.Event)
-    group: list["_Call"] | None = None  # set when this call is handed a gathered group to lead
-    result: torch.Tensor | None = None
-    error: BaseException | None = None
+class _Request:
+    files: Sequence[tuple[str | None, BinaryIO]]
+    top_k: int
+    explain: bool
+    render: Callable[[list[Prediction]], Any]  # predictions -> the response body (run in the worker)
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
 
 
-class BatchedForward:
-    """Wraps `forward` (batch -> rows) so concurrent callers share one forward pass."""
+_STOP = object()
 
-    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], *, max_batch: int, max_wait_s: float):
-        self._forward = forward
-        self.max_batch = max(1, max_batch)
-        self.max_wait_s = max_wait_s
+
+class PredictBatcher:
+    """A model's worker thread: serves queued predict requests in batches, one forward pass each."""
+
+    def __init__(self, predictor: Predictor, *, limits: UploadLimits, max_images: int, max_wait_s: float):
+        self.predictor = predictor
+        self.limits = limits
+        self.max_images = max(1, max_images)
+        self.max_wait_s = max(0.0, max_wait_s)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._running = False
-        self._queue: list[_Call] = []
+        self._stopped = False
+        self._busy = 1  # requests in the last batch: >1 means load, worth a short wait for more
+        self._thread = threading.Thread(target=self._work, name="predict-batcher", daemon=True)
+        self._thread.start()
 
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """Rows of `forward(batch)`, computed alone or together with concurrent callers'."""
-        call = _Call(batch)
+    async def predict(self, files: Sequence[tuple[str | None, BinaryIO]], *, top_k: int, explain: bool,
+                      render: Callable[[list[Prediction]], Any]) -> Any:
+        """`render(predictions)` for these files, computed in a batch with concurrent requests' files."""
+        loop = asyncio.get_running_loop()
+        request = _Request(files, top_k, explain, render, loop.create_future(), loop)
         with self._lock:
-            lead = not self._running
-            if lead:
-                self._running = True
-            else:
-                self._queue.append(call)
-        if lead:
-            self._run([call], hand_over=True)
-        else:
-            if not call.done.wait(self.max_wait_s):
+            stopped = self._stopped
+            if not stopped:
+                self._queue.put(request)
+        if stopped:  # evicted from the cache while this request held it: serve it alone, off the loop
+            await run_in_threadpool(self._serve_safely, [request])
+        return await request.future
+
+    def close(self) -> None:
+        """Stop the worker once the queued requests are served."""
+        self._queue.put(_STOP)
+
+    def _work(self) -> None:
+        while True:
+            batch = self._gather(self._queue.get())  # an idle worker wakes at once for a lone request
+            stop = any(r is _STOP for r in batch)
+            batch = [r for r in batch if r is not _STOP]
+            if stop:
                 with self._lock:
-                    alone = call in self._queue
-                    if alone:
-                        self._queue.remove(call)
-                if alone:  # the running forward is slow: run beside it rather than wait longer
-                    self._run([call], hand_over=False)
-                call.done.wait()
-            if call.group is not None and call.result is None and call.error is None:
-                self._run(call.group, hand_over=True)  # this call was handed its group to lead
-        if call.error is not None:
-            raise call.error
-        return call.result
-
-    def _run(self, group: list[_Call], *, hand_over: bool) -> None:
-        try:
-            rows = self._forward(torch.cat([c.batch for c in group]) if len(group) > 1 else group[0].batch)
-            BATCH_SIZES.observe(len(rows))
-            CALLS_PER_BATCH.observe(len(group))
-            start = 0
-            for c in group:
-                c.result, start = rows[start:start + len(c.batch)], start + len(c.batch)
-        except BaseException as exc:  # every caller of the group gets the failure, not a hang
-            for c in group:
-                c.error = exc
-        finally:
-            if hand_over:
-                self._hand_over()
-            for c in group:
-                c.done.set()
-
-    def _hand_over(self) -> None:
-        """Give the queued calls (up to max_batch images) to the first of them to run, or go idle."""
-        with self._lock:
-            if not self._queue:
-                self._running = False
+                    self._stopped = True
+                    batch += self._drain()
+            self._busy = len(batch)
+            if batch:
+                self._serve_safely(batch)
+            if stop:
                 return
-            group, images = [], 0
-            while self._queue and (not group or images + len(self._queue[0].batch) <= self.max_batch):
-                images += len(self._queue[0].batch)
-                group.append(self._queue.pop(0))
-            group[0].group = group
-        group[0].done.set()
+
+    def _gather(self, first: Any) -> list:
+        batch = [first]
+        if first is _STOP:
+            return batch
+        images = len(first.files)
+        deadline = time.monotonic() + self.max_wait_s if self._busy > 1 else 0.0
+        while images < self.max_images:
+            timeout = deadline - time.monotonic()
+            try:
+                nxt = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(nxt)
+            if nxt is _STOP:
+                break
+            images += len(nxt.files)
+        return batch
+
+    def _drain(self) -> list[_Request]:
+        rest = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return rest
+            if item is not _STOP:
+                rest.append(item)
+
+    def _serve_safely(self, batch: list[_Request]) -> None:
+        try:
+            self._serve(batch)
+        except Exception as exc:  # never leave a caller hanging
+            log.exception("predict batch failed")
+            _resolve([(r, exc) for r in batch])
+
+    def _serve(self, batch: list[_Request]) -> None:
+        predictor, outcomes = self.predictor, []
+        prepared: dict[int, list[Prepared]] = {}
+        for r in batch:
+            try:
+                prepared[id(r)] = [predictor.prepare(self._decode(number, name, f))
+                                   for number, (name, f) in enumerate(r.files, start=1)]
+            except BadUpload as exc:
+                outcomes.append((r, exc))
+        served = [r for r in batch if id(r) in prepared]
+        probs = predictor.forward([p for r in served for p in prepared[id(r)]])  # the one forward pass
+        start = 0
+        for r in served:
+            mine = prepared[id(r)]
+            readable = sum(p.abstain is None for p in mine)
+            rows = probs[start:start + readable] if readable else None
+            start += readable
+            try:
+                outcomes.append((r, r.render(predictor.answer(mine, r.top_k, explain=r.explain, probs=rows))))
+            except Exception as exc:  # a rendering bug fails its own request only
+                outcomes.append((r, exc))
+        BATCH_IMAGES.observe(start)
+        BATCH_REQUESTS.observe(len(served))
+        _resolve(outcomes)
+
+    def _decode(self, number: int, name: str | None, file: BinaryIO):
+        try:
+            return decode_upload(file.read(), max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
+        except BadImage as exc:
+            raise BadUpload(number, name, exc.reason) from None
+
+
+def _resolve(outcomes: list[tuple[_Request, Any]]) -> None:
+    """Hand each request its outcome (a body or an exception) on its event loop, one hop per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Any]]] = {}
+    for request, outcome in outcomes:
+        by_loop.setdefault(request.loop, []).append((request, outcome))
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, settled)
+        except RuntimeError:  # the loop is closed: the server is shutting down, nobody is waiting
+            pass
+
+
+def _settle(settled: list[tuple[_Request, Any]]) -> None:
+    for request, outcome in settled:
+        if request.future.done():  # the client went away and the request was cancelled
+            continue
+        if isinstance(outcome, BaseException):
+            request.future.set_exception(outcome)
+        else:
+            request.future.set_result(outcome)

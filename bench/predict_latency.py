@@ -166,6 +166,12 @@ async def load(url: str, field: str, png: bytes, clients: int, requests: int) ->
         return latencies, time.perf_counter() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): the server's own cost, whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -231,7 +237,8 @@ def main() -> None:
                    "minimal": (f"http://127.0.0.1:{ports['minimal']}/predict", "file"),
                    "naive": (f"http://127.0.0.1:{ports['naive']}/predict", "file")}
         png = small_png()
-        results: dict[tuple[str, int], tuple[list[float], float, int]] = {}
+        results: dict[tuple[str, int], tuple[list[float], float, int, float]] = {}
+        pids = dict(zip(SERVERS, (server.pid for server in servers)))
         try:
             for name, (url, field) in targets.items():  # warm up: load models, JIT paths, connections
                 asyncio.run(load(url, field, png, 4, 40))
@@ -239,9 +246,12 @@ def main() -> None:
                 for clients in CLIENTS:
                     order = list(targets.items())
                     for name, (url, field) in order if round_ % 2 == 0 else order[::-1]:
+                        cpu = cpu_seconds(pids[name])
                         latencies, wall = asyncio.run(load(url, field, png, clients, args.requests))
-                        old = results.get((name, clients), ([], 0.0, 0))
-                        results[(name, clients)] = (old[0] + latencies, old[1] + wall, old[2] + len(latencies))
+                        cpu = cpu_seconds(pids[name]) - cpu
+                        old = results.get((name, clients), ([], 0.0, 0, 0.0))
+                        results[(name, clients)] = (old[0] + latencies, old[1] + wall, old[2] + len(latencies),
+                                                    old[3] + cpu)
         finally:
             for server in servers:
                 if args.profile and server is servers[0]:
@@ -255,12 +265,13 @@ def report(results: dict, png_bytes: int, args: argparse.Namespace) -> None:
     """The table and the ratios to the naive endpoint."""
     print(f"one {png_bytes}-byte PNG per request, {args.requests} requests × {args.rounds} rounds per cell, "
           f"loopback, {os.cpu_count()} CPUs, torch at 1 thread in every server")
-    print(f"{'clients':>7}  {'server':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    print(f"{'clients':>7}  {'server':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'CPU ms/req':>10}")
     summary = {}
     for clients in CLIENTS:
         for name in SERVERS:
-            latencies, wall, n = results[(name, clients)]
-            summary[(name, clients)] = (pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000, n / wall)
+            latencies, wall, n, cpu = results[(name, clients)]
+            summary[(name, clients)] = (pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000, n / wall,
+                                        cpu / n * 1000)
             print(f"{clients:>7}  {name:<10} " + " ".join(f"{v:>8.2f}" for v in summary[(name, clients)]))
     for clients in CLIENTS:
         naive = summary[("naive", clients)]

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 from PIL import Image
@@ -19,9 +19,6 @@ from ml.models import build_model, output_kind, probabilities
 # Bump when serving preprocessing changes what a model sees for the same upload; responses carry it.
 PREPROCESSING_VERSION = 2
 NORMALISE_STEP = "scaled to [0, 1] and standardised with the training images' mean and std"
-
-Forward = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> probabilities (n, classes)
-
 
 def low_confidence_threshold(dataset: dict[str, Any]) -> float:
     """Top-1 confidence under which an answer is flagged: the dataset's own, else by class count."""
@@ -55,7 +52,7 @@ class Prediction:
     steps: list[str] | None = None  # explain: the preprocessing applied
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # shallow: the fields are only read (asdict deep-copies, per request)
 
 
 class Predictor:
@@ -125,17 +122,24 @@ class Predictor:
         with torch.inference_mode():
             return probabilities(self.model(batch.to(self.device)), self.output).cpu()
 
-    def predict(self, images: Sequence[Image.Image], top_k: int = 3, *, explain: bool = False,
-                forward: Forward | None = None) -> list[Prediction]:
-        """One answer per decoded image, in order; the readable ones computed as one batch by `forward`."""
-        return self.answer([self.prepare(img) for img in images], top_k, explain=explain, forward=forward)
+    def predict(self, images: Sequence[Image.Image], top_k: int = 3, *, explain: bool = False) -> list[Prediction]:
+        """One answer per decoded image, in order; the readable ones computed as one batch."""
+        return self.answer([self.prepare(img) for img in images], top_k, explain=explain)
+
+    def forward(self, prepared: Sequence[Prepared]) -> torch.Tensor | None:
+        """Probabilities of the readable ones among `prepared`, in order, as one batch (None if none is)."""
+        readable = [p.pixels for p in prepared if p.abstain is None]
+        return self.probabilities(self.normalise(torch.stack(readable))) if readable else None
 
     def answer(self, prepared: Sequence[Prepared], top_k: int = 3, *, explain: bool = False,
-               forward: Forward | None = None) -> list[Prediction]:
-        """Prepared uploads -> one Prediction each; abstentions keep their place in the order."""
-        readable = [p.pixels for p in prepared if p.abstain is None]
-        answers = iter(self.predictions((forward or self.probabilities)(self.normalise(torch.stack(readable))), top_k)
-                       if readable else [])
+               probs: torch.Tensor | None = None) -> list[Prediction]:
+        """Prepared uploads -> one Prediction each; abstentions keep their place in the order.
+
+        `probs`: the readable ones' probabilities when the caller computed them in a larger batch.
+        """
+        if probs is None:
+            probs = self.forward(prepared)
+        answers = iter(self.predictions(probs, top_k) if probs is not None else [])
         out = []
         for p in prepared:
             shown = {"steps": p.steps + ([] if p.abstain else [NORMALISE_STEP]),
@@ -143,7 +147,7 @@ class Predictor:
             if p.abstain is not None:
                 out.append(Prediction(None, None, None, None, abstained=True, reason=p.abstain, **shown))
             else:
-                out.append(Prediction(**{**asdict(next(answers)), **shown}))
+                out.append(replace(next(answers), **shown))
         return out
 
     def predictions(self, probs: torch.Tensor, top_k: int = 3) -> list[Prediction]:

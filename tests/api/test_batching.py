@@ -1,68 +1,106 @@
-"""BatchedForward with real threads: each caller its own rows, a lone call never waits, groups bounded."""
+"""PredictBatcher with a real model, real threads and a real event loop: each request its own answers."""
 from __future__ import annotations
 
-import threading
+import asyncio
+import io
+import random
 import time
 
 import pytest
 import torch
 
-from api.batching import BatchedForward
+from api.batching import BATCH_REQUESTS, BadUpload, PredictBatcher, UploadLimits
+from ml.checkpoint import save_checkpoint
+from ml.config import resolve_config
+from ml.inference import Predictor
+from ml.models import build_model, output_kind
+from tests.utils.models import digit_png
+
+MNIST = {"name": "mnist", "task": "classification", "classes": list("0123456789"), "input_shape": [1, 28, 28],
+         "input_kind": "digits", "image_size": None, "mean": [0.13], "std": [0.31]}
+LIMITS = UploadLimits(max_bytes=10**6, max_pixels=10**7)
 
 
-def _slow_double(sizes: list[int], seconds: float = 0.01):
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        sizes.append(len(x))
-        time.sleep(seconds)
-        return x * 2
-    return forward
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory) -> Predictor:
+    config = resolve_config("cnn", "mnist", {})
+    torch.manual_seed(0)
+    model = build_model(config, MNIST["input_shape"], 10)
+    path = tmp_path_factory.mktemp("batcher") / "epoch-001.pt"
+    save_checkpoint(path, {"model_state": model.state_dict(), "optimizer_state": {}, "epoch": 1, "rng": {},
+                           "config": config.model_dump(), "metrics": [], "best": {}, "dataset": MNIST,
+                           "output": output_kind(config)})
+    return Predictor.load(path)
 
 
-def test_concurrent_callers_share_forwards_and_get_their_own_rows():
-    sizes: list[int] = []
-    batched = BatchedForward(_slow_double(sizes), max_batch=8, max_wait_s=5.0)
-    out: dict[int, torch.Tensor] = {}
-
-    def call(i: int) -> None:
-        out[i] = batched(torch.full((1 + i % 3, 2), float(i)))
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i in range(30):
-        assert torch.equal(out[i], torch.full((1 + i % 3, 2), 2.0 * i))
-    assert sum(sizes) == sum(1 + i % 3 for i in range(30))
-    assert len(sizes) < 30 and max(sizes) <= 8  # gathered, never past max_batch
+def _files(pngs: list[bytes]):
+    return [(f"{i}.png", io.BytesIO(p)) for i, p in enumerate(pngs)]
 
 
-def test_a_lone_call_runs_at_once():
-    batched = BatchedForward(lambda x: x + 1, max_batch=8, max_wait_s=5.0)
-    started = time.perf_counter()
-    assert torch.equal(batched(torch.zeros(1, 2)), torch.ones(1, 2))
-    assert time.perf_counter() - started < 0.5  # no gathering wait (the bound is 5 s)
+def _count() -> float:
+    for sample in BATCH_REQUESTS.collect()[0].samples:
+        if sample.name.endswith("_count"):
+            return sample.value
+    return 0.0
 
 
-def test_a_queued_call_waits_at_most_max_wait_then_runs_alone():
-    sizes: list[int] = []
-    batched = BatchedForward(_slow_double(sizes, seconds=1.0), max_batch=8, max_wait_s=0.05)
-    slow = threading.Thread(target=batched, args=(torch.zeros(1, 1),))
-    slow.start()
-    time.sleep(0.1)
-    started = time.perf_counter()
-    batched(torch.ones(1, 1))
-    assert time.perf_counter() - started < 1.05 + 0.5  # ran beside the 1 s forward, not after it
-    slow.join()
-    assert sizes == [1, 1]
+def test_concurrent_requests_share_forwards_and_each_gets_its_own_answers_in_order(predictor):
+    batcher = PredictBatcher(predictor, limits=LIMITS, max_images=16, max_wait_s=0.002)
+    uploads = [[digit_png(random.Random(r).randrange(10), seed=r * 10 + k) for k in range(1 + r % 3)]
+               for r in range(30)]
+    alone = [predictor.predict([_decoded(p) for p in pngs], top_k=10) for pngs in uploads]
+
+    async def run_all():
+        return await asyncio.gather(*(
+            batcher.predict(_files(pngs), top_k=10, explain=False, render=lambda ps, r=r: (r, ps))
+            for r, pngs in enumerate(uploads)))
+
+    before = _count()
+    results = asyncio.run(run_all())
+    for r, (tag, got) in enumerate(results):
+        assert tag == r and len(got) == len(uploads[r])
+        for g, e in zip(got, alone[r]):
+            assert g.class_index == e.class_index and g.confidence == pytest.approx(e.confidence, abs=1e-5)
+    assert _count() - before < 30  # gathered: fewer forward passes than requests
+    batcher.close()
 
 
-def test_a_failing_forward_fails_every_caller_of_its_group_and_the_next_still_run():
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if (x < 0).any():
-            raise ValueError("bad batch")
-        return x
-    batched = BatchedForward(forward, max_batch=8, max_wait_s=5.0)
-    with pytest.raises(ValueError, match="bad batch"):
-        batched(-torch.ones(1, 1))
-    assert torch.equal(batched(torch.ones(1, 1)), torch.ones(1, 1))
+def _decoded(png: bytes):
+    from ml.inference import decode_upload
+
+    return decode_upload(png, max_bytes=LIMITS.max_bytes, max_pixels=LIMITS.max_pixels)
+
+
+def test_a_lone_request_never_waits(predictor):
+    batcher = PredictBatcher(predictor, limits=LIMITS, max_images=16, max_wait_s=5.0)
+
+    async def one():
+        started = time.perf_counter()
+        await batcher.predict(_files([digit_png()]), top_k=1, explain=False, render=len)
+        return time.perf_counter() - started
+
+    assert asyncio.run(one()) < 1.0  # the gathering wait (5 s) applies only under load
+    batcher.close()
+
+
+def test_a_bad_upload_fails_its_own_request_only(predictor):
+    batcher = PredictBatcher(predictor, limits=LIMITS, max_images=16, max_wait_s=0.0)
+
+    async def both():
+        return await asyncio.gather(
+            batcher.predict(_files([digit_png(), b"not an image"]), top_k=1, explain=False, render=len),
+            batcher.predict(_files([digit_png()]), top_k=1, explain=False, render=len),
+            return_exceptions=True)
+
+    bad, good = asyncio.run(both())
+    assert isinstance(bad, BadUpload) and bad.number == 2 and "not an image" in bad.reason
+    assert good == 1
+    batcher.close()
+
+
+def test_a_closed_batcher_still_answers_a_request_that_held_it(predictor):
+    batcher = PredictBatcher(predictor, limits=LIMITS, max_images=16, max_wait_s=0.0)
+    batcher.close()
+    time.sleep(0.2)  # the worker has stopped
+    got = asyncio.run(batcher.predict(_files([digit_png()]), top_k=2, explain=True, render=lambda ps: ps))
+    assert len(got[0].top_k) == 2 and got[0].input_png
