@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # batched serving: concurrent predict requests for one model share a forward pass of at most this
     # many images; a request queued behind a running forward waits at most this long, then runs alone
     predict_batch_max_images: int = Field(default=64, ge=1, le=4096)
-    predict_batch_max_wait_ms: float = Field(default=20.0, ge=0.0, le=1000.0)
+    predict_batch_max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
