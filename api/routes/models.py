@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
@@ -12,7 +12,7 @@ from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, Rollba
                                ServingEventPublic, ServingHistoryPublic)
 from core import model_registry as registry
 from core.models import ModelVersion, ServingEvent, utcnow
-from ml.inference.export import export_torchscript
+from ml.inference.export import export_model
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -105,19 +105,21 @@ def promote_model(model_id: ModelId, session: SessionDep) -> PromotedPublic:
 
 @router.get("/{model_id}/export", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
-                             "description": "a TorchScript archive with metadata.json (classes, preprocessing)"},
+                             "description": "a TorchScript archive (metadata.json inside) or an ONNX model "
+                                            "(metadata property): classes, input, preprocessing"},
                        404: {"description": "unknown model id"},
                        503: {"description": "the model's checkpoint file is missing or changed on the server"}})
-def export_model(model_id: ModelId, serving: ServingDep,
-                 format: Annotated[str, Query(pattern="^torchscript$", description="torchscript")] = "torchscript",
-                 ) -> Response:
-    """Download a model version as TorchScript: normalised images in, probabilities out (docs/INFERENCE.md)."""
+def download_export(model_id: ModelId, serving: ServingDep,
+                    format: Annotated[Literal["torchscript", "onnx"], Query(description="torchscript or onnx")]
+                    = "torchscript") -> Response:
+    """Download a model version as TorchScript or ONNX: normalised images in, probabilities out (docs/INFERENCE.md)."""
     try:
         served = serving.version(model_id)  # the checkpoint's sha256 is checked before it loads
     except registry.ModelNotFound as exc:
         raise HTTPException(404, detail=f"{exc}; GET /v1/models lists the registered ones") from None
     except ModelUnavailable as exc:
         raise HTTPException(503, detail=str(exc)) from None
-    data = export_torchscript(served.predictor, model_id=model_id, checkpoint_sha256=served.info.checkpoint_sha256)
+    data = export_model(served.predictor, format, model_id=model_id, checkpoint_sha256=served.info.checkpoint_sha256)
+    suffix = "onnx" if format == "onnx" else "pt"
     return Response(data, media_type="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="model-{model_id}-{format}.pt"'})
+        "Content-Disposition": f'attachment; filename="model-{model_id}-{format}.{suffix}"'})

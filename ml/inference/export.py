@@ -1,8 +1,10 @@
-"""Export a served classifier as TorchScript: normalised images in, class probabilities out.
+"""Export a served classifier as TorchScript or ONNX: normalised images in, class probabilities out.
 
-The archive carries `metadata.json` (classes, input shape, the preprocessing and its version, mean
-and std), so a user can reproduce the service's answers without this code: decode, preprocess as
-described, normalise, run. Traced, not scripted: the course models have no data-dependent control flow.
+Each export carries its metadata (classes, input shape, the preprocessing and its version, mean and
+std): `metadata.json` inside the TorchScript archive, the `metadata` property of the ONNX model. A
+user can reproduce the service's answers without this code: decode, preprocess as described,
+normalise, run. TorchScript is traced, not scripted: the course models have no data-dependent
+control flow. ONNX uses torch's dynamo exporter (the `onnx` and `onnxscript` packages), batch dynamic.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ class _WithProbabilities(nn.Module):
         return probabilities(self.model(x), self.output)
 
 
-def export_metadata(predictor: Predictor, **extra: Any) -> dict[str, Any]:
+def export_metadata(predictor: Predictor, fmt: str, **extra: Any) -> dict[str, Any]:
     """What a user needs to feed the exported model: classes, input and preprocessing."""
     dataset = predictor.dataset
     if predictor.input_kind == "digits":
@@ -48,7 +50,7 @@ def export_metadata(predictor: Predictor, **extra: Any) -> dict[str, Any]:
         steps = ["decode, first frame, EXIF orientation, alpha composited on white", "convert to RGB",
                  f"resize the short side to {size} px (antialiased)", f"centre-crop {size}×{size}", NORMALISE_STEP]
     return {
-        "format": "torchscript", "model": predictor.model_type, "dataset": dataset["name"],
+        "format": fmt, "model": predictor.model_type, "dataset": dataset["name"],
         "classes": predictor.classes, "output": "probabilities (n, classes)",
         "input": {"shape": [None, *dataset["input_shape"]], "dtype": "float32", "layout": "NCHW",
                   "pixels": "uint8 / 255, then (x - mean) / std per channel"},
@@ -58,6 +60,32 @@ def export_metadata(predictor: Predictor, **extra: Any) -> dict[str, Any]:
     }
 
 
+FORMATS = ("torchscript", "onnx")
+
+
+def export_model(predictor: Predictor, fmt: str, **metadata: Any) -> bytes:
+    """The predictor's model in format `fmt` (one of FORMATS), metadata inside."""
+    if fmt == "onnx":
+        return export_onnx(predictor, **metadata)
+    if fmt == "torchscript":
+        return export_torchscript(predictor, **metadata)
+    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def export_onnx(predictor: Predictor, **metadata: Any) -> bytes:
+    """The predictor's model as an ONNX model (bytes), batch size dynamic, metadata in its properties."""
+    import onnx  # only exports need it
+
+    model = _WithProbabilities(predictor.model, predictor.output).eval().cpu()
+    example = torch.zeros(2, *predictor.dataset["input_shape"])
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.onnx.export(model, (example,), dynamo=True, verbose=False,
+                                    dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, {"metadata": json.dumps(export_metadata(predictor, "onnx", **metadata))})
+    return proto.SerializeToString()
+
+
 def export_torchscript(predictor: Predictor, **metadata: Any) -> bytes:
     """The predictor's model as a TorchScript archive (bytes) with metadata.json inside."""
     model = _WithProbabilities(predictor.model, predictor.output).eval().cpu()
@@ -65,7 +93,7 @@ def export_torchscript(predictor: Predictor, **metadata: Any) -> bytes:
     with torch.inference_mode(False), torch.no_grad():
         traced = torch.jit.trace(model, example)
     buf = io.BytesIO()
-    torch.jit.save(traced, buf, _extra_files={METADATA_FILE: json.dumps(export_metadata(predictor, **metadata))})
+    torch.jit.save(traced, buf, _extra_files={METADATA_FILE: json.dumps(export_metadata(predictor, "torchscript", **metadata))})
     return buf.getvalue()
 
 

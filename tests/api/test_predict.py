@@ -206,4 +206,6 @@ def test_an_exported_version_answers_like_the_service(api, version):
     assert probs.argmax(1).tolist() == [a["class_index"] for a in answers]
     assert probs.max(1).values.tolist() == pytest.approx([a["confidence"] for a in answers], abs=1e-4)
     assert api.get("/v1/models/999999/export").status_code == 404
-    assert api.get(f"/v1/models/{version['id']}/export", params={"format": "onnx"}).status_code == 422
+    onnx = api.get(f"/v1/models/{version['id']}/export", params={"format": "onnx"})
+    assert onnx.status_code == 200 and f"model-{version['id']}-onnx.onnx" in onnx.headers["content-disposition"]
+    assert api.get(f"/v1/models/{version['id']}/export", params={"format": "tflite"}).status_code == 422
