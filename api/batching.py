@@ -5,8 +5,11 @@ and awaits a future; the worker takes everything already queued (up to `max_imag
 reads, decodes and frames each upload, runs ONE forward pass for all of them, renders each
 request's response body and resolves the futures. An idle worker starts on a lone request at once;
 requests that arrive while it is busy wait at most one batch. Under load (the last batch had more
-than one request) it also waits up to `max_wait_s` for more before it starts. The event loop only
-parses HTTP; the thread hops, GIL hand-offs and forward passes are paid per batch, not per request.
+than one request) it can also wait up to `max_wait_s` for more before it starts: 0 by default,
+because on a CPU the forward costs the same per image alone or batched, so waiting only adds
+latency (a GPU is where it pays). The event loop only parses HTTP; the thread hops and GIL
+hand-offs are paid per batch, not per request. One worker per model: its preprocessing, mostly
+GIL-bound, uses about one core.
 """
 from __future__ import annotations
 
