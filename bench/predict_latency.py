@@ -9,9 +9,10 @@ measured in interleaved rounds (order reversed every round) so machine load hits
 p50/p99 latency and requests/s of each and the ratios to the naive endpoint.
 Targets: at 32 clients trainserve ≥ 1.2× the naive throughput with p99 no worse; 1-client p50 ≤ 1.3× naive.
 
-    .venv/bin/python bench/predict_latency.py [--requests 300] [--rounds 2] [--checkpoint PATH] [--profile DIR]
+    .venv/bin/python bench/predict_latency.py [--requests 300] [--rounds 2] [--checkpoint PATH] [--profile]
 
-`--profile DIR` runs the trainserve server under pyinstrument and writes its profile to DIR.
+`--profile` then samples the trainserve server with py-spy (every thread) under 1 and under 32 clients,
+after the measurements so sampling cannot skew them, and prints where its CPU goes.
 Without --checkpoint it trains a small default mnist cnn first (about a minute; DATA_DIR as in settings).
 """
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per server and concurrency")
     parser.add_argument("--checkpoint", type=Path, help="an mnist checkpoint (default: train a small cnn)")
-    parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the trainserve server here")
+    parser.add_argument("--profile", action="store_true", help="then sample the trainserve server with py-spy")
     parser.add_argument("--serve", choices=("minimal", "naive"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -225,10 +225,6 @@ def main() -> None:
         ports = {name: free_port() for name in SERVERS}
         ours = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                 str(ports["trainserve"]), "--log-level", "warning", "--no-access-log"]
-        if args.profile:
-            args.profile.mkdir(parents=True, exist_ok=True)
-            ours = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all", "-o",
-                    str(args.profile.resolve() / "trainserve.txt"), *ours[1:]]
         servers = [start(ours, env, ports["trainserve"], tmp_path / "trainserve.log")]
         for name in ("minimal", "naive"):
             servers.append(start([sys.executable, __file__, "--serve", name, "--serve-checkpoint", str(checkpoint),
@@ -252,13 +248,53 @@ def main() -> None:
                         old = results.get((name, clients), ([], 0.0, 0, 0.0))
                         results[(name, clients)] = (old[0] + latencies, old[1] + wall, old[2] + len(latencies),
                                                     old[3] + cpu)
+            profiles = {clients: profile(pids["trainserve"], targets["trainserve"][0], png, clients,
+                                         args.requests, tmp_path / f"spy-{clients}.txt")
+                        for clients in ((1, 32) if args.profile else ())}
         finally:
             for server in servers:
-                if args.profile and server is servers[0]:
-                    os.killpg(server.pid, signal.SIGINT)  # pyinstrument writes its report on SIGINT
-                    server.wait(timeout=60)
                 stop(server)
     report(results, len(png), args)
+    for clients, shares in profiles.items():
+        print(f"trainserve CPU by part, {clients} client(s) (py-spy, active samples of every thread):")
+        for part, share in sorted(shares.items(), key=lambda kv: -kv[1]):
+            print(f"  {share * 100:5.1f}%  {part}")
+
+
+# ---- where the CPU goes ------------------------------------------------------------------------------
+
+# the first rule a sampled stack matches names its part (most specific first)
+PARTS = [
+    ("forward (torch)", ("torch/nn/", "Predictor.forward", "Predictor.probabilities")),
+    ("MNIST framing", ("ml/inference/digits.py",)),
+    ("abstain check", ("ml/inference/content.py",)),
+    ("decoding (Pillow, checks)", ("ml/inference/decode.py",)),
+    ("answers, top-k", ("Predictor.answer", "Predictor.predictions")),
+    ("response body (pydantic)", ("render (api/routes/predict.py",)),
+    ("FastAPI parameters", ("solve_dependencies", "request_params_to_args", "request_body_to_args")),
+    ("multipart parsing", ("formparsers", "python_multipart", "Request._get_form")),
+    ("batch worker plumbing", ("api/batching.py",)),
+    ("HTTP, routing, middleware", ("uvicorn/", "starlette/", "fastapi/")),
+]
+IDLE = ("Condition.wait", "PredictBatcher._work (api/batching.py", "Runner.run (asyncio", "select (selectors")
+
+
+def profile(pid: int, url: str, png: bytes, clients: int, requests: int, out: Path) -> dict[str, float]:
+    """Sample every thread of `pid` with py-spy while `clients` load it; share of CPU per part."""
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--threads", "-r", "500",
+                            "-d", "10", "-f", "raw", "-o", str(out), "-p", str(pid)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while spy.poll() is None:  # load it for as long as py-spy samples
+        asyncio.run(load(url, "files", png, clients, requests))
+    counts: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack.rsplit(";", 1)[-1].startswith(IDLE):
+            continue
+        part = next((name for name, keys in PARTS if any(k in stack for k in keys)), "other")
+        counts[part] = counts.get(part, 0) + int(n)
+    total = sum(counts.values()) or 1
+    return {part: n / total for part, n in counts.items()}
 
 
 def report(results: dict, png_bytes: int, args: argparse.Namespace) -> None:
