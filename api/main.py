@@ -11,6 +11,7 @@ import redis
 import redis.asyncio as redis_async
 from anyio import to_thread
 from fastapi import FastAPI
+from prometheus_client import make_asgi_app
 
 from api.errors import install_error_handlers
 from api.body_limit import BodySizeLimit
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # uploads by name, through the DB
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/metrics", make_asgi_app())  # Prometheus text format: batch sizes of batched serving
     install_dashboard(app)
     return app
 

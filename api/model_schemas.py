@@ -25,6 +25,11 @@ class ModelPublic(_Public):
     checkpoint_sha256: str
     created_at: datetime
     serving: bool = Field(description="true if it answers POST /v1/predict/{dataset} now")
+    val_split: str | None = Field(description="which validation split scored val_accuracy (null: not recorded)")
+    val_samples: int | None = Field(description="how many of its samples were scored")
+    val_split_size: int | None = None
+    auto_promotable: bool = Field(description="scored on the dataset's whole reference validation split, so it "
+                                              "can become auto-best; otherwise only a promotion makes it serve")
 
 
 class ModelsPublic(_Public):
@@ -53,6 +58,22 @@ class PromotedPublic(_Public):
     event: ServingEventPublic
 
 
+class ServingAtPublic(_Public):
+    """What served `dataset` at `at`, and the event that put it in place."""
+
+    dataset: str
+    at: datetime
+    model: ModelPublic
+    event: ServingEventPublic
+
+
+class RollbackRequest(_Public):
+    """Serve again the version that served `dataset` at `at` (pinned, like a promotion)."""
+
+    dataset: str = Field(max_length=64)
+    at: datetime = Field(description="ISO 8601; without a zone it is UTC")
+
+
 class RankedClass(_Public):
     label: str
     class_index: int
@@ -60,23 +81,32 @@ class RankedClass(_Public):
 
 
 class PredictionPublic(_Public):
-    """One file's answer, in the order the files were sent."""
+    """One file's answer, in the order the files were sent: a label, or an abstention with its reason."""
 
-    file: str | None = Field(description="the upload's file name")
-    label: str = Field(description='class name: "7", "sneaker", "cat"')
-    class_index: int
-    confidence: float
-    top_k: list[RankedClass]
+    file: str | None = Field(None, description="the upload's file name")
+    label: str | None = Field(None, description='class name: "7", "sneaker", "cat"; absent when abstained')
+    class_index: int | None = None
+    confidence: float | None = None
+    top_k: list[RankedClass] | None = None
+    low_confidence: bool | None = Field(None, description="confidence is under the dataset's threshold "
+                                                          "(docs/INFERENCE.md): treat the label as a guess")
+    abstained: bool = Field(False, description="true: the upload has nothing to read (blank, one colour, "
+                                               "transparent, too small); see reason")
+    reason: str | None = Field(None, description="why it abstained")
+    input_png: str | None = Field(None, description="explain: the preprocessed input the model saw, base64 PNG")
+    steps: list[str] | None = Field(None, description="explain: the preprocessing steps applied, in order")
 
 
 class PredictModelPublic(_Public):
-    """The model that answered."""
+    """The model that answered, exactly: its version, checkpoint and preprocessing."""
 
-    id: int
+    id: int = Field(description="the model version id (GET /v1/models/{id})")
     type: str
     dataset: str
     job_id: str
     validation_accuracy: float
+    checkpoint_sha256: str
+    preprocessing_version: str = Field(description='e.g. "digits/2": same version, same input for the same upload')
 
 
 class PredictPublic(_Public):

@@ -1,17 +1,18 @@
-"""Latency and throughput of POST /v1/predict/mnist against a minimal FastAPI endpoint, side by side.
+"""Latency and throughput of POST /v1/predict/mnist against a minimal and a naive endpoint, in one run.
 
-Both servers run the same mnist cnn checkpoint, the same decoding and MNIST-style preprocessing, under
-uvicorn on loopback: ours goes through the registry, the in-memory serving swap and the response
-schemas; the minimal one decodes and runs the model in one function. One small PNG per request,
-at 1 and at 32 concurrent clients, the two servers measured in alternating rounds so machine load
-hits both alike. Prints p50/p99 latency and requests/s of each and the ratios.
-Targets: p50 ≤ 1.3× the minimal endpoint's; throughput at 32 clients ≥ 0.8× its.
+Three servers under uvicorn on loopback, the same mnist cnn checkpoint, torch at 1 intra-op thread:
+- trainserve: the service (registry, serving swap, batched forward, abstain check, response schemas);
+- minimal: our decoding and MNIST framing, then the model, in one `def` route;
+- naive: the tutorial endpoint: Pillow open, grayscale, resize 28×28, normalise, the cnn.
+One small PNG per request from a closed-loop load generator at 1, 8 and 32 clients; the servers are
+measured in interleaved rounds (order reversed every round) so machine load hits all alike. Prints
+p50/p99 latency and requests/s of each and the ratios to the naive endpoint.
+Targets: at 32 clients trainserve ≥ 1.2× the naive throughput with p99 no worse; 1-client p50 ≤ 1.3× naive.
 
-    .venv/bin/python bench/predict_latency.py [--requests 300] [--rounds 2] [--checkpoint PATH]
+    .venv/bin/python bench/predict_latency.py [--requests 300] [--rounds 2] [--checkpoint PATH] [--profile]
 
-The serving API sets torch to 1 intra-op thread (ML_NUM_THREADS overrides): requests already run in
-parallel. `--minimal-threads 1` gives the minimal server the same setting, for the like-for-like view.
-
+`--profile` then samples the trainserve server with py-spy (every thread) under 1 and under 32 clients,
+after the measurements so sampling cannot skew them, and prints where its CPU goes.
 Without --checkpoint it trains a small default mnist cnn first (about a minute; DATA_DIR as in settings).
 """
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,11 +39,19 @@ from core.settings import Settings  # noqa: E402
 from processes import stop  # noqa: E402  (bench/ is on sys.path when a bench runs)
 
 
-# ---- the minimal endpoint: decode and run the model in one function --------------------------------
+# ---- the minimal and the naive endpoints: one `def` route each ------------------------------------
 
-def minimal_app(checkpoint: str):
-    """A bare FastAPI app: one `def` route doing decode → preprocess → model → top-3."""
+def endpoint_app(checkpoint: str, framing: str):
+    """A bare FastAPI app, torch at one thread: decode → preprocess → model → top-3 in one `def` route.
+
+    framing "ours": our decoding and MNIST framing (the minimal endpoint); "naive": Pillow open,
+    grayscale, resize 28×28, normalise: the code a tutorial writes.
+    """
+    import io
+
+    import numpy as np
     import torch
+    from PIL import Image
 
     from ml.checkpoint import load_checkpoint
     from ml.data.transforms import normalize
@@ -51,19 +59,28 @@ def minimal_app(checkpoint: str):
     from ml.inference.digits import to_mnist_uint8
     from ml.models import build_model
 
-    if os.environ.get("MINIMAL_THREADS"):
-        torch.set_num_threads(int(os.environ["MINIMAL_THREADS"]))
+    torch.set_num_threads(1)
     state = load_checkpoint(checkpoint)
     ds = state["dataset"]
     model = build_model(state["config"], ds["input_shape"], len(ds["classes"]))
     model.load_state_dict(state["model_state"])
     model.eval()
+
+    def ours(data: bytes) -> torch.Tensor:
+        image = decode_upload(data, max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
+        return normalize(to_mnist_uint8(image)[None], ds["mean"], ds["std"])
+
+    def naive(data: bytes) -> torch.Tensor:
+        image = Image.open(io.BytesIO(data)).convert("L").resize((28, 28))
+        x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
+        return ((x - ds["mean"][0]) / ds["std"][0])[None, None]
+
+    to_input = ours if framing == "ours" else naive
     app = FastAPI()
 
     @app.post("/predict")
     def predict(file: UploadFile = File(...)):
-        image = decode_upload(file.file.read(), max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
-        x = normalize(to_mnist_uint8(image)[None], ds["mean"], ds["std"])
+        x = to_input(file.file.read())
         with torch.inference_mode():
             p = torch.softmax(model(x), dim=1)[0]
         values, indices = p.topk(3)
@@ -88,7 +105,7 @@ def register(database_url: str, checkpoint: Path) -> int:
     import hashlib
 
     from core.db import make_engine
-    from core.model_registry import register_model_version
+    from core.model_registry import promote, register_model_version
     from core.models import Checkpoint, Job, utcnow
     from ml.checkpoint import load_checkpoint
     from sqlalchemy.orm import Session
@@ -107,7 +124,7 @@ def register(database_url: str, checkpoint: Path) -> int:
                                size_bytes=checkpoint.stat().st_size, metrics={}))
         session.commit()
         version_id = register_model_version(session, job=job).id
-        session.commit()
+        promote(session, model_id=version_id)  # serve it (the bench job records no validation split)
     engine.dispose()
     return version_id
 
@@ -149,6 +166,12 @@ async def load(url: str, field: str, png: bytes, clients: int, requests: int) ->
         return latencies, time.perf_counter() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): the server's own cost, whatever the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -167,75 +190,132 @@ def small_png() -> bytes:
     return buf.getvalue()
 
 
+CLIENTS = (1, 8, 32)
+SERVERS = ("trainserve", "minimal", "naive")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per server and concurrency")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per server and concurrency")
     parser.add_argument("--checkpoint", type=Path, help="an mnist checkpoint (default: train a small cnn)")
-    parser.add_argument("--minimal-threads", type=int,
-                        help="torch threads of the minimal server (default: torch's own; ours uses 1)")
-    parser.add_argument("--serve-minimal", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help="then sample the trainserve server with py-spy")
+    parser.add_argument("--serve", choices=("minimal", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.serve_minimal:  # child process: the minimal server
+    if args.serve:  # child process: the minimal or the naive server
         import uvicorn
 
-        uvicorn.run(minimal_app(str(args.serve_minimal)), host="127.0.0.1", port=args.port, log_level="warning",
+        app = endpoint_app(str(args.serve_checkpoint), "ours" if args.serve == "minimal" else "naive")
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
                     access_log=False)
         return
 
     with tempfile.TemporaryDirectory(prefix="predict-bench-") as tmp:
         tmp_path = Path(tmp)
-        checkpoint = args.checkpoint or train_checkpoint(tmp_path / "run")
+        checkpoint = Path(args.checkpoint or train_checkpoint(tmp_path / "run")).resolve()
         database_url = f"sqlite:///{tmp_path / 'bench.db'}"
         upgrade(database_url)
-        register(database_url, Path(checkpoint).resolve())
+        register(database_url, checkpoint)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
         env.update(DATABASE_URL=database_url, VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
-        if args.minimal_threads:
-            env["MINIMAL_THREADS"] = str(args.minimal_threads)
-        ours_port, minimal_port = free_port(), free_port()
-        servers = [
-            start([sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
-                   str(ours_port), "--log-level", "warning", "--no-access-log"], env, ours_port, tmp_path / "ours.log"),
-            start([sys.executable, __file__, "--serve-minimal", str(checkpoint), "--port", str(minimal_port)],
-                  env, minimal_port, tmp_path / "minimal.log"),
-        ]
-        targets = {"trainserve": (f"http://127.0.0.1:{ours_port}/v1/predict/mnist", "files"),
-                   "minimal": (f"http://127.0.0.1:{minimal_port}/predict", "file")}
+        ports = {name: free_port() for name in SERVERS}
+        ours = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
+                str(ports["trainserve"]), "--log-level", "warning", "--no-access-log"]
+        servers = [start(ours, env, ports["trainserve"], tmp_path / "trainserve.log")]
+        for name in ("minimal", "naive"):
+            servers.append(start([sys.executable, __file__, "--serve", name, "--serve-checkpoint", str(checkpoint),
+                                  "--port", str(ports[name])], env, ports[name], tmp_path / f"{name}.log"))
+        targets = {"trainserve": (f"http://127.0.0.1:{ports['trainserve']}/v1/predict/mnist", "files"),
+                   "minimal": (f"http://127.0.0.1:{ports['minimal']}/predict", "file"),
+                   "naive": (f"http://127.0.0.1:{ports['naive']}/predict", "file")}
         png = small_png()
-        results: dict[tuple[str, int], tuple[list[float], float, int]] = {}
+        results: dict[tuple[str, int], tuple[list[float], float, int, float]] = {}
+        pids = dict(zip(SERVERS, (server.pid for server in servers)))
         try:
             for name, (url, field) in targets.items():  # warm up: load models, JIT paths, connections
                 asyncio.run(load(url, field, png, 4, 40))
             for round_ in range(args.rounds):
-                for clients in (1, 32):
+                for clients in CLIENTS:
                     order = list(targets.items())
                     for name, (url, field) in order if round_ % 2 == 0 else order[::-1]:
+                        cpu = cpu_seconds(pids[name])
                         latencies, wall = asyncio.run(load(url, field, png, clients, args.requests))
-                        old = results.get((name, clients), ([], 0.0, 0))
-                        results[(name, clients)] = (old[0] + latencies, old[1] + wall, old[2] + len(latencies))
+                        cpu = cpu_seconds(pids[name]) - cpu
+                        old = results.get((name, clients), ([], 0.0, 0, 0.0))
+                        results[(name, clients)] = (old[0] + latencies, old[1] + wall, old[2] + len(latencies),
+                                                    old[3] + cpu)
+            profiles = {clients: profile(pids["trainserve"], targets["trainserve"][0], png, clients,
+                                         args.requests, tmp_path / f"spy-{clients}.txt")
+                        for clients in ((1, 32) if args.profile else ())}
         finally:
             for server in servers:
                 stop(server)
+    report(results, len(png), args)
+    for clients, shares in profiles.items():
+        print(f"trainserve CPU by part, {clients} client(s) (py-spy, active samples of every thread):")
+        for part, share in sorted(shares.items(), key=lambda kv: -kv[1]):
+            print(f"  {share * 100:5.1f}%  {part}")
 
-    print(f"one {len(png)}-byte PNG per request, {args.requests} requests × {args.rounds} rounds per cell, "
-          f"loopback, {os.cpu_count()} CPUs; torch threads: trainserve {os.environ.get('ML_NUM_THREADS') or 1}, "
-          f"minimal {args.minimal_threads or 'default'}")
-    print(f"{'clients':>7}  {'server':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+
+# ---- where the CPU goes ------------------------------------------------------------------------------
+
+# the first rule a sampled stack matches names its part (most specific first)
+PARTS = [
+    ("forward (torch)", ("torch/nn/", "Predictor.forward", "Predictor.probabilities")),
+    ("MNIST framing", ("ml/inference/digits.py",)),
+    ("abstain check", ("ml/inference/content.py",)),
+    ("decoding (Pillow, checks)", ("ml/inference/decode.py",)),
+    ("answers, top-k", ("Predictor.answer", "Predictor.predictions")),
+    ("response body (pydantic)", ("render (api/routes/predict.py",)),
+    ("FastAPI parameters", ("solve_dependencies", "request_params_to_args", "request_body_to_args")),
+    ("multipart parsing", ("formparsers", "python_multipart", "Request._get_form")),
+    ("batch worker plumbing", ("api/batching.py",)),
+    ("HTTP, routing, middleware", ("uvicorn/", "starlette/", "fastapi/")),
+]
+IDLE = ("Condition.wait", "PredictBatcher._work (api/batching.py", "Runner.run (asyncio", "select (selectors")
+
+
+def profile(pid: int, url: str, png: bytes, clients: int, requests: int, out: Path) -> dict[str, float]:
+    """Sample every thread of `pid` with py-spy while `clients` load it; share of CPU per part."""
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--threads", "-r", "500",
+                            "-d", "10", "-f", "raw", "-o", str(out), "-p", str(pid)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while spy.poll() is None:  # load it for as long as py-spy samples
+        asyncio.run(load(url, "files", png, clients, requests))
+    counts: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if stack.rsplit(";", 1)[-1].startswith(IDLE):
+            continue
+        part = next((name for name, keys in PARTS if any(k in stack for k in keys)), "other")
+        counts[part] = counts.get(part, 0) + int(n)
+    total = sum(counts.values()) or 1
+    return {part: n / total for part, n in counts.items()}
+
+
+def report(results: dict, png_bytes: int, args: argparse.Namespace) -> None:
+    """The table and the ratios to the naive endpoint."""
+    print(f"one {png_bytes}-byte PNG per request, {args.requests} requests × {args.rounds} rounds per cell, "
+          f"loopback, {os.cpu_count()} CPUs, torch at 1 thread in every server")
+    print(f"{'clients':>7}  {'server':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'CPU ms/req':>10}")
     summary = {}
-    for clients in (1, 32):
-        for name in targets:
-            latencies, wall, n = results[(name, clients)]
-            p50, p99, rps = pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000, n / wall
-            summary[(name, clients)] = (p50, p99, rps)
-            print(f"{clients:>7}  {name:<10} {p50:>8.2f} {p99:>8.2f} {rps:>8.1f}")
-    for clients in (1, 32):
-        ours, minimal = summary[("trainserve", clients)], summary[("minimal", clients)]
-        print(f"{clients:>2} clients: p50 ratio {ours[0] / minimal[0]:.2f}× (target ≤ 1.3), "
-              f"throughput ratio {ours[2] / minimal[2]:.2f}× (target ≥ 0.8 at 32 clients)")
+    for clients in CLIENTS:
+        for name in SERVERS:
+            latencies, wall, n, cpu = results[(name, clients)]
+            summary[(name, clients)] = (pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000, n / wall,
+                                        cpu / n * 1000)
+            print(f"{clients:>7}  {name:<10} " + " ".join(f"{v:>8.2f}" for v in summary[(name, clients)]))
+    for clients in CLIENTS:
+        naive = summary[("naive", clients)]
+        for name in ("trainserve", "minimal"):
+            ours = summary[(name, clients)]
+            print(f"{clients:>2} clients, {name} / naive: p50 {ours[0] / naive[0]:.2f}×, p99 {ours[1] / naive[1]:.2f}×, "
+                  f"throughput {ours[2] / naive[2]:.2f}×")
+    print("targets: 32 clients throughput ≥ 1.2× with p99 ≤ 1.0×; 1 client p50 ≤ 1.3×")
 
 
 if __name__ == "__main__":

@@ -3,16 +3,26 @@
 The serving version of a dataset is the latest ServingEvent's. Registering a version records an
 `auto-best` event when it becomes the best by validation accuracy (ties: the newest), unless an
 operator pinned one with `promote`; promoting (also to roll back) records a `promoted` event.
+
+Auto-best compares like with like: only versions scored on the whole reference validation split of
+their dataset (the engine carves it with a fixed seed and records which one) are candidates, and
+only against versions scored on that same split. A job evaluated on a subset (`max_eval_samples`)
+or on another split registers, can be promoted by hand, but never takes over by itself.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ServiceError
 from core.models import Checkpoint, Job, JobStatus, ModelVersion, ServingEvent, ServingReason, utcnow
+
+class NothingServed(ServiceError, LookupError):
+    """No version served the dataset at the time asked about."""
+
 
 class ModelNotFound(ServiceError, LookupError):
     """No model version has this id."""
@@ -38,16 +48,26 @@ def register_model_version(session: Session, *, job: Job, servable: bool = True)
     if best.get("name") != "val_accuracy" or best.get("value") is None or checkpoint is None:
         return None
     test = {k: v for k, v in (job.test_metrics or {}).items() if k in ("loss", "accuracy")}
+    split = best.get("split") or {}
     version = ModelVersion(
         job_id=job.id, dataset=job.dataset, model=job.model, epoch=checkpoint.epoch,
         val_accuracy=float(best["value"]), test_accuracy=test.get("accuracy"), test_metrics=test or None,
         checkpoint_path=checkpoint.path, checkpoint_sha256=checkpoint.sha256, created_at=utcnow(),
+        val_split=split.get("id"), val_samples=split.get("samples"), val_split_size=split.get("size"),
+        auto_promotable=_scored_on_whole_reference_split(split),
     )
     session.add(version)
     session.flush()
-    _follow_best(session, dataset=job.dataset)
-    session.flush()
+    if version.auto_promotable:
+        _follow_best(session, dataset=job.dataset, val_split=version.val_split)
+        session.flush()
     return version
+
+
+def _scored_on_whole_reference_split(split: dict) -> bool:
+    """True when every sample of the dataset's reference validation split was scored."""
+    return (bool(split.get("id")) and split.get("reference") is True and isinstance(split.get("size"), int)
+            and split["size"] > 0 and split.get("samples") == split["size"])
 
 
 def _best_checkpoint(session: Session, job: Job) -> Checkpoint | None:
@@ -58,22 +78,23 @@ def _best_checkpoint(session: Session, job: Job) -> Checkpoint | None:
     return next((c for c in rows if c.epoch == job.best_epoch), None)
 
 
-def _follow_best(session: Session, *, dataset: str) -> None:
-    """Serve the best version unless an operator pinned one."""
+def _follow_best(session: Session, *, dataset: str, val_split: str | None) -> None:
+    """Serve the best version scored on `val_split` unless an operator pinned one."""
     latest = _latest_event(session, dataset=dataset)
     if latest is not None and latest.reason == ServingReason.promoted.value:
         return
-    best = best_version(session, dataset=dataset)
+    best = best_version(session, dataset=dataset, val_split=val_split)
     current = latest.model_version_id if latest is not None else None
     if best is not None and best.id != current:
         session.add(ServingEvent(dataset=dataset, model_version_id=best.id, previous_model_version_id=current,
                                  reason=ServingReason.auto_best.value, at=utcnow()))
 
 
-def best_version(session: Session, *, dataset: str) -> ModelVersion | None:
-    """The version with the highest validation accuracy; ties go to the newest."""
+def best_version(session: Session, *, dataset: str, val_split: str | None) -> ModelVersion | None:
+    """The auto-promotable version scored on `val_split` with the highest accuracy; ties go to the newest."""
     return session.scalar(
-        select(ModelVersion).where(ModelVersion.dataset == dataset)
+        select(ModelVersion).where(ModelVersion.dataset == dataset, ModelVersion.auto_promotable.is_(True),
+                                   ModelVersion.val_split == val_split)
         .order_by(ModelVersion.val_accuracy.desc(), ModelVersion.created_at.desc(), ModelVersion.id.desc())
         .limit(1)
     )
@@ -115,6 +136,18 @@ def serving_version_id(session: Session, *, dataset: str) -> int | None:
     )
 
 
+def serving_at(session: Session, *, dataset: str, at: datetime) -> ServingEvent:
+    """The event that put in place what served `dataset` at `at` (NothingServed if nothing did yet)."""
+    at = at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    event = session.scalar(
+        select(ServingEvent).where(ServingEvent.dataset == dataset, ServingEvent.at <= at)
+        .order_by(ServingEvent.at.desc(), ServingEvent.id.desc()).limit(1)
+    )
+    if event is None:
+        raise NothingServed(f"no model served {dataset!r} at {at.isoformat()}")
+    return event
+
+
 def promote(session: Session, *, model_id: int) -> ServingEvent:
     """Pin version `model_id` as the one serving its dataset (also how to roll back). Commits."""
     version = get_model_version(session, model_id=model_id)
@@ -125,6 +158,11 @@ def promote(session: Session, *, model_id: int) -> ServingEvent:
     session.add(event)
     session.commit()
     return event
+
+
+def rollback_to(session: Session, *, dataset: str, at: datetime) -> ServingEvent:
+    """Pin the version that served `dataset` at `at` (NothingServed if none did). Commits."""
+    return promote(session, model_id=serving_at(session, dataset=dataset, at=at).model_version_id)
 
 
 def serving_history(session: Session, *, dataset: str | None = None) -> Sequence[ServingEvent]:

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_upload_pixels: int = Field(default=40_000_000, ge=1)
     max_upload_files: int = Field(default=32, ge=1)
+    # batched serving: concurrent predict requests for one model share a forward pass of at most this
+    # many images; a request queued behind a running forward waits at most this long, then runs alone
+    predict_batch_max_images: int = Field(default=64, ge=1, le=4096)
+    predict_batch_max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
 
     # dataset uploads (POST /v1/datasets): the request body, the unpacked zip, its entries, its
     # expansion ratio (zip bombs), and the fewest readable images a class may have

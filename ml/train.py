@@ -1,6 +1,7 @@
 """`train(config, ...)`: load data once, fit, checkpoint every epoch, test with the best weights."""
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -12,9 +13,10 @@ from torch import nn
 
 from ml.callbacks import NoCallbacks, TrainCallbacks
 from ml.checkpoint import capture_rng, checkpoint_name, load_checkpoint, restore_rng, save_checkpoint
-from ml.config import TrainConfig, config_from_dict
+from ml.config import Hyperparameters, TrainConfig, config_from_dict
 from ml.data import load_dataset
 from ml.data.base import DatasetBundle, TensorSplit
+from ml.data.splits import VAL_SPLIT_SEED
 from ml.errors import InvalidConfig, TrainingCancelled
 from ml.loop import evaluate, make_loss, predict_outputs, train_one_epoch, use_channels_last
 from ml.metrics import confusion_matrix, per_class_accuracy, predict, r2_score, top_mistakes
@@ -95,6 +97,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
                           val_fraction=hp.val_fraction, seed=hp.seed,
                           max_train_samples=hp.max_train_samples,
                           cache_dir=Path(cache_dir) if cache_dir else None)
+    validation = validation_split(bundle, hp)
     if hp.max_eval_samples is not None:  # smoke mode: evaluation would dominate a tiny run
         n = hp.max_eval_samples
         bundle.val = TensorSplit(bundle.val.x[:n], bundle.val.y[:n])
@@ -202,7 +205,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     extra = spec.report(model, bundle) if spec.report is not None else {}
     result = TrainResult(
         config=config.model_dump(), epochs=history, best_epoch=best["epoch"],
-        best_metric={"name": metric_name, "value": best["value"]}, test=test,
+        best_metric={"name": metric_name, "value": best["value"], "split": validation}, test=test,
         best_checkpoint=out_dir / best["checkpoint"] if best.get("checkpoint") else None,
         last_checkpoint=last_ckpt, stopped_early=stopped_early, device=device.type,
         dataset_checksum=bundle.checksum, torch_version=torch.__version__,
@@ -210,6 +213,15 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     )
     _write_plots(result, bundle, out_dir)
     return result
+
+
+def validation_split(bundle: DatasetBundle, hp: Hyperparameters) -> dict[str, Any]:
+    """Which samples scored validation: the registry auto-promotes only on a dataset's full reference split."""
+    size = len(bundle.val)
+    key = f"{bundle.checksum}:{hp.val_fraction}:{VAL_SPLIT_SEED}"
+    return {"id": hashlib.sha256(key.encode()).hexdigest()[:16], "size": size,
+            "samples": size if hp.max_eval_samples is None else min(size, hp.max_eval_samples),
+            "reference": hp.val_fraction == Hyperparameters.model_fields["val_fraction"].default}
 
 
 def _check_resumable(config: TrainConfig, resume: dict[str, Any]) -> None:

@@ -1,15 +1,18 @@
 """The model registry over HTTP: list, show, promote (and so roll back), serving history."""
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from api.deps import SessionDep
-from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, ServingEventPublic,
-                               ServingHistoryPublic)
+from api.serving import ModelUnavailable, ServingDep
+from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic,
+                               ServingEventPublic, ServingHistoryPublic)
 from core import model_registry as registry
-from core.models import ModelVersion, ServingEvent
+from core.models import ModelVersion, ServingEvent, utcnow
+from ml.inference.export import export_model
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -22,7 +25,9 @@ def model_public(version: ModelVersion, serving_id: int | None) -> ModelPublic:
                        epoch=version.epoch, val_accuracy=version.val_accuracy,
                        test_accuracy=version.test_accuracy, test_metrics=version.test_metrics,
                        checkpoint_sha256=version.checkpoint_sha256, created_at=version.created_at,
-                       serving=version.id == serving_id)
+                       serving=version.id == serving_id, val_split=version.val_split,
+                       val_samples=version.val_samples, val_split_size=version.val_split_size,
+                       auto_promotable=version.auto_promotable)
 
 
 def event_public(event: ServingEvent) -> ServingEventPublic:
@@ -53,6 +58,35 @@ def serving_history(session: SessionDep, dataset: DatasetQuery = None) -> Servin
     return ServingHistoryPublic(data=[event_public(e) for e in events], count=len(events))
 
 
+@router.get("/serving", response_model=ServingAtPublic,
+            responses={404: {"description": "nothing served the dataset at that time"}})
+def serving_at(session: SessionDep, dataset: Annotated[str, Query(max_length=64, description="a dataset name")],
+               at: Annotated[datetime | None, Query(description="ISO 8601 time (UTC without a zone); default now")]
+               = None) -> ServingAtPublic:
+    """Which version served `dataset` at time `at` (from the promotion history)."""
+    at = at or utcnow()
+    event = _at_time(registry.serving_at, session, dataset, at)
+    current = registry.serving_version_id(session, dataset=dataset)
+    return ServingAtPublic(dataset=dataset, at=at, model=model_public(event.model_version, current),
+                           event=event_public(event))
+
+
+@router.post("/rollback", response_model=PromotedPublic,
+             responses={404: {"description": "nothing served the dataset at that time"}})
+def rollback(body: RollbackRequest, session: SessionDep) -> PromotedPublic:
+    """Serve again what served `dataset` at `at`, pinned as a promotion (the history records it)."""
+    event = _at_time(registry.rollback_to, session, body.dataset, body.at)
+    return PromotedPublic(model=model_public(event.model_version, event.model_version_id), event=event_public(event))
+
+
+def _at_time(lookup, session, dataset: str, at: datetime) -> ServingEvent:
+    try:
+        return lookup(session, dataset=dataset, at=at)
+    except registry.NothingServed as exc:
+        raise HTTPException(404, detail=f"{exc}; GET /v1/models/history?dataset={dataset} lists when each "
+                                        "version started serving") from None
+
+
 @router.get("/{model_id}", response_model=ModelPublic, responses={404: {"description": "unknown model id"}})
 def get_model(model_id: ModelId, session: SessionDep) -> ModelPublic:
     """One model version."""
@@ -67,3 +101,25 @@ def promote_model(model_id: ModelId, session: SessionDep) -> PromotedPublic:
     version = _get(session, model_id)
     event = registry.promote(session, model_id=version.id)
     return PromotedPublic(model=model_public(version, version.id), event=event_public(event))
+
+
+@router.get("/{model_id}/export", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}},
+                             "description": "a TorchScript archive (metadata.json inside) or an ONNX model "
+                                            "(metadata property): classes, input, preprocessing"},
+                       404: {"description": "unknown model id"},
+                       503: {"description": "the model's checkpoint file is missing or changed on the server"}})
+def download_export(model_id: ModelId, serving: ServingDep,
+                    format: Annotated[Literal["torchscript", "onnx"], Query(description="torchscript or onnx")]
+                    = "torchscript") -> Response:
+    """Download a model version as TorchScript or ONNX: normalised images in, probabilities out (docs/INFERENCE.md)."""
+    try:
+        served = serving.version(model_id)  # the checkpoint's sha256 is checked before it loads
+    except registry.ModelNotFound as exc:
+        raise HTTPException(404, detail=f"{exc}; GET /v1/models lists the registered ones") from None
+    except ModelUnavailable as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    data = export_model(served.predictor, format, model_id=model_id, checkpoint_sha256=served.info.checkpoint_sha256)
+    suffix = "onnx" if format == "onnx" else "pt"
+    return Response(data, media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="model-{model_id}-{format}.{suffix}"'})

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
 
+from api.batching import BadUpload
 from api.model_schemas import PredictModelPublic, PredictionPublic, PredictPublic
 from api.serving import ModelUnavailable, Served, ServingDep
 from core import model_registry as registry
 from ml.catalog import dataset_is_servable, example_model, servable_datasets
-from ml.errors import BadImage
-from ml.inference import decode_upload
 
 router = APIRouter(prefix="/v1/predict", tags=["predict"])
 
@@ -21,60 +21,95 @@ def _no_model_yet(dataset: str) -> HTTPException:
         "(GET /v1/catalog lists the models) and it serves here as soon as the job succeeds"))
 
 
-def _pick_model(serving, dataset: str, model_id: int | None) -> Served:
+async def _pick_model(serving, dataset: str, model_id: int | None) -> Served:
+    """The served version for this request: from memory on the loop, else looked up in the threadpool."""
+    fast = serving.fresh(dataset) if model_id is None else serving.loaded(model_id)
+    if fast is not None:
+        return fast if model_id is None else _check_dataset(fast, dataset)
     try:
         if model_id is None:
-            served = serving.current(dataset)
+            served = await run_in_threadpool(serving.current, dataset)
             if served is None:
                 raise _no_model_yet(dataset)
             return served
         try:
-            served = serving.version(model_id)
+            served = await run_in_threadpool(serving.version, model_id)
         except registry.ModelNotFound as exc:
             raise HTTPException(404, detail=f"{exc}; GET /v1/models?dataset={dataset} lists the ones you can use") from None
-        if served.info.dataset != dataset:
-            raise HTTPException(422, detail=f"model {model_id} was trained on {served.info.dataset!r}, "
-                                            f"not {dataset!r}; use POST /v1/predict/{served.info.dataset}")
-        return served
+        return _check_dataset(served, dataset)
     except ModelUnavailable as exc:
         raise HTTPException(503, detail=str(exc)) from None
 
 
+def _check_dataset(served: Served, dataset: str) -> Served:
+    if served.info.dataset != dataset:
+        raise HTTPException(422, detail=f"model {served.info.id} was trained on {served.info.dataset!r}, "
+                                        f"not {dataset!r}; use POST /v1/predict/{served.info.dataset}")
+    return served
+
+
+def _query_or_form(name: str, query, form, default):
+    """A parameter given as a query parameter or a form field (both only if they agree)."""
+    if query is not None and form is not None and query != form:
+        raise HTTPException(422, detail=f"{name} is given twice with different values ({query} in the query, "
+                                        f"{form} in the form); send it once")
+    return query if query is not None else form if form is not None else default
+
+
+ModelIdDoc = "a model id; default: the serving one"
+TopKDoc = "how many ranked classes per file (1-1000, default 3)"
+ExplainDoc = "true: each answer carries input_png (what the model saw) and the preprocessing steps"
+
+
 @router.post(
-    "/{dataset}", response_model=PredictPublic,
+    "/{dataset}", response_model=PredictPublic, response_model_exclude_none=True,
     responses={404: {"description": "unknown dataset or model id, or no model trained yet for the dataset"},
                413: {"description": "too many files"},
                422: {"description": "a file is empty, too large, not an image, truncated, or has too many pixels"},
                503: {"description": "the model's checkpoint file is missing or changed on the server"}},
 )
-def predict(
+async def predict(
     dataset: Annotated[str, Path(max_length=64, description="mnist, fashion_mnist or cats_dogs")],
     files: Annotated[list[UploadFile], File(description="one or more images (PNG, JPEG, GIF, BMP, TIFF, WebP)")],
     serving: ServingDep,
-    model_id: Annotated[int | None, Form(ge=1, le=2**31 - 1, description="a model id; default: the serving one")] = None,
-    top_k: Annotated[int, Form(ge=1, le=1000, description="how many ranked classes per file")] = 3,
-) -> PredictPublic:
-    """Label each uploaded image, in order; uploads are preprocessed exactly as the training data was."""
-    # `def`, not `async def`: decoding and the model run in the threadpool, never on the event loop.
+    model_id_form: Annotated[int | None, Form(alias="model_id", ge=1, le=2**31 - 1, description=ModelIdDoc)] = None,
+    top_k_form: Annotated[int | None, Form(alias="top_k", ge=1, le=1000, description=TopKDoc)] = None,
+    explain_form: Annotated[bool | None, Form(alias="explain", description=ExplainDoc)] = None,
+    model_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description=ModelIdDoc)] = None,
+    top_k: Annotated[int | None, Query(ge=1, le=1000, description=TopKDoc)] = None,
+    explain: Annotated[bool | None, Query(description=ExplainDoc)] = None,
+) -> Response:
+    """Label each uploaded image, in order; uploads are preprocessed exactly as the training data was.
+
+    `model_id`, `top_k` and `explain` are accepted as query parameters or as form fields.
+    """
+    # async: the event loop only parses the request; reading, decoding, framing, the model and the
+    # response body run in the model's batch worker thread (api/batching.py), with concurrent requests.
     settings = serving.settings
+    model_id = _query_or_form("model_id", model_id, model_id_form, None)
+    top_k = _query_or_form("top_k", top_k, top_k_form, 3)
+    explain = _query_or_form("explain", explain, explain_form, False)
     if not dataset_is_servable(dataset):
         raise HTTPException(404, detail=f"unknown dataset {dataset!r}; models are served for "
                                         f"{', '.join(servable_datasets())}")
     if len(files) > settings.max_upload_files:
         raise HTTPException(413, detail=f"too many files: {len(files)}; send at most "
                                         f"{settings.max_upload_files} per request")
-    served = _pick_model(serving, dataset, model_id)
-    images = []
-    for number, upload in enumerate(files, start=1):
-        try:
-            images.append(decode_upload(upload.file.read(), max_bytes=settings.max_upload_bytes,
-                                        max_pixels=settings.max_upload_pixels))
-        except BadImage as exc:
-            raise HTTPException(422, detail=f"file {number} ({upload.filename!r}): {exc.reason}") from None
-    predictions = served.predictor.predict(images, top_k=top_k)
-    info = served.info
-    return PredictPublic(
-        model=PredictModelPublic(id=info.id, type=info.model, dataset=info.dataset, job_id=info.job_id,
-                                 validation_accuracy=info.val_accuracy),
-        predictions=[PredictionPublic(file=upload.filename, **p.as_dict()) for upload, p in zip(files, predictions)],
-    )
+    served = await _pick_model(serving, dataset, model_id)
+    info, predictor = served.info, served.predictor
+    model = PredictModelPublic(id=info.id, type=info.model, dataset=info.dataset, job_id=info.job_id,
+                               validation_accuracy=info.val_accuracy, checkpoint_sha256=info.checkpoint_sha256,
+                               preprocessing_version=predictor.preprocessing_version)
+
+    def render(predictions) -> bytes:
+        # serialised in the worker: FastAPI would validate the body again, in a threadpool hop of its own
+        return PredictPublic(model=model, predictions=[
+            PredictionPublic(file=upload.filename, **p.as_dict()) for upload, p in zip(files, predictions)
+        ]).model_dump_json(exclude_none=True).encode()
+
+    try:
+        body = await served.batcher.predict([(f.filename, f.file) for f in files], top_k=top_k, explain=explain,
+                                            render=render)
+    except BadUpload as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+    return Response(body, media_type="application/json")

@@ -5,7 +5,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.models.base import Base, UTCDateTime, utcnow
@@ -29,6 +29,12 @@ class ModelVersion(Base):
     checkpoint_path: Mapped[str] = mapped_column(Text)
     checkpoint_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # which validation samples scored val_accuracy (recorded by the engine): only versions scored on
+    # the whole reference split of their dataset can become auto-best, and only against each other
+    val_split: Mapped[str | None] = mapped_column(String(64))
+    val_samples: Mapped[int | None] = mapped_column(Integer)
+    val_split_size: Mapped[int | None] = mapped_column(Integer)
+    auto_promotable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ServingReason(str, enum.Enum):

@@ -7,6 +7,10 @@ import torch
 # so every run (whatever its seed) is tested on the same images and runs stay comparable
 TEST_FRACTION = 0.1
 TEST_SPLIT_SEED = 1234
+# validation is carved with a fixed seed too: every job of a dataset (whatever its seed) is scored on
+# the same samples, so the registry can compare their validation accuracies (auto-best). It is the
+# default job seed, so runs with seed 0 (every published figure) split exactly as before.
+VAL_SPLIT_SEED = 0
 
 
 def _quotas(counts: torch.Tensor, k: int) -> torch.Tensor:
@@ -62,7 +66,8 @@ def split_indices(
 
     With its own test split, validation is `val_fraction` of train. Without one, TEST_FRACTION
     is held out first (fixed seed) and validation is `val_fraction` of the whole set,
-    so the default 0.1 gives 80/10/10. `max_train_samples` then subsets train, stratified.
+    so the default 0.1 gives 80/10/10. Both carves use fixed seeds; `seed` only draws the
+    `max_train_samples` subset of train (stratified).
     """
     out: dict[str, torch.Tensor] = {}
     pool = torch.arange(len(y))
@@ -72,8 +77,10 @@ def split_indices(
         val_fraction = val_fraction / (1.0 - TEST_FRACTION)
         if val_fraction >= 1.0:
             raise ValueError(f"val_fraction must be < {1 - TEST_FRACTION} when the test split is carved too")
-    g = seeded(seed)
+    g = seeded(VAL_SPLIT_SEED)
     keep, val = carve(y[pool], val_fraction, g)
+    if seed != VAL_SPLIT_SEED:  # seed 0 goes on with the same generator, as before validation was fixed
+        g = seeded(seed)
     train, out["val"] = pool[keep], pool[val]
     out["train_pool"] = train  # train before subsetting: what normalisation statistics come from
     if max_train_samples is not None and max_train_samples < len(train):

@@ -8,11 +8,11 @@ differences so the model sees what it was trained on.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
 SIZE = 28
 # MNIST's mean centre of mass, in array index coordinates (measured on the training set).
@@ -27,6 +27,7 @@ _WORK_SIZE = 160
 class MnistStyle:
     """How a dataset's samples were framed."""
 
+    name: str  # names the framing in the preprocessing version a response carries
     box: int  # the content's longest side, in pixels of the 28×28 frame
     centre_by_mass: bool  # MNIST: centre of mass at the centre; otherwise the box is centred
     even_strokes: bool  # make stroke width match the dataset's (line drawings only)
@@ -34,9 +35,9 @@ class MnistStyle:
     content: float  # ink above this fraction of the darkest counts when cropping to the content
 
 
-DIGITS = MnistStyle(box=20, centre_by_mass=True, even_strokes=True, noise_floor=0.15, content=0.35)
+DIGITS = MnistStyle(name="digits", box=20, centre_by_mass=True, even_strokes=True, noise_floor=0.15, content=0.35)
 # garments are filled shapes with pale parts (a light shirt on white): keep faint ink when cropping
-GARMENTS = MnistStyle(box=28, centre_by_mass=False, even_strokes=False, noise_floor=0.04, content=0.1)
+GARMENTS = MnistStyle(name="garments", box=28, centre_by_mass=False, even_strokes=False, noise_floor=0.04, content=0.1)
 
 
 def style_for(framing: str | None) -> MnistStyle:
@@ -44,26 +45,47 @@ def style_for(framing: str | None) -> MnistStyle:
     return GARMENTS if framing == "garment" else DIGITS
 
 
+@dataclass
+class Framed:
+    """A framed 28×28 input, the steps that made it, and why there is nothing to read (else None)."""
+
+    pixels: torch.Tensor  # uint8 (1, 28, 28)
+    steps: list[str] = field(default_factory=list)
+    empty: str | None = None
+
+
 def to_mnist_uint8(image: Image.Image, style: MnistStyle = DIGITS) -> torch.Tensor:
     """Any PIL image -> uint8 tensor (1, 28, 28), light content on black, framed like `style`."""
-    ink = _ink(image, style.noise_floor)
+    return frame(image, style).pixels
+
+
+def frame(image: Image.Image, style: MnistStyle = DIGITS) -> Framed:
+    """Any PIL image -> a Framed 28×28 input, light content on black, framed like `style`."""
+    ink, steps = _ink(image, style.noise_floor)
     found = _bbox(ink > style.content)
-    if found is None:  # blank: nothing drawn
-        return torch.zeros(1, SIZE, SIZE, dtype=torch.uint8)
+    if found is None:
+        return Framed(torch.zeros(1, SIZE, SIZE, dtype=torch.uint8), steps,
+                      empty="no ink found: the image has almost no contrast (blank or one colour)")
     ink = _crop(ink, found)
+    steps.append(f"cropped to the content ({found[3] - found[2]}×{found[1] - found[0]} px)")
     ink = _shrink(ink, _WORK_SIZE)
     if style.even_strokes:
-        ink = _even_strokes(ink)
-        found = _bbox(ink > style.content)
-        if found is not None:
-            ink = _crop(ink, found)
+        ink, grown = _even_strokes(ink)
+        if grown:
+            steps.append(f"strokes thickened to MNIST's pen width ({grown}px filter)")
+            found = _bbox(ink > style.content)
+            if found is not None:
+                ink = _crop(ink, found)
     small = _fit(ink, style.box)
-    frame = _place(small, style.centre_by_mass)
-    return torch.from_numpy(np.round(frame * 255.0).astype(np.uint8))[None]
+    steps.append(f"scaled to fit {style.box}×{style.box}, keeping the aspect ratio")
+    placed = _place(small, style.centre_by_mass)
+    steps.append(f"centred by mass in {SIZE}×{SIZE}" if style.centre_by_mass else f"centred in {SIZE}×{SIZE}")
+    return Framed(torch.from_numpy(np.round(placed * 255.0).astype(np.uint8))[None], steps)
 
 
-def _ink(image: Image.Image, noise_floor: float) -> np.ndarray:
+def _ink(image: Image.Image, noise_floor: float) -> tuple[np.ndarray, list[str]]:
     """Grayscale float [0, 1] where 0 is background and 1 the strongest ink, whatever the colours."""
+    steps = ["grayscale"]
     g = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     # The border is mostly background, even for off-centre content: its median is the paper's tone.
     b = max(1, min(g.shape) // 32)
@@ -72,12 +94,14 @@ def _ink(image: Image.Image, noise_floor: float) -> np.ndarray:
     if background > 0.5:  # dark on light (paper, paint canvas): invert, as MNIST is light on black
         g = 1.0 - g
         background = 1.0 - background
+        steps.append("inverted (dark on a light background)")
     g = g - background
     top = float(g.max())
     if top < 0.08:  # no contrast at all: a blank canvas
-        return np.zeros_like(g)
+        return np.zeros_like(g), steps
     g = np.clip(g / top, 0.0, 1.0)
-    return np.clip((g - noise_floor) / (1.0 - noise_floor), 0.0, 1.0)
+    steps.append("background removed, contrast stretched")
+    return np.clip((g - noise_floor) / (1.0 - noise_floor), 0.0, 1.0), steps
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -106,8 +130,8 @@ def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def _even_strokes(ink: np.ndarray) -> np.ndarray:
-    """Thicken hairlines / thin brush strokes to MNIST's pen width relative to the digit's size."""
+def _even_strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
+    """Thicken hairlines / thin brush strokes to MNIST's pen width; (ink, filter size or 0)."""
     mask = ink > 0.35
     area = int(mask.sum())
     padded = np.pad(mask, 1)
@@ -115,18 +139,27 @@ def _even_strokes(ink: np.ndarray) -> np.ndarray:
                 & padded[1:-1, :-2] & padded[1:-1, 2:])
     edge = int((mask & ~interior).sum())
     if area == 0 or edge == 0:
-        return ink
+        return ink, 0
     width = 2.0 * area / edge  # a stroke of length L and width w: area L·w, edge pixels ≈ 2L
     want = _MNIST_STROKE_RATIO * max(ink.shape)
     grow = int(round(want - width))
     if grow < 2:
-        return ink
+        return ink, 0
     size = grow + 1 if grow % 2 == 0 else grow  # MaxFilter needs an odd size
     size = min(size, 15)
+    return _max_filter(ink, size), size
+
+
+def _max_filter(ink: np.ndarray, size: int) -> np.ndarray:
+    """Each pixel -> the max of its size×size window, on the ink padded by size // 2 (room to grow).
+
+    The same numbers as Pillow's MaxFilter on the padded image, as two 1-D max pools: Pillow's rank
+    filter sorts every window (measured: 12.6 ms at size 15 on a 120×90 crop, 0.5 ms this way).
+    """
     m = size // 2
-    padded_ink = np.pad(ink, m)  # room to grow past the crop
-    img = Image.fromarray(padded_ink.astype(np.float32)).filter(ImageFilter.MaxFilter(size))
-    return np.asarray(img, dtype=np.float32)
+    t = torch.nn.functional.pad(torch.tensor(ink, dtype=torch.float32)[None, None], (m, m, m, m))
+    t = torch.nn.functional.max_pool2d(t, (1, size), stride=1, padding=(0, m))
+    return torch.nn.functional.max_pool2d(t, (size, 1), stride=1, padding=(m, 0))[0, 0].numpy()
 
 
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:

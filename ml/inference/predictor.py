@@ -1,7 +1,9 @@
 """A trained classifier ready to serve: rebuilt from its checkpoint, preprocessing as in evaluation."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import base64
+import io
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -10,21 +12,47 @@ from PIL import Image
 
 from ml.checkpoint import load_checkpoint
 from ml.data.transforms import normalize, photo_to_uint8
-from ml.inference.digits import style_for, to_mnist_uint8
+from ml.inference.content import nothing_to_read
+from ml.inference.digits import frame, style_for
 from ml.models import build_model, output_kind, probabilities
+
+# Bump when serving preprocessing changes what a model sees for the same upload; responses carry it.
+PREPROCESSING_VERSION = 2
+NORMALISE_STEP = "scaled to [0, 1] and standardised with the training images' mean and std"
+
+def low_confidence_threshold(dataset: dict[str, Any]) -> float:
+    """Top-1 confidence under which an answer is flagged: the dataset's own, else by class count."""
+    if dataset.get("low_confidence") is not None:
+        return float(dataset["low_confidence"])
+    # two classes: below 3:1 odds; more (mnist, fashion_mnist): the runner-up holds at least 40%
+    return 0.75 if len(dataset["classes"]) == 2 else 0.6
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One upload made ready for the model, or the reason it has nothing to read."""
+
+    pixels: torch.Tensor | None  # uint8 (C, H, W) like a training sample; None when abstaining
+    steps: list[str]
+    abstain: str | None = None
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's answer: the most likely class and the `top_k` most likely, best first."""
+    """One image's answer: the most likely class and the `top_k` most likely, best first, or an abstention."""
 
-    label: str
-    class_index: int
-    confidence: float
-    top_k: list[dict[str, Any]] = field(default_factory=list)  # [{label, class_index, confidence}]
+    label: str | None
+    class_index: int | None
+    confidence: float | None
+    top_k: list[dict[str, Any]] | None = None  # [{label, class_index, confidence}]; None when abstained
+    low_confidence: bool | None = None
+    abstained: bool = False
+    reason: str | None = None  # why it abstained
+    input_png: str | None = None  # explain: what the model saw, base64 PNG
+    steps: list[str] | None = None  # explain: the preprocessing applied
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))  # shallow: the fields are only read (asdict deep-copies, per request)
 
 
 class Predictor:
@@ -45,6 +73,7 @@ class Predictor:
         self.input_kind: str = dataset["input_kind"]
         self._mean, self._std = list(dataset["mean"]), list(dataset["std"])
         self._style = style_for(dataset.get("upload_framing"))
+        self.low_confidence_below = low_confidence_threshold(dataset)
 
     @classmethod
     def load(cls, checkpoint_path: Path | str, device: str = "cpu") -> "Predictor":
@@ -66,27 +95,57 @@ class Predictor:
     def model_type(self) -> str:
         return self.config["model"]
 
-    def preprocess_one(self, image: Image.Image) -> torch.Tensor:
-        """One decoded image -> uint8 tensor shaped like a training sample (as in evaluation)."""
-        if self.input_kind == "grayscale":
-            return to_mnist_uint8(image, self._style)
-        return photo_to_uint8(image, int(self.dataset["image_size"]))
+        self._style = style_for(dataset.get("upload_framing"))
+        self.low_confidence_below = low_confidence_threshold(dataset)
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Decoded images -> the normalised float batch the model takes."""
-        batch = torch.stack([self.preprocess_one(img) for img in images])
-        return normalize(batch, self._mean, self._std)
+    def prepare(self, image: Image.Image) -> Prepared:
+        """One decoded image -> a uint8 tensor shaped like a training sample, or why there is nothing to read."""
+        empty = nothing_to_read(image)
+        if empty is not None:
+            return Prepared(None, [], abstain=empty)
+        if self.input_kind == "grayscale":
+            framed = frame(image, self._style)
+            return Prepared(None if framed.empty else framed.pixels, framed.steps, abstain=framed.empty)
+        size = int(self.dataset["image_size"])
+        return Prepared(photo_to_uint8(image, size), ["converted to RGB", f"short side resized to {size} px",
+                                                      f"centre-cropped to {size}×{size}"])
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 (n, C, H, W) -> the normalised float batch the model takes."""
+        return normalize(pixels, self._mean, self._std)
 
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """A normalised batch -> class probabilities (n, classes)."""
         with torch.inference_mode():
             return probabilities(self.model(batch.to(self.device)), self.output).cpu()
 
-    def predict(self, images: Sequence[Image.Image], top_k: int = 3) -> list[Prediction]:
-        """Class predictions for decoded images, in order, computed as one batch."""
-        if not images:
-            return []
-        return self.predictions(self.probabilities(self.preprocess(images)), top_k)
+    def predict(self, images: Sequence[Image.Image], top_k: int = 3, *, explain: bool = False) -> list[Prediction]:
+        """One answer per decoded image, in order; the readable ones computed as one batch."""
+        return self.answer([self.prepare(img) for img in images], top_k, explain=explain)
+
+    def forward(self, prepared: Sequence[Prepared]) -> torch.Tensor | None:
+        """Probabilities of the readable ones among `prepared`, in order, as one batch (None if none is)."""
+        readable = [p.pixels for p in prepared if p.abstain is None]
+        return self.probabilities(self.normalise(torch.stack(readable))) if readable else None
+
+    def answer(self, prepared: Sequence[Prepared], top_k: int = 3, *, explain: bool = False,
+               probs: torch.Tensor | None = None) -> list[Prediction]:
+        """Prepared uploads -> one Prediction each; abstentions keep their place in the order.
+
+        `probs`: the readable ones' probabilities when the caller computed them in a larger batch.
+        """
+        if probs is None:
+            probs = self.forward(prepared)
+        answers = iter(self.predictions(probs, top_k) if probs is not None else [])
+        out = []
+        for p in prepared:
+            shown = {"steps": p.steps + ([] if p.abstain else [NORMALISE_STEP]),
+                     "input_png": png_base64(p.pixels) if p.pixels is not None else None} if explain else {}
+            if p.abstain is not None:
+                out.append(Prediction(None, None, None, None, abstained=True, reason=p.abstain, **shown))
+            else:
+                out.append(replace(next(answers), **shown))
+        return out
 
     def predictions(self, probs: torch.Tensor, top_k: int = 3) -> list[Prediction]:
         """Probabilities (n, classes) -> one Prediction per row."""
@@ -97,8 +156,18 @@ class Predictor:
             ranked = [{"label": self.classes[i], "class_index": i, "confidence": round(v, 6)}
                       for v, i in zip(vals, idxs)]
             out.append(Prediction(label=ranked[0]["label"], class_index=ranked[0]["class_index"],
-                                  confidence=ranked[0]["confidence"], top_k=ranked))
+                                  confidence=ranked[0]["confidence"], top_k=ranked,
+                                  low_confidence=ranked[0]["confidence"] < self.low_confidence_below))
         return out
+
+
+def png_base64(pixels: torch.Tensor) -> str:
+    """uint8 (C, H, W) -> a base64 PNG of exactly that size (grayscale or RGB)."""
+    array = pixels.permute(1, 2, 0).numpy()
+    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def set_inference_threads(threads: int) -> None:

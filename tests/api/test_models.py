@@ -68,3 +68,43 @@ def test_unknown_model_ids_are_404_naming_the_id(api):
         assert response.status_code == 404
         assert "model 999999 not found" in response.json()["detail"]
     assert api.get("/v1/models/not-a-number").status_code == 422
+
+
+TINY_FASHION = {"model": "mlp", "dataset": "fashion_mnist",
+                "hyperparameters": {"epochs": 1, "max_train_samples": 512, "batch_size": 64, "hidden_sizes": [32]}}
+
+
+@pytest.fixture(scope="module")
+def honest_and_gamed(api):
+    """A fashion_mnist job scored on the whole validation split, then one scored on a single sample."""
+    [honest] = train_versions(api, 1, TINY_FASHION)
+    gamed_request = {**TINY_FASHION, "hyperparameters": {**TINY_FASHION["hyperparameters"], "max_eval_samples": 1}}
+    [gamed] = train_versions(api, 1, gamed_request)
+    return honest, gamed
+
+
+def test_a_job_scored_on_one_sample_does_not_displace_the_serving_model(api, honest_and_gamed):
+    honest, gamed = honest_and_gamed
+    assert honest["auto_promotable"] and honest["val_samples"] == honest["val_split_size"] == 6000
+    assert not gamed["auto_promotable"] and gamed["val_samples"] == 1 and gamed["val_split"] == honest["val_split"]
+    served = api.get("/v1/models/serving", params={"dataset": "fashion_mnist"}).json()
+    assert served["model"]["id"] == honest["id"] and served["event"]["reason"] == "auto-best"
+    assert wait_until_serving(api, "fashion_mnist", honest["id"])["model"]["id"] == honest["id"]
+
+
+def test_time_travel_and_rollback_to_a_time(api, honest_and_gamed):
+    honest, gamed = honest_and_gamed
+    before = api.get("/v1/models/serving", params={"dataset": "fashion_mnist"}).json()
+    promoted = api.post(f"/v1/models/{gamed['id']}/promote").json()  # by hand it can serve
+    assert promoted["event"]["reason"] == "promoted"
+    now = api.get("/v1/models/serving", params={"dataset": "fashion_mnist"}).json()
+    assert now["model"]["id"] == gamed["id"]
+    # what served just before the promotion is what the history says served then
+    then = api.get("/v1/models/serving", params={"dataset": "fashion_mnist", "at": before["at"]}).json()
+    assert then["model"]["id"] == honest["id"] and then["event"]["id"] == before["event"]["id"]
+    rolled = api.post("/v1/models/rollback", json={"dataset": "fashion_mnist", "at": before["at"]})
+    assert rolled.status_code == 200, rolled.text
+    assert rolled.json()["model"]["id"] == honest["id"] and rolled.json()["event"]["previous_model_id"] == gamed["id"]
+    assert wait_until_serving(api, "fashion_mnist", honest["id"])["model"]["id"] == honest["id"]
+    too_early = api.get("/v1/models/serving", params={"dataset": "fashion_mnist", "at": "2000-01-01T00:00:00"})
+    assert too_early.status_code == 404 and "no model served 'fashion_mnist'" in too_early.json()["detail"]

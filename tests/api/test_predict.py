@@ -1,11 +1,14 @@
 """POST /v1/predict/{dataset} over real HTTP: answers in order, and a clear 4xx for every bad input."""
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 from PIL import Image
 
 from ml.catalog import servable_datasets
@@ -112,3 +115,97 @@ def test_no_model_trained_yet_says_how_to_train_one(api):
 def test_unknown_model_id(api, version):
     response = predict(api, "mnist", [("a.png", digit_png())], model_id=987654)
     assert response.status_code == 404 and "model 987654 not found" in response.json()["detail"]
+
+
+def _blank_png(mode: str = "RGB", colour=(255, 255, 255)) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (64, 64), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_top_k_model_id_and_explain_as_query_parameters(api, version):
+    response = api.post("/v1/predict/mnist", params={"top_k": 1, "model_id": version["id"], "explain": "true"},
+                        files=[("files", ("a.png", digit_png()))])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"]["id"] == version["id"]
+    [answer] = body["predictions"]
+    assert len(answer["top_k"]) == 1
+    shown = Image.open(io.BytesIO(base64.b64decode(answer["input_png"])))
+    assert shown.size == (28, 28)  # the model's input size
+    assert answer["steps"][0] == "grayscale" and "standardised" in answer["steps"][-1]
+    clash = api.post("/v1/predict/mnist", params={"top_k": 1}, data={"top_k": "2"},
+                     files=[("files", ("a.png", digit_png()))])
+    assert clash.status_code == 422 and "top_k is given twice" in clash.json()["detail"]
+
+
+def test_every_response_names_the_version_checkpoint_and_preprocessing(api, version):
+    body = predict(api, "mnist", [("a.png", digit_png())], model_id=version["id"]).json()
+    listed = api.get(f"/v1/models/{version['id']}").json()
+    assert body["model"]["checkpoint_sha256"] == listed["checkpoint_sha256"]
+    assert body["model"]["preprocessing_version"] == "digits/2"
+    assert "input_png" not in body["predictions"][0] and body["predictions"][0]["abstained"] is False
+
+
+def test_blank_and_one_colour_uploads_abstain_the_others_are_answered(api, version):
+    files = [("seven.png", digit_png(7)), ("blank.png", _blank_png()),
+             ("clear.png", _blank_png("RGBA", (0, 0, 0, 0))), ("blue.png", _blank_png("RGB", (20, 40, 200))),
+             ("three.png", digit_png(3, seed=3))]
+    response = predict(api, "mnist", files, model_id=version["id"])
+    assert response.status_code == 200, response.text
+    answers = response.json()["predictions"]
+    assert [a["file"] for a in answers] == [name for name, _ in files]
+    assert [a["abstained"] for a in answers] == [False, True, True, True, False]
+    for empty in answers[1:4]:
+        assert "label" not in empty and "top_k" not in empty and "one colour" in empty["reason"]
+    assert answers[0]["label"] and answers[4]["label"] and isinstance(answers[0]["low_confidence"], bool)
+
+
+def test_concurrent_requests_each_get_their_own_answers_in_order(api, version):
+    uploads = [[(f"{r}-{i}.png", digit_png(d, seed=r)) for i, d in enumerate([(r + k) % 10 for k in range(1 + r % 3)])]
+               for r in range(24)]
+    alone = [predict(api, "mnist", files, model_id=version["id"], top_k=10).json()["predictions"] for files in uploads]
+    before = _batched_forwards(api)
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        together = list(pool.map(lambda files: predict(api, "mnist", files, model_id=version["id"], top_k=10),
+                                 uploads))
+    for files, response, expected in zip(uploads, together, alone):
+        assert response.status_code == 200, response.text
+        got = response.json()["predictions"]
+        assert [p["file"] for p in got] == [name for name, _ in files]
+        assert [p["label"] for p in got] == [p["label"] for p in expected]
+        for g, e in zip(got, expected):
+            assert [c["confidence"] for c in g["top_k"]] == pytest.approx([c["confidence"] for c in e["top_k"]],
+                                                                          abs=1e-4)
+    assert _batched_forwards(api) > before  # the metric counts the forward passes and their sizes
+
+
+def _batched_forwards(api) -> float:
+    text = api.get("/metrics/").text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("trainserve_predict_batch_images_count"))
+
+
+def test_an_exported_version_answers_like_the_service(api, version):
+    from ml.data.transforms import normalize
+    from ml.inference.decode import decode_upload
+    from ml.inference.digits import to_mnist_uint8
+    from ml.inference.export import load_torchscript
+
+    response = api.get(f"/v1/models/{version['id']}/export", params={"format": "torchscript"})
+    assert response.status_code == 200, response.text
+    assert f"model-{version['id']}-torchscript.pt" in response.headers["content-disposition"]
+    module, metadata = load_torchscript(response.content)
+    assert metadata["checkpoint_sha256"] == version["checkpoint_sha256"]
+    pngs = [digit_png(d, seed=d) for d in (2, 5, 8)]
+    served = predict(api, "mnist", [(f"{i}.png", p) for i, p in enumerate(pngs)], model_id=version["id"], top_k=1)
+    pre = metadata["preprocessing"]
+    pixels = torch.stack([to_mnist_uint8(decode_upload(p, max_bytes=10**6, max_pixels=10**7)) for p in pngs])
+    probs = module(normalize(pixels, pre["mean"], pre["std"]))
+    answers = served.json()["predictions"]
+    assert probs.argmax(1).tolist() == [a["class_index"] for a in answers]
+    assert probs.max(1).values.tolist() == pytest.approx([a["confidence"] for a in answers], abs=1e-4)
+    assert api.get("/v1/models/999999/export").status_code == 404
+    onnx = api.get(f"/v1/models/{version['id']}/export", params={"format": "onnx"})
+    assert onnx.status_code == 200 and f"model-{version['id']}-onnx.onnx" in onnx.headers["content-disposition"]
+    assert api.get(f"/v1/models/{version['id']}/export", params={"format": "tflite"}).status_code == 422

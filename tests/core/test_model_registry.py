@@ -1,7 +1,9 @@
 """The registry on a real migrated database: best by validation accuracy, pins, rollbacks, history."""
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -10,13 +12,15 @@ from core.models import Checkpoint, Job, utcnow
 
 # A dataset name of its own, so versions other tests register never mix in.
 DATASET = "fashion_mnist"
+# what the engine records for a job scored on the whole reference validation split
+FULL = {"id": "split-a", "size": 6000, "samples": 6000, "reference": True}
 
 
 def _succeeded_job(session, val_accuracy: float, *, dataset: str = DATASET, status: str = "succeeded",
-                   best_metric_name: str = "val_accuracy") -> Job:
+                   best_metric_name: str = "val_accuracy", split: dict | None = FULL) -> Job:
     job = Job(id=str(uuid.uuid4()), model="mlp", dataset=dataset, status=status,
               config={"model": "mlp", "dataset": dataset, "hyperparameters": {}}, seed=0,
-              best_epoch=2, best_metric={"name": best_metric_name, "value": val_accuracy},
+              best_epoch=2, best_metric={"name": best_metric_name, "value": val_accuracy, "split": split},
               test_metrics={"loss": 0.3, "accuracy": val_accuracy - 0.01, "confusion_matrix": [[1]]},
               created_at=utcnow(), finished_at=utcnow())
     session.add(job)
@@ -103,3 +107,42 @@ def test_unknown_model_id(clean):
     with pytest.raises(registry.ModelNotFound, match="model 987654 not found"):
         registry.promote(clean, model_id=987654)
 
+
+
+@pytest.mark.parametrize("split", [
+    {**FULL, "samples": 1},  # max_eval_samples: 1 scored 1.0 on a single sample
+    {**FULL, "id": "split-b", "size": 60, "samples": 60, "reference": False},  # a tiny val_fraction of its own
+    None,  # registered before splits were recorded
+], ids=["subset", "other-split", "unrecorded"])
+def test_a_version_not_scored_on_the_whole_reference_split_never_takes_over(clean, split):
+    session = clean
+    serving = registry.register_model_version(session, job=_succeeded_job(session, 0.977))
+    gamed = registry.register_model_version(session, job=_succeeded_job(session, 1.0, split=split))
+    assert not gamed.auto_promotable and serving.auto_promotable
+    assert registry.serving_version_id(session, dataset=DATASET) == serving.id
+    # a later honest version is compared with the honest ones only
+    better = registry.register_model_version(session, job=_succeeded_job(session, 0.98))
+    assert registry.serving_version_id(session, dataset=DATASET) == better.id
+    # by hand it can still serve, and the history says it was promoted
+    registry.promote(session, model_id=gamed.id)
+    assert [(e.model_version_id, e.reason) for e in registry.serving_history(session, dataset=DATASET)] == [
+        (serving.id, "auto-best"), (better.id, "auto-best"), (gamed.id, "promoted")]
+
+
+def test_time_travel_answers_what_served_then_and_rollback_targets_it(clean):
+    session = clean
+    first = registry.register_model_version(session, job=_succeeded_job(session, 0.80))
+    time.sleep(0.01)  # distinct timestamps, so "between" lies strictly between them
+    second = registry.register_model_version(session, job=_succeeded_job(session, 0.90))
+    history = registry.serving_history(session, dataset=DATASET)
+    first_at, second_at = history[0].at, history[1].at
+    assert registry.serving_at(session, dataset=DATASET, at=first_at).model_version_id == first.id
+    between = first_at + (second_at - first_at) / 2
+    assert registry.serving_at(session, dataset=DATASET, at=between).model_version_id == first.id
+    assert registry.serving_at(session, dataset=DATASET, at=second_at).model_version_id == second.id
+    with pytest.raises(registry.NothingServed, match="no model served 'fashion_mnist'"):
+        registry.serving_at(session, dataset=DATASET, at=first_at - timedelta(seconds=1))
+
+    event = registry.rollback_to(session, dataset=DATASET, at=between)
+    assert (event.model_version_id, event.reason, event.previous_model_version_id) == (first.id, "promoted", second.id)
+    assert registry.serving_version_id(session, dataset=DATASET) == first.id

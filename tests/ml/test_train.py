@@ -150,6 +150,9 @@ def test_test_metrics_come_from_the_best_epoch(tmp_path, data_dir, cache_dir):
     result = run("mlp", "mnist", tmp_path, data_dir, cache_dir, epochs=3, max_train_samples=500, val_fraction=0.02)
     best = max(result.epochs, key=lambda m: m.val_accuracy)
     assert result.best_epoch == best.epoch and result.best_metric["value"] == best.val_accuracy
+    # scored on the whole split, but not the reference one (val_fraction 0.02): the registry knows which
+    split = result.best_metric["split"]
+    assert split["samples"] == split["size"] == 1_200 and split["reference"] is False and len(split["id"]) == 16
     assert result.best_checkpoint == tmp_path / "run" / f"epoch-{best.epoch:03d}.pt"
     assert sum(map(sum, result.test.confusion_matrix)) == 10_000
     mistake = result.test.top_mistakes[0]
