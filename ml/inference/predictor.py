@@ -95,8 +95,11 @@ class Predictor:
     def model_type(self) -> str:
         return self.config["model"]
 
-        self._style = style_for(dataset.get("upload_framing"))
-        self.low_confidence_below = low_confidence_threshold(dataset)
+    @property
+    def preprocessing_version(self) -> str:
+        """Names the framing and its revision, e.g. "digits/2": same version, same model input."""
+        framing = self._style.name if self.input_kind == "grayscale" else "photos"
+        return f"{framing}/{PREPROCESSING_VERSION}"
 
     def prepare(self, image: Image.Image) -> Prepared:
         """One decoded image -> a uint8 tensor shaped like a training sample, or why there is nothing to read."""
