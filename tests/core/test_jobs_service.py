@@ -11,7 +11,7 @@ from core import jobs
 from core.errors import BrokerUnavailable, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound
 from core.db import make_engine
 from core.migrate import upgrade
-from core.model_registry import register_model_version, serving_model_of_job
+from core.model_registry import promote, register_model_version, serving_model_of_job
 from core.models import AttemptEnd, Job, JobStatus, utcnow
 
 pytestmark = pytest.mark.service
@@ -225,6 +225,9 @@ def test_a_job_whose_model_serves_cannot_be_deleted_and_the_error_names_the_mode
     assert jobs.finish(session, job_id=job.id, status=JobStatus.succeeded, best_epoch=1,
                        best_metric={"name": "val_accuracy", "value": 0.9},
                        on_succeeded=lambda s, j: register_model_version(s, job=j)) is True
+    version = register_model_version(session, job=job)  # already registered: the same version
+    promote(session, model_id=version.id)  # no split on record, so serving only by hand
+    session.commit()
     with pytest.raises(JobNotDeletable, match=r"its model mlp #\d+ \(mnist\) serves predictions"):
         jobs.delete(session, job_id=job.id, job_dir=tmp_path / "files", serving_model=serving_model_of_job)
     session.close()
