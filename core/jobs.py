@@ -183,6 +183,8 @@ def submit(
         if existing is None:
             raise
         return _replayed(existing, idempotency_key, request_hash), False
+    # the row is committed before its id is sent (a worker must find it); a failed send is a second,
+    # compensating transaction, so no job waits `queued` on a message that never went
     _dispatch_or_fail(session, job, dispatcher)
     return job, True
 
