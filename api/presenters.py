@@ -11,7 +11,7 @@ from api.schemas import (
 from core.jobs import disk_bytes, latest_epoch_metric, list_attempts, list_epoch_metrics
 from core.settings import Settings
 from core.models import Checkpoint, EpochMetric, Job, JobStatus
-from core.progress import progress_payload
+from core.progress import progress_payload, resumed_fraction
 
 
 def job_links(job_id: str) -> JobLinks:
@@ -22,12 +22,15 @@ def job_links(job_id: str) -> JobLinks:
 
 def job_progress(job: Job) -> ProgressPublic:
     """Progress from the job's throttled counters; a succeeded job is simply done."""
-    elapsed = None
-    if job.started_at and job.progress_at and job.status == JobStatus.running.value:
-        elapsed = (job.progress_at - job.started_at).total_seconds()
+    elapsed, start_fraction = None, 0.0
+    attempt = job.attempts[-1] if job.attempts else None  # the current one, when running
+    if attempt is not None and job.progress_at and job.status == JobStatus.running.value:
+        elapsed = (job.progress_at - attempt.started_at).total_seconds()
+        start_fraction = resumed_fraction(attempt.resumed_from_epoch, job.progress_epochs)
     payload = progress_payload(
         epoch=job.progress_epoch, epochs=job.progress_epochs, batch=job.progress_batch,
         batches=job.progress_batches, samples_per_second=job.samples_per_second, elapsed_s=elapsed,
+        start_fraction=start_fraction,
     )
     if job.status == JobStatus.succeeded.value:
         payload.update(fraction=1.0, eta_seconds=0.0)

@@ -1,9 +1,10 @@
 """Kill workers at random moments and count what is lost: nothing, if the job lifecycle holds.
 
-Runs N small jobs undisturbed, then the same N jobs again (same seeds) killing each once at a random
-moment of its run — its pool child (SIGKILL, as an OOM kill does) and the whole worker (SIGKILL of
-the process tree, then a new worker) alternating. Prints jobs succeeded / lost / epochs run twice,
-whether the final metrics equal the undisturbed run's, and the wall-time cost of the kills.
+Runs each of N small jobs twice, interleaved so machine load hits both alike: undisturbed, then
+again (same seed) killed once at a random moment of its run — its pool child (SIGKILL, as an OOM
+kill does) and the whole worker (SIGKILL of the process tree, then a new worker) alternating.
+Prints jobs succeeded / lost / epochs run twice, whether the final metrics equal the undisturbed
+run's, and the wall-time cost of the kills.
 Targets: N / 0 / 0, cost ≤ one epoch per kill (worker restarts counted apart).
 
     .venv/bin/python bench/chaos.py [--jobs 10] [--epochs 4] [--samples 16384]
@@ -47,16 +48,13 @@ def wait_status(client: httpx.Client, job_id: str, statuses: set[str], timeout_s
         time.sleep(0.02)
 
 
-def run_undisturbed(client: httpx.Client, reqs: list[dict]) -> tuple[list[float], list[dict]]:
-    """Seconds from running to succeeded for each job, one at a time, and the finished jobs."""
-    seconds, done = [], []
-    for req in reqs:
-        job = client.post("/v1/jobs", json=req).json()
-        wait_status(client, job["id"], {"running"})
-        started = time.monotonic()
-        done.append(wait_status(client, job["id"], {"succeeded", "failed", "cancelled"}))
-        seconds.append(time.monotonic() - started)
-    return seconds, done
+def run_undisturbed(client: httpx.Client, req: dict) -> tuple[float, dict]:
+    """Seconds from running to succeeded, and the finished job."""
+    job = client.post("/v1/jobs", json=req).json()
+    wait_status(client, job["id"], {"running"})
+    started = time.monotonic()
+    done = wait_status(client, job["id"], {"succeeded", "failed", "cancelled"})
+    return time.monotonic() - started, done
 
 
 def kill(stack: Stack, worker: Worker, whole_tree: bool) -> None:
@@ -67,28 +65,25 @@ def kill(stack: Stack, worker: Worker, whole_tree: bool) -> None:
         os.kill(worker.child(), signal.SIGKILL)
 
 
-def run_with_kills(stack: Stack, client: httpx.Client, reqs: list[dict], durations: list[float],
-                   rng: random.Random) -> tuple[list[float], list[float], list[dict], int]:
-    """Each job killed once at a random moment; (seconds each, restart seconds, jobs, epochs run twice)."""
-    worker = stack.workers[-1]
-    seconds, restarts, done, twice = [], [], [], 0
-    for i, req in enumerate(reqs):
-        job = client.post("/v1/jobs", json=req).json()
-        wait_status(client, job["id"], {"running"})
-        started = time.monotonic()
-        time.sleep(rng.uniform(0.15, 0.85) * durations[i])
-        kill(stack, worker, whole_tree=i % 2 == 1)
-        finished_before_kill = len(client.get(f"/v1/jobs/{job['id']}/metrics").json()["data"])
-        if i % 2 == 1:  # a new worker under the same name, as a restarted service would be
-            restart_started = time.monotonic()
-            worker = stack.start_worker(WORKER)
-            restarts.append(time.monotonic() - restart_started)
-        final = wait_status(client, job["id"], {"succeeded", "failed", "cancelled"})
-        seconds.append(time.monotonic() - started)
-        if len(final["attempts"]) > 1:  # else the kill came after the job's end and hit an idle process
-            twice += max(0, finished_before_kill - (final["attempts"][1]["resumed_from_epoch"] or 0))
-        done.append(final)
-    return seconds, restarts, done, twice
+def run_killed(stack: Stack, client: httpx.Client, req: dict, after_s: float, whole_tree: bool,
+               ) -> tuple[float, float, dict, int]:
+    """The job killed once after `after_s`; (seconds to succeeded, worker restart seconds, job, epochs run twice)."""
+    job = client.post("/v1/jobs", json=req).json()
+    wait_status(client, job["id"], {"running"})
+    started = time.monotonic()
+    time.sleep(after_s)
+    kill(stack, stack.workers[-1], whole_tree)
+    finished_before_kill = len(client.get(f"/v1/jobs/{job['id']}/metrics").json()["data"])
+    restart_s = 0.0
+    if whole_tree:  # a new worker under the same name, as a restarted service would be
+        restart_started = time.monotonic()
+        stack.start_worker(WORKER)
+        restart_s = time.monotonic() - restart_started
+    final = wait_status(client, job["id"], {"succeeded", "failed", "cancelled"})
+    twice = 0
+    if len(final["attempts"]) > 1:  # else the kill came after the job's end and hit an idle process
+        twice = max(0, finished_before_kill - (final["attempts"][1]["resumed_from_epoch"] or 0))
+    return time.monotonic() - started, restart_s, final, twice
 
 
 def main() -> int:
@@ -104,9 +99,19 @@ def main() -> int:
         stack.start_redis()
         stack.start_api()
         stack.start_worker(WORKER)
+        rng = random.Random(args.seed)
+        calm_s, calm, hit_s, restarts, hit, twice = [], [], [], [], [], 0
         with stack.client() as client:
-            calm_s, calm = run_undisturbed(client, reqs)
-            hit_s, restarts, hit, twice = run_with_kills(stack, client, reqs, calm_s, random.Random(args.seed))
+            for i, req in enumerate(reqs):  # interleaved, so machine load hits both runs of a job alike
+                seconds, job = run_undisturbed(client, req)
+                calm_s.append(seconds)
+                calm.append(job)
+                seconds, restart_s, job, again = run_killed(stack, client, req, rng.uniform(0.15, 0.85) * seconds,
+                                                            whole_tree=i % 2 == 1)
+                hit_s.append(seconds)
+                hit.append(job)
+                restarts.append(restart_s)
+                twice += again
             epoch_s = statistics.median(r["seconds"] for j in calm
                                         for r in client.get(f"/v1/jobs/{j['id']}/metrics").json()["data"])
     finally:
@@ -125,7 +130,7 @@ def report(n: int, calm: list[dict], calm_s: list[float], hit: list[dict], hit_s
     print(f"succeeded {succeeded} / lost {n - succeeded} / epochs run twice {twice}; "
           f"final metrics equal to the undisturbed run: {same}/{succeeded}")
     print(f"wall time undisturbed {sum(calm_s):.1f} s, with kills {sum(hit_s):.1f} s: cost {cost:.1f} s "
-          f"({cost / n:.2f} s per kill), of which {len(restarts)} worker restarts {sum(restarts):.1f} s")
+          f"({cost / n:.2f} s per kill), of which {sum(r > 0 for r in restarts)} worker restarts {sum(restarts):.1f} s")
     print(f"cost per kill without worker restarts: {lost_work / n:.2f} s; one epoch: {epoch_s:.2f} s "
           f"→ {lost_work / n / epoch_s:.2f} epochs per kill")
 

@@ -190,6 +190,8 @@ def submit(
         if existing is None:
             raise
         return _replayed(existing, idempotency_key, request_hash), False
+    # the row is committed before its id is sent (a worker must find it); a failed send is a second,
+    # compensating transaction, so no job waits `queued` on a message that never went
     _dispatch_or_fail(session, job, dispatcher)
     return job, True
 
@@ -253,11 +255,11 @@ def start(
 
 
 def _resume_point(session: Session, job: Job) -> ResumePoint | None:
-    """Where a new attempt continues: the last epoch checkpoint whose file exists (before the final
-    epoch), or a later mid-epoch checkpoint that a graceful stop wrote."""
+    """Where a new attempt continues: the last epoch checkpoint whose file exists (the final one too:
+    then the attempt only tests), or a later mid-epoch checkpoint that a graceful stop wrote."""
     epochs = int((job.config.get("hyperparameters") or {}).get("epochs", 0))
     rows = session.scalars(
-        select(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.epoch < epochs)
+        select(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.epoch <= epochs)
         .order_by(Checkpoint.epoch.desc())
     ).all()
     best = next((ResumePoint(row.path, row.epoch) for row in rows if Path(row.path).is_file()), None)

@@ -230,9 +230,10 @@ def _check_resumable(config: TrainConfig, resume: dict[str, Any]) -> None:
         raise InvalidConfig([{"field": "resume_from", "message":
                               f"checkpoint is {saved.get('model')} on {saved.get('dataset')}, "
                               f"not {config.model} on {config.dataset}"}])
-    if resume["epoch"] >= config.hp.epochs:
+    # equal is fine: a run stopped after its last checkpoint (say, while testing) only tests again
+    if resume["epoch"] > config.hp.epochs:
         raise InvalidConfig([{"field": "hyperparameters.epochs", "message":
-                              f"must be > {resume['epoch']} to resume from epoch {resume['epoch']} "
+                              f"must be >= {resume['epoch']} to resume from epoch {resume['epoch']} "
                               f"(got {config.hp.epochs})"}])
 
 

@@ -13,7 +13,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -26,7 +25,7 @@ from core.db import make_engine
 from core.embedded_redis import free_port, start_redis
 from core.migrate import upgrade
 from core.settings import PROJECT_ROOT, Settings
-from tests.utils.stack import stop_group
+from tests.utils.stack import Worker, stop_group
 
 PYTHON = sys.executable
 
@@ -111,18 +110,8 @@ def service_settings(service_env) -> Settings:
                     var_dir=Path(service_env["VAR_DIR"]), data_dir=Path(service_env["DATA_DIR"]))
 
 
-@dataclass
-class WorkerProcess:
-    name: str
-    process: subprocess.Popen
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
-def worker(service_env, tmp_path_factory) -> Iterator[WorkerProcess]:
+def worker(service_env, tmp_path_factory) -> Iterator[Worker]:
     """A real Celery worker (prefork, one child) consuming the training queue."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     name = f"test-{uuid.uuid4().hex[:6]}@%h"
@@ -132,7 +121,7 @@ def worker(service_env, tmp_path_factory) -> Iterator[WorkerProcess]:
              "--pool=prefork", "--concurrency=1", "-Q", "training", "--without-gossip", "--without-mingle"],
             cwd=PROJECT_ROOT, env=service_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    handle = WorkerProcess(name=name, process=process, log=log)
+    handle = Worker(name=name, process=process, log=log)
     deadline = time.monotonic() + 90
     while "ready." not in handle.log_text():
         if process.poll() is not None or time.monotonic() > deadline:

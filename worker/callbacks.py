@@ -9,7 +9,7 @@ import redis
 from core import jobs
 from core.bus import Publisher, cancel_flag_raised
 from core.db import session_scope
-from core.progress import progress_payload
+from core.progress import progress_payload, resumed_fraction
 from ml.results import CheckpointInfo, EpochMetrics, Progress
 
 # set by the pool child's SIGTERM handler: the worker is stopping, so the job stops at a batch boundary
@@ -22,6 +22,7 @@ class SqlCallbacks:
     def __init__(
         self, job_id: str, *, epochs: int, publisher: Publisher, redis_client: redis.Redis | None,
         progress_interval_s: float, cancel_poll_interval_s: float, lost: threading.Event | None = None,
+        resumed_epoch: int | None = None,
     ):
         self.job_id = job_id
         self.epochs = epochs
@@ -32,6 +33,7 @@ class SqlCallbacks:
         self.cancel_poll_interval_s = cancel_poll_interval_s
         self.lost = lost or threading.Event()
         self.started = time.monotonic()
+        self.start_fraction = resumed_fraction(resumed_epoch, epochs)
         self._last_progress_write = float("-inf")
         self._last_cancel_check = float("-inf")
         self._cancel_seen_in_sql = False
@@ -57,6 +59,7 @@ class SqlCallbacks:
         self.publisher.publish(self.job_id, "progress", progress_payload(
             epoch=epoch, epochs=self.epochs, batch=batch, batches=batches,
             samples_per_second=samples_per_second, elapsed_s=time.monotonic() - self.started,
+            start_fraction=self.start_fraction,
         ))
         if write:
             self._last_progress_write = time.monotonic()

@@ -100,7 +100,7 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
         callbacks = SqlCallbacks(
             job_id, epochs=config.hyperparameters.epochs, publisher=publisher(), redis_client=_redis_client(),
             progress_interval_s=settings.progress_write_interval_s,
-            cancel_poll_interval_s=settings.cancel_poll_interval_s, lost=beat.lost,
+            cancel_poll_interval_s=settings.cancel_poll_interval_s, lost=beat.lost, resumed_epoch=run.resume_epoch,
         )
         result = _train(config, job_id, callbacks, run.resume_from)
     except TrainingCancelled as exc:

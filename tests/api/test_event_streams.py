@@ -8,6 +8,8 @@ import asyncio
 import signal
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -75,12 +77,19 @@ def test_two_hundred_open_streams_leave_list_latency_unchanged_and_all_get_their
     assert all(k[-1] == "status" for k in kinds) and len(kinds) == STREAMS
 
 
+@contextmanager
+def a_stream_under_way(api: httpx.Client) -> Iterator[tuple[dict, Iterator[str]]]:
+    """A queued job and its open event stream, past the first `status` event: (job, the rest of its lines)."""
+    job = submit(api, TINY_LINEAR)
+    with api.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=60) as response:
+        lines = response.iter_lines()
+        assert next(line for line in lines if line.startswith("event:")) == "event: status"
+        yield job, lines
+
+
 def test_a_stream_outlives_redis_by_polling_sql(stack):
     with stack.client() as api:
-        job = submit(api, TINY_LINEAR)
-        with api.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=60) as response:
-            lines = response.iter_lines()
-            assert next(line for line in lines if line.startswith("event:")) == "event: status"
+        with a_stream_under_way(api) as (job, lines):
             stack.stop_redis(signal.SIGKILL)
             time.sleep(0.5)
             assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 200  # recorded in SQL only
@@ -91,10 +100,7 @@ def test_a_stream_outlives_redis_by_polling_sql(stack):
 
 def test_server_stop_ends_open_streams_with_a_shutdown_event(stack):
     with stack.client() as api:
-        job = submit(api, TINY_LINEAR)
-        with api.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=60) as response:
-            lines = response.iter_lines()
-            assert next(line for line in lines if line.startswith("event:")) == "event: status"
+        with a_stream_under_way(api) as (_job, lines):
             stop_group(stack.api, signal.SIGTERM, timeout_s=20)
             events = [line for line in lines if line.startswith("event:")]
     assert events[-1] == "event: shutdown"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.progress import eta_seconds, progress_fraction, progress_payload
+from core.progress import eta_seconds, progress_fraction, progress_payload, resumed_fraction
 
 
 @pytest.mark.parametrize("epoch, epochs, batch, batches, expected", [
@@ -29,3 +29,10 @@ def test_payload_has_every_field_the_api_promises():
     payload = progress_payload(epoch=1, epochs=2, batch=5, batches=10, samples_per_second=1234.567, elapsed_s=2.0)
     assert payload == {"epoch": 1, "epochs": 2, "batch": 5, "batches": 10, "fraction": 0.25,
                        "eta_seconds": 6.0, "samples_per_second": 1234.57}
+
+
+def test_a_resumed_attempt_estimates_from_its_own_pace():
+    # resumed after 2 of 4 epochs, 10 s in and now at 75%: 25% took 10 s, 25% remain
+    assert eta_seconds(10.0, 0.75, start_fraction=0.5) == pytest.approx(10.0)
+    assert eta_seconds(10.0, 0.5, start_fraction=0.5) is None
+    assert resumed_fraction(2, 4) == 0.5 and resumed_fraction(None, 4) == 0.0

@@ -201,3 +201,13 @@ def test_a_stop_mid_epoch_checkpoints_at_the_batch_boundary_and_resumes_exactly(
     resumed = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="b", resume_from=stop, **kw)
     assert comparable(resumed) == comparable(whole)  # epoch 2 continued at batch 4, same sums, same RNG
     assert resumed.test.accuracy == whole.test.accuracy
+
+
+def test_resuming_from_the_final_checkpoint_only_tests(tmp_path, data_dir, cache_dir):
+    kw = dict(epochs=2, max_train_samples=300, val_fraction=0.02)
+    whole = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="a", **kw)
+    rec = Recorder()
+    again = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="b", callbacks=rec,
+                resume_from=tmp_path / "a" / "epoch-002.pt", **kw)
+    assert rec.events == [] and comparable(again) == comparable(whole)
+    assert again.test.accuracy == whole.test.accuracy
