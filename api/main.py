@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.body_limit import BodySizeLimit
-from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, plots, predict, rows
+from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, plots, predict, rows, sweeps
 from api.routes.dashboard import install_dashboard
 from core.datasets import find_uploaded, uploaded_names
 from core.bus import RedisPublisher
@@ -38,6 +38,7 @@ ROUTERS = [
     plots.router,
     datasets.router,
     rows.router,
+    sweeps.router,
 ]
 
 

@@ -30,6 +30,8 @@ class JobCreate(BaseModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict,
                                             description="overrides; the rest are the pair's course defaults")
     name: str | None = Field(default=None, max_length=200, description="a label for people")
+    reuse: bool = Field(False, description="when a succeeded job had the same resolved config, dataset checksum, "
+                                           "code version and seed, take its result instead of training")
 
 
 class ProgressPublic(BaseModel):
@@ -138,6 +140,8 @@ class JobPublic(BaseModel):
     dataset_checksum: str | None = None
     result: dict[str, Any] | None = None
     attempts: list[AttemptPublic] = Field(default_factory=list)
+    sweep_id: str | None = Field(None, description="the sweep this job is a trial of")
+    reused_from: str | None = Field(None, description="the succeeded job whose result this job reused")
     disk_bytes: int | None = Field(None, description="bytes its checkpoints and files take (GET /v1/jobs/{id} only)")
     links: JobLinks
 
