@@ -221,22 +221,22 @@ def _launch(session: Session, sweep: Sweep) -> list[Job] | None:
     """
     active = session.scalar(select(func.count()).where(Job.sweep_id == sweep.id, Job.status.in_(ACTIVE))) or 0
     reuse = jobs.Reuse(**sweep.reuse) if sweep.reuse else None
-    added: list[Job] = []
-    start = index = sweep.launched
-    while index < len(sweep.trials) and active < sweep.max_parallel:
-        job = jobs.add_job(session, config=sweep.trials[index], reuse=reuse, sweep_id=sweep.id, trial=index,
-                           name=f"{sweep.name or 'sweep ' + sweep.id[:8]} trial {index}")
-        added.append(job)
-        active += job.status == JobStatus.queued.value
-        index += 1
-    if index == start:
+    start = end = sweep.launched
+    while end < len(sweep.trials) and active < sweep.max_parallel:
+        reused = reuse is not None and jobs.find_reusable(session, config=sweep.trials[end], reuse=reuse) is not None
+        active += not reused
+        end += 1
+    if end == start:
         return []
+    # claim before inserting: a caller that read `launched` before another's commit matches nothing here
     claimed = session.execute(update(Sweep).where(Sweep.id == sweep.id, Sweep.launched == start)
-                              .values(launched=index).execution_options(synchronize_session=False)).rowcount
+                              .values(launched=end).execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
         return None
-    sweep.launched = index
-    return added
+    sweep.launched = end
+    return [jobs.add_job(session, config=sweep.trials[index], reuse=reuse, sweep_id=sweep.id, trial=index,
+                         name=f"{sweep.name or 'sweep ' + sweep.id[:8]} trial {index}")
+            for index in range(start, end)]
 
 
 def _settle(session: Session, sweep: Sweep) -> None:
