@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {"succeeded", "failed", "cancelled", "stopped"}
 
 # small enough to train in a second or two on CPU, big enough to have a few batches per epoch
 TINY_MNIST = {"model": "mlp", "dataset": "mnist",

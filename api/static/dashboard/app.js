@@ -2,7 +2,7 @@
 "use strict";
 
 const KEY = "trainserve.apiKey";
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const TERMINAL = new Set(["succeeded", "failed", "cancelled", "stopped"]);
 const view = document.getElementById("view");
 let pageAbort = new AbortController();  // aborted on navigation: closes the page's event streams
 
