@@ -38,6 +38,16 @@ def test_a_grid_finishes_with_a_leaderboard_and_a_registered_best_and_reuse_take
     copy = api.get(f"/v1/jobs/{again['best']['job_id']}").json()
     assert copy["reused_from"] == best["job_id"] and copy["attempts"] == []
 
+    # a plain job may reuse too; a different seed is a different run and trains
+    same = {"model": "mlp", "dataset": "mnist", "hyperparameters": {**TINY_TRIAL, **best["hyperparameters"]}}
+    reused = api.post("/v1/jobs", json={**same, "reuse": True}).json()
+    assert reused["status"] == "succeeded" and reused["reused_from"] == best["job_id"]
+    assert reused["best"]["metric"] == job["best"]["metric"]
+    fresh = api.post("/v1/jobs", json={**same, "hyperparameters": {**same["hyperparameters"], "seed": 1},
+                                       "reuse": True}).json()
+    assert fresh["status"] == "queued" and fresh["reused_from"] is None
+    api.post(f"/v1/jobs/{fresh['id']}/cancel")
+
 
 def test_asha_stops_the_trials_that_lag_at_a_rung_and_keeps_their_checkpoints(api):
     sweep = create_sweep(api, {
