@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.utils.jobs import read_stream
 from tests.utils.sweeps import TINY_TRIAL, create_sweep, wait_sweep
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -54,7 +55,7 @@ def test_asha_stops_the_trials_that_lag_at_a_rung_and_keeps_their_checkpoints(ap
         "model": "mlp", "dataset": "mnist", "hyperparameters": {**TINY_TRIAL, "epochs": 3},
         "search": {"grid": {"lr": [0.1, 0.0001]}}, "max_parallel": 1,
         "early_stopping": {"asha": {"grace_epochs": 1, "reduction_factor": 2}}})
-    events = read_sweep_events(api, sweep["id"])
+    events = read_stream(api, f"/v1/sweeps/{sweep['id']}/events")
     done = wait_sweep(api, sweep["id"])
     assert done["status"] == "succeeded" and done["counts"] == {"succeeded": 1, "stopped": 1}
     winner, loser = done["trials"]
@@ -102,18 +103,3 @@ def test_an_invalid_search_space_is_refused_naming_the_parameter(client, search,
 def test_an_unknown_sweep_is_a_404_naming_it(client):
     response = client.get("/v1/sweeps/no-such-sweep")
     assert response.status_code == 404 and "no-such-sweep" in response.json()["detail"]
-
-
-def read_sweep_events(client, sweep_id: str, timeout_s: float = 180.0) -> list[tuple[str, dict]]:
-    import json
-
-    events, kind = [], None
-    with client.stream("GET", f"/v1/sweeps/{sweep_id}/events", timeout=timeout_s) as response:
-        assert response.status_code == 200
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                kind = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and kind is not None:
-                events.append((kind, json.loads(line.split(":", 1)[1].strip())))
-                kind = None
-    return events
