@@ -26,7 +26,7 @@ def maintenance_pass(settings: Settings, *, broker: redis.Redis, dispatcher: Dis
         lost = resend_lost(session, known=broker_job_ids(broker), min_age_s=settings.maintenance_interval_s,
                            dispatcher=dispatcher)
     with session_scope() as session:
-        advance_open(session, dispatcher=dispatcher, publisher=publisher)
+        advance_open(session, dispatcher=dispatcher)
     if stale:
         log.warning("requeued %d job(s) whose worker was not seen for %gs: %s", len(stale),
                     settings.heartbeat_timeout_s, ", ".join(stale))

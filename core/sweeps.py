@@ -5,7 +5,8 @@ a slot frees: at most `max_parallel` of its jobs are queued or running. `advance
 ends (the worker) and in the maintenance pass (so a crash anywhere never strands a sweep); it claims
 trials with one conditional UPDATE of `launched`, so racing callers never launch a trial twice (and
 (sweep_id, trial) is unique on jobs besides). Same transaction rule as core.jobs: helpers flush, each
-public function commits once, then hands ids to the Dispatcher.
+public function commits once, then hands ids to the Dispatcher. A sweep publishes no events of its
+own: its trials' transitions do (core.jobs), and the sweep's stream reads SQL.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from core import jobs
 from core.bus import NoPublisher, Publisher
 from core.errors import BrokerUnavailable, ServiceError
-from core.models import EpochMetric, Job, JobStatus, Sweep, SweepStatus, utcnow
+from core.models import EpochMetric, Job, JobStatus, ModelVersion, Sweep, SweepStatus, utcnow
 
 _QUIET = NoPublisher()
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
@@ -129,6 +130,13 @@ def _best_epochs(session: Session, sweep: Sweep, job_ids: list[str]) -> dict[str
     return best
 
 
+def best_model_id(session: Session, sweep: Sweep) -> int | None:
+    """The model version the sweep's best trial registered, if any (not every dataset registers models)."""
+    if sweep.best_job_id is None:
+        return None
+    return session.scalar(select(ModelVersion.id).where(ModelVersion.job_id == sweep.best_job_id))
+
+
 def status_counts(session: Session, sweep: Sweep) -> dict[str, int]:
     """How many trials are in each status ('waiting': not launched yet)."""
     counts: dict[str, int] = defaultdict(int)
@@ -148,8 +156,7 @@ def _unlaunched(sweep: Sweep) -> str:
 # ---------------------------------------------------------------- create, advance
 
 
-def create(session: Session, *, plan: SweepPlan, dispatcher: jobs.Dispatcher | None,
-           publisher: Publisher = _QUIET) -> Sweep:
+def create(session: Session, *, plan: SweepPlan, dispatcher: jobs.Dispatcher | None) -> Sweep:
     """Insert the sweep and launch its first `max_parallel` trials, in one transaction; then dispatch them."""
     sweep = Sweep(
         id=str(uuid.uuid4()), name=plan.name, model=plan.model, dataset=plan.dataset,
@@ -168,12 +175,10 @@ def create(session: Session, *, plan: SweepPlan, dispatcher: jobs.Dispatcher | N
     return sweep
 
 
-def advance(session: Session, *, sweep_id: str, dispatcher: jobs.Dispatcher | None,
-            publisher: Publisher = _QUIET) -> Sweep:
+def advance(session: Session, *, sweep_id: str, dispatcher: jobs.Dispatcher | None) -> Sweep:
     """Launch waiting trials into free slots and settle the sweep's status. Safe to race: see the module."""
     for _ in range(3):  # another caller claimed the same trials first: read again and retry
         sweep = get_sweep(session, sweep_id=sweep_id)
-        before = sweep.status
         if sweep.cancel_requested_at is not None or SweepStatus(sweep.status).is_terminal:
             session.rollback()
             return sweep
@@ -184,34 +189,26 @@ def advance(session: Session, *, sweep_id: str, dispatcher: jobs.Dispatcher | No
         _settle(session, sweep)
         session.commit()
         _dispatch(session, launched, dispatcher)
-        if sweep.status != before:
-            publisher.publish(sweep_channel(sweep.id), "status", {"status": sweep.status})
         return sweep
     return get_sweep(session, sweep_id=sweep_id)
 
 
-def advance_open(session: Session, *, dispatcher: jobs.Dispatcher | None, publisher: Publisher = _QUIET) -> list[str]:
+def advance_open(session: Session, *, dispatcher: jobs.Dispatcher | None) -> list[str]:
     """`advance` every unfinished sweep (the maintenance pass); returns their ids."""
     ids = session.scalars(select(Sweep.id).where(Sweep.status.in_(
         [SweepStatus.queued.value, SweepStatus.running.value]))).all()
     session.rollback()
     for sweep_id in ids:
-        advance(session, sweep_id=sweep_id, dispatcher=dispatcher, publisher=publisher)
+        advance(session, sweep_id=sweep_id, dispatcher=dispatcher)
     return list(ids)
 
 
-def after_trial(session: Session, *, job_id: str, dispatcher: jobs.Dispatcher | None,
-                publisher: Publisher = _QUIET) -> None:
+def after_trial(session: Session, *, job_id: str, dispatcher: jobs.Dispatcher | None) -> None:
     """A job ended: if it was a sweep's trial, advance its sweep (a slot is free)."""
     sweep_id = session.scalar(select(Job.sweep_id).where(Job.id == job_id))
     session.rollback()
     if sweep_id is not None:
-        advance(session, sweep_id=sweep_id, dispatcher=dispatcher, publisher=publisher)
-
-
-def sweep_channel(sweep_id: str) -> str:
-    """The Publisher key under which a sweep's own events go (its trials' events go under their job ids)."""
-    return f"sweep:{sweep_id}"
+        advance(session, sweep_id=sweep_id, dispatcher=dispatcher)
 
 
 def _launch(session: Session, sweep: Sweep) -> list[Job] | None:
@@ -299,7 +296,6 @@ def cancel(session: Session, *, sweep_id: str, publisher: Publisher = _QUIET) ->
             jobs.cancel(session, job_id=job_id, publisher=publisher)
         except ServiceError:
             pass  # it finished meanwhile
-    publisher.publish(sweep_channel(sweep_id), "status", {"status": sweep.status})
     return sweep
 
 

@@ -215,7 +215,7 @@ def _advance_sweep(job_id: str) -> None:
     """A trial's slot is free: launch its sweep's next trial now (the maintenance pass would, later)."""
     try:
         with session_scope() as session:
-            sweeps.after_trial(session, job_id=job_id, dispatcher=dispatcher(), publisher=publisher())
+            sweeps.after_trial(session, job_id=job_id, dispatcher=dispatcher())
     except Exception:
         log.exception("job %s: could not advance its sweep; the maintenance pass will", job_id)
 

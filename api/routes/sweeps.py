@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import anyio
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, status
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
@@ -17,7 +16,7 @@ from api.sweep_schemas import SweepCreate, SweepLinks, SweepPublic, SweepsPublic
 from core import sweeps as sweep_service
 from core.db import session_scope
 from core.jobs import Reuse
-from core.models import ModelVersion, Sweep, SweepStatus
+from core.models import Sweep, SweepStatus
 from core.settings import Settings
 from core.version import code_version
 from ml.catalog import dataset_checksum
@@ -34,8 +33,7 @@ _SQL_READS = anyio.CapacityLimiter(4)  # streams read SQL on a few threads of th
 def create_sweep(body: SweepCreate, request: Request, session: SessionDep, settings: SettingsDep) -> SweepPublic:
     """Expand the search space, validate every trial, and queue the first `max_parallel` of them."""
     plan = _plan(body, settings)
-    sweep = sweep_service.create(session, plan=plan, dispatcher=request.app.state.dispatcher,
-                                 publisher=request.app.state.publisher)
+    sweep = sweep_service.create(session, plan=plan, dispatcher=request.app.state.dispatcher)
     return sweep_public(session, sweep)
 
 
@@ -123,13 +121,12 @@ def sweep_summary(session: Session, sweep: Sweep, board: list[sweep_service.Tria
     """A sweep without its leaderboard."""
     board = board if board is not None else sweep_service.leaderboard(session, sweep)
     best = next((t for t in board if t.job_id == sweep.best_job_id), None) if sweep.best_job_id else None
-    model_id = session.scalar(select(ModelVersion.id).where(ModelVersion.job_id == best.job_id)) if best else None
     return SweepSummary(
         id=sweep.id, name=sweep.name, model=sweep.model, dataset=sweep.dataset, status=SweepStatus(sweep.status),
         metric=sweep.metric, mode=sweep.mode, max_parallel=sweep.max_parallel,
         early_stopping={"asha": sweep.asha} if sweep.asha else None, reuse=sweep.reuse is not None,
         counts=sweep_service.status_counts(session, sweep), total=len(sweep.trials),
-        best=_trial(best) if best else None, best_model_id=model_id, error=sweep.error,
+        best=_trial(best) if best else None, best_model_id=sweep_service.best_model_id(session, sweep), error=sweep.error,
         created_at=sweep.created_at, finished_at=sweep.finished_at, links=_links(sweep.id))
 
 
