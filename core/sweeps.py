@@ -108,8 +108,9 @@ def leaderboard(session: Session, sweep: Sweep) -> list[Trial]:
         hp = config.get("hyperparameters") or {}
         searched = {name: hp.get(name) for name in sweep.searched}
         job = launched.get(index)
-        if job is None:
-            rows.append(Trial(index, None, _unlaunched(sweep), searched, None, None))
+        if job is None:  # waiting, or its job was deleted (DELETE /v1/jobs/{id})
+            rows.append(Trial(index, None, _unlaunched(sweep) if index >= sweep.launched else "deleted",
+                              searched, None, None))
             continue
         epoch, value = best.get(job.id, (None, None))
         rows.append(Trial(index, job.id, job.status, searched, value, epoch, job.reused_from))
