@@ -9,12 +9,13 @@ import pytest
 from tests.utils.jobs import read_stream
 from tests.utils.sweeps import TINY_TRIAL, create_sweep, wait_sweep
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = pytest.mark.service
 
 GRID = {"model": "mlp", "dataset": "mnist", "hyperparameters": TINY_TRIAL,
         "search": {"grid": {"lr": [0.1, 0.01], "batch_size": [32, 64]}}, "max_parallel": 2}
 
 
+@pytest.mark.slow
 def test_a_grid_finishes_with_a_leaderboard_and_a_registered_best_and_reuse_takes_its_results(api):
     sweep = create_sweep(api, GRID)
     assert sweep["total"] == 4 and len(sweep["trials"]) == 4
@@ -50,6 +51,7 @@ def test_a_grid_finishes_with_a_leaderboard_and_a_registered_best_and_reuse_take
     api.post(f"/v1/jobs/{fresh['id']}/cancel")
 
 
+@pytest.mark.slow
 def test_asha_stops_the_trials_that_lag_at_a_rung_and_keeps_their_checkpoints(api):
     sweep = create_sweep(api, {
         "model": "mlp", "dataset": "mnist", "hyperparameters": {**TINY_TRIAL, "epochs": 3},
@@ -69,6 +71,7 @@ def test_asha_stops_the_trials_that_lag_at_a_rung_and_keeps_their_checkpoints(ap
     assert events[-1][0] == "status" and events[-1][1]["status"] == "succeeded"
 
 
+@pytest.mark.slow
 def test_cancel_stops_every_trial(api):
     slow = {**TINY_TRIAL, "epochs": 30, "max_train_samples": 4096, "batch_size": 16}
     sweep = create_sweep(api, {**GRID, "hyperparameters": slow})
