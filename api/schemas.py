@@ -101,7 +101,7 @@ class AttemptPublic(BaseModel):
     worker: str
     started_at: datetime
     ended_at: datetime | None = None
-    ended: str | None = Field(None, description="succeeded, failed, cancelled, process_died, worker_lost, "
+    ended: str | None = Field(None, description="succeeded, failed, cancelled, stopped, process_died, worker_lost, "
                                                 "worker_restarted or worker_stopped; null while it runs")
     detail: str | None = None
     resumed_from_epoch: int | None = Field(None, description="epochs done in the checkpoint it continued from; "

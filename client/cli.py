@@ -169,7 +169,7 @@ app.command("logs", help="Same as watch: a job's epochs so far, then live until 
 
 @app.command()
 def jobs(ctx: typer.Context,
-         status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled")] = None,
+         status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled, stopped")] = None,
          dataset: Annotated[str | None, typer.Option()] = None, model: Annotated[str | None, typer.Option()] = None,
          limit: Annotated[int, typer.Option(min=1, max=200)] = 20) -> None:
     """Jobs, newest first."""
