@@ -23,8 +23,13 @@ def search_field(search: dict[str, Any]) -> str:
     return "search.grid" if "grid" in search else "search.random"
 
 
-def expand_search(search: dict[str, Any]) -> list[dict[str, Any]]:
-    """{"grid": {name: [values]}} or {"random": {name: {dist: args}}, "trials": n, "seed": s} -> overrides per trial."""
+def expand_search(search: dict[str, Any], *, shuffle_grid: bool = False) -> list[dict[str, Any]]:
+    """{"grid": {name: [values]}} or {"random": {name: {dist: args}}, "trials": n, "seed": s} -> overrides per trial.
+
+    `shuffle_grid` puts a grid in a fixed pseudo-random order (always the same): early stopping
+    compares a trial with those that reached a rung before it, so a grid listed from worst to best
+    (lrs often are) would let every trial through.
+    """
     kinds = [k for k in ("grid", "random") if k in search]
     if len(kinds) != 1:
         raise _invalid("search", "must name exactly one of 'grid' or 'random'")
@@ -32,8 +37,12 @@ def expand_search(search: dict[str, Any]) -> list[dict[str, Any]]:
     if extra:
         raise _invalid(f"search.{sorted(extra)[0]}", f"unknown key; a {kinds[0]} search takes "
                        + ("'grid'" if kinds == ["grid"] else "'random', 'trials', 'seed'"))
-    return expand_grid(search["grid"]) if kinds == ["grid"] else expand_random(
-        search["random"], trials=search.get("trials"), seed=search.get("seed", 0))
+    if kinds == ["random"]:
+        return expand_random(search["random"], trials=search.get("trials"), seed=search.get("seed", 0))
+    trials = expand_grid(search["grid"])
+    if shuffle_grid:
+        random.Random(0).shuffle(trials)
+    return trials
 
 
 def expand_grid(grid: Any) -> list[dict[str, Any]]:

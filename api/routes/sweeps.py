@@ -66,7 +66,7 @@ def cancel_sweep(sweep: SweepDep, request: Request, session: SessionDep) -> Swee
 
 def _plan(body: SweepCreate, settings: Settings) -> sweep_service.SweepPlan:
     """The request as a SweepPlan; InvalidConfig (→ 422 naming the field) for anything wrong."""
-    overrides = expand_search(body.search)
+    overrides = expand_search(body.search, shuffle_grid=body.early_stopping is not None)
     if len(overrides) > settings.max_sweep_trials:
         raise _invalid("search", f"expands to {len(overrides)} trials; at most {settings.max_sweep_trials} "
                                  "(MAX_SWEEP_TRIALS) are allowed")

@@ -14,6 +14,13 @@ def test_grid_is_every_combination_first_parameter_slowest():
     assert len(trials) == 6
 
 
+def test_a_shuffled_grid_is_the_same_trials_in_a_fixed_order():
+    grid = {"grid": {"lr": [0.1, 0.01, 0.001], "batch_size": [32, 64]}}
+    shuffled = expand_search(grid, shuffle_grid=True)
+    assert shuffled == expand_search(grid, shuffle_grid=True) != expand_search(grid)
+    assert sorted(map(str, shuffled)) == sorted(map(str, expand_search(grid)))
+
+
 def test_random_draws_are_reproducible_and_in_range():
     space = {"random": {"lr": {"loguniform": [1e-4, 1e-1]}, "dropout": {"uniform": [0, 0.5]},
                         "hidden_sizes": {"choice": [[128, 64], [256]]}, "batch_size": {"int": [16, 64]}},
