@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from core.db import get_sessionmaker
 from core.datasets import get_dataset
 from core.jobs import get_job
-from core.models import Job, UploadedDataset
+from core.sweeps import get_sweep
+from core.models import Job, Sweep, UploadedDataset
 from core.settings import Settings, get_settings
 
 
@@ -41,3 +42,11 @@ def valid_dataset_name(session: SessionDep, name: Annotated[str, Path(max_length
 
 
 UploadedDatasetDep = Annotated[UploadedDataset, Depends(valid_dataset_name)]
+
+
+def valid_sweep_id(session: SessionDep, sweep_id: Annotated[str, Path(description="a sweep id")]) -> Sweep:
+    """The sweep named in the path; SweepNotFound (→ 404 naming the id) otherwise."""
+    return get_sweep(session, sweep_id=sweep_id)
+
+
+SweepDep = Annotated[Sweep, Depends(valid_sweep_id)]

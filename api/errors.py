@@ -10,6 +10,7 @@ from core.datasets import DatasetNotFound
 from core.errors import (
     BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
 )
+from core.sweeps import SweepNotCancellable, SweepNotFound
 from ml.errors import InvalidConfig
 
 
@@ -51,7 +52,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, _status(404))
     app.add_exception_handler(CheckpointNotFound, _status(404))
     app.add_exception_handler(DatasetNotFound, _status(404))
+    app.add_exception_handler(SweepNotFound, _status(404))
     app.add_exception_handler(JobNotCancellable, _status(409))
+    app.add_exception_handler(SweepNotCancellable, _status(409))
     app.add_exception_handler(IdempotencyConflict, _status(409))
     app.add_exception_handler(JobNotDeletable, _status(409))
     app.add_exception_handler(BrokerUnavailable, _status(503))

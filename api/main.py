@@ -15,7 +15,7 @@ from prometheus_client import make_asgi_app
 
 from api.errors import install_error_handlers
 from api.body_limit import BodySizeLimit
-from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, plots, predict, rows
+from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, plots, predict, rows, sweeps
 from api.routes.dashboard import install_dashboard
 from core.datasets import find_uploaded, uploaded_names
 from core.bus import RedisPublisher
@@ -39,6 +39,7 @@ ROUTERS = [
     plots.router,
     datasets.router,
     rows.router,
+    sweeps.router,
 ]
 
 

@@ -68,6 +68,7 @@ def job_public(session: Session, job: Job, *, settings: Settings | None = None) 
         code_version=job.code_version, torch_version=job.torch_version,
         dataset_checksum=job.dataset_checksum, result=job.result,
         attempts=[AttemptPublic.model_validate(a) for a in list_attempts(session, job_id=job.id)],
+        sweep_id=job.sweep_id, reused_from=job.reused_from,
         disk_bytes=disk_bytes(job_dir(settings, job.id)) if settings is not None else None,
         links=job_links(job.id),
     )

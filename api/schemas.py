@@ -30,6 +30,8 @@ class JobCreate(BaseModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict,
                                             description="overrides; the rest are the pair's course defaults")
     name: str | None = Field(default=None, max_length=200, description="a label for people")
+    reuse: bool = Field(False, description="when a succeeded job had the same resolved config, dataset checksum, "
+                                           "code version and seed, take its result instead of training")
 
 
 class ProgressPublic(BaseModel):
@@ -99,7 +101,7 @@ class AttemptPublic(BaseModel):
     worker: str
     started_at: datetime
     ended_at: datetime | None = None
-    ended: str | None = Field(None, description="succeeded, failed, cancelled, process_died, worker_lost, "
+    ended: str | None = Field(None, description="succeeded, failed, cancelled, stopped, process_died, worker_lost, "
                                                 "worker_restarted or worker_stopped; null while it runs")
     detail: str | None = None
     resumed_from_epoch: int | None = Field(None, description="epochs done in the checkpoint it continued from; "
@@ -138,6 +140,8 @@ class JobPublic(BaseModel):
     dataset_checksum: str | None = None
     result: dict[str, Any] | None = None
     attempts: list[AttemptPublic] = Field(default_factory=list)
+    sweep_id: str | None = Field(None, description="the sweep this job is a trial of")
+    reused_from: str | None = Field(None, description="the succeeded job whose result this job reused")
     disk_bytes: int | None = Field(None, description="bytes its checkpoints and files take (GET /v1/jobs/{id} only)")
     links: JobLinks
 

@@ -19,7 +19,7 @@ import httpx
 
 from client.config import ClientConfig, load_config
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "stopped"})  # stopped: a sweep's early stopping
 
 
 class ApiError(Exception):

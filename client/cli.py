@@ -1,8 +1,8 @@
 """`trainserve`: train, watch, list, cancel, promote, predict and plot from a terminal.
 
 Exit codes (scripts can rely on them): 0 done; 1 the API refused (its sentence is printed); 2 bad
-usage; 3 the server is unreachable or failed (5xx); 4 the watched job failed; 5 it was cancelled;
-130 Ctrl-C detached from a watched job (the job keeps running).
+usage; 3 the server is unreachable or failed (5xx); 4 the watched job failed; 5 it was cancelled (or
+stopped early by its sweep); 130 Ctrl-C detached from a watched job (the job keeps running).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from client.api import TERMINAL, ApiError, Client
 from client.config import load_config
 
 OK, REFUSED, USAGE, UNREACHABLE, JOB_FAILED, JOB_CANCELLED, DETACHED = 0, 1, 2, 3, 4, 5, 130
-JOB_EXIT = {"succeeded": OK, "failed": JOB_FAILED, "cancelled": JOB_CANCELLED}
+JOB_EXIT = {"succeeded": OK, "failed": JOB_FAILED, "cancelled": JOB_CANCELLED, "stopped": JOB_CANCELLED}
 PLOTS = ("loss", "metric", "confusion_matrix", "mistakes")
 
 app = typer.Typer(help="Command-line client of the trainserve API.", no_args_is_help=True,
@@ -120,7 +120,7 @@ def watch_job(api: Client, job_id: str) -> int:
 
 def print_outcome(job: dict[str, Any]) -> int:
     status = job["status"]
-    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(status, "white")
+    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "stopped": "yellow"}.get(status, "white")
     out.print(f"job {job['id']} [{colour}]{status}[/{colour}]", highlight=False)
     if job.get("error"):
         out.print(job["error"], highlight=False)
@@ -169,7 +169,7 @@ app.command("logs", help="Same as watch: a job's epochs so far, then live until 
 
 @app.command()
 def jobs(ctx: typer.Context,
-         status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled")] = None,
+         status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled, stopped")] = None,
          dataset: Annotated[str | None, typer.Option()] = None, model: Annotated[str | None, typer.Option()] = None,
          limit: Annotated[int, typer.Option(min=1, max=200)] = 20) -> None:
     """Jobs, newest first."""

@@ -66,6 +66,7 @@ class StartedRun:
     attempt: int
     resume_from: str | None
     resume_epoch: int | None
+    sweep_id: str | None = None
 
 
 # ---------------------------------------------------------------- reading
@@ -161,9 +162,11 @@ def disk_bytes(job_dir: Path) -> int:
 
 def submit(
     session: Session, *, config: dict[str, Any], dispatcher: Dispatcher | None, name: str | None = None,
-    idempotency_key: str | None = None, request_hash: str | None = None, **facts: Any,
+    idempotency_key: str | None = None, request_hash: str | None = None, reuse: Reuse | None = None, **facts: Any,
 ) -> tuple[Job, bool]:
     """Insert a queued job and send its id to the workers; returns (job, created).
+
+    With `reuse`, a succeeded job with the same inputs gives its result instead (see `add_job`).
 
     With an idempotency key already used for the same request, returns that job and created=False.
     When the broker cannot take the id, the job is failed (no one waits on a message never sent) and
@@ -173,14 +176,8 @@ def submit(
         existing = get_job_by_idempotency_key(session, key=idempotency_key)
         if existing is not None:
             return _replayed(existing, idempotency_key, request_hash), False
-    now = utcnow()
-    job = Job(
-        id=str(uuid.uuid4()), name=name, model=config["model"], dataset=config["dataset"], config=config,
-        seed=int(config.get("hyperparameters", {}).get("seed", 0)), status=JobStatus.queued.value,
-        idempotency_key=idempotency_key, request_hash=request_hash, created_at=now, queued_at=now,
-        **{k: v for k, v in facts.items() if k in ("dataset_checksum",)},
-    )
-    session.add(job)
+    job = add_job(session, config=config, name=name, reuse=reuse, idempotency_key=idempotency_key,
+                  request_hash=request_hash, **facts)
     try:
         session.commit()
     except IntegrityError:
@@ -192,8 +189,63 @@ def submit(
         return _replayed(existing, idempotency_key, request_hash), False
     # the row is committed before its id is sent (a worker must find it); a failed send is a second,
     # compensating transaction, so no job waits `queued` on a message that never went
-    _dispatch_or_fail(session, job, dispatcher)
+    dispatch(session, job, dispatcher)
     return job, True
+
+
+def add_job(session: Session, *, config: dict[str, Any], reuse: Reuse | None = None, **fields: Any) -> Job:
+    """Add a queued job row, or, when `reuse` finds a succeeded job with the same inputs, a succeeded copy
+    of its result (recorded in `reused_from`). Flushes only; `dispatch` it after the commit."""
+    now = utcnow()
+    job = Job(id=str(uuid.uuid4()), model=config["model"], dataset=config["dataset"], config=config,
+              seed=int(config.get("hyperparameters", {}).get("seed", 0)), status=JobStatus.queued.value,
+              created_at=now, queued_at=now,
+              **{k: v for k, v in fields.items() if k in ("name", "dataset_checksum", "idempotency_key",
+                                                           "request_hash", "sweep_id", "trial")})
+    source = find_reusable(session, config=config, reuse=reuse) if reuse is not None else None
+    if source is not None:
+        _copy_result(job, source, now)
+    session.add(job)
+    session.flush()
+    if source is not None:
+        for row in list_epoch_metrics(session, job_id=source.id):
+            session.add(EpochMetric(job_id=job.id, epoch=row.epoch, created_at=now,
+                                    **{f: getattr(row, f) for f in EpochMetric.METRIC_FIELDS}))
+        session.flush()
+    return job
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """What must equal a succeeded job's, besides the resolved config, for its result to be reused."""
+
+    dataset_checksum: str
+    code_version: str
+
+
+def find_reusable(session: Session, *, config: dict[str, Any], reuse: Reuse) -> Job | None:
+    """The newest succeeded job (not itself a copy) with this resolved config, dataset checksum, code and seed."""
+    candidates = session.scalars(
+        select(Job).where(Job.status == JobStatus.succeeded.value, Job.model == config["model"],
+                          Job.dataset == config["dataset"], Job.reused_from.is_(None),
+                          Job.seed == int(config.get("hyperparameters", {}).get("seed", 0)),
+                          Job.dataset_checksum == reuse.dataset_checksum, Job.code_version == reuse.code_version)
+        .order_by(Job.finished_at.desc())
+    ).all()
+    key = _config_key(config)
+    return next((job for job in candidates if _config_key(job.config) == key), None)
+
+
+def _config_key(config: dict[str, Any]) -> str:
+    # what was trained: notes and the preset's name only describe how the config was reached
+    return json.dumps({k: config.get(k) for k in ("model", "dataset", "hyperparameters")}, sort_keys=True)
+
+
+def _copy_result(job: Job, source: Job, now) -> None:
+    job.status, job.reused_from, job.finished_at, job.queued_at = JobStatus.succeeded.value, source.id, now, None
+    for field in ("best_epoch", "best_metric", "test_metrics", "result", "device", "torch_version",
+                  "dataset_checksum", "code_version", "worker"):
+        setattr(job, field, getattr(source, field))
 
 
 def _replayed(job: Job, key: str, request_hash: str | None) -> Job:
@@ -202,7 +254,13 @@ def _replayed(job: Job, key: str, request_hash: str | None) -> Job:
     return job
 
 
-def _dispatch_or_fail(session: Session, job: Job, dispatcher: Dispatcher | None) -> None:
+def dispatch(session: Session, job: Job, dispatcher: Dispatcher | None) -> None:
+    """Send a committed queued job's id to the workers (a reused result needs none).
+
+    When the broker cannot take it the job is failed and committed, and BrokerUnavailable raised.
+    """
+    if job.status != JobStatus.queued.value:
+        return
     try:
         if dispatcher is None:
             raise RuntimeError("REDIS_URL is not set")
@@ -251,7 +309,7 @@ def start(
                                          "resumed_from_epoch": resume.epoch if resume is not None else None,
                                          "resumed_from_batch": resume.batch if resume is not None else None})
     return StartedRun(config=job.config, attempt=number, resume_from=resume.path if resume is not None else None,
-                      resume_epoch=resume.epoch if resume is not None else None)
+                      resume_epoch=resume.epoch if resume is not None else None, sweep_id=job.sweep_id)
 
 
 def _resume_point(session: Session, job: Job) -> ResumePoint | None:

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     max_dataset_zip_ratio: float = Field(default=200.0, ge=1.0)
     min_images_per_class: int = Field(default=5, ge=1)
 
+    # sweeps (POST /v1/sweeps): most trials in one sweep, and most trial-epochs (sum of every trial's epochs)
+    max_sweep_trials: int = Field(default=1000, ge=1, le=1_000_000)
+    max_sweep_epochs: int = Field(default=5000, ge=1, le=100_000_000)
+
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
         if self.heartbeat_timeout_s < 3 * self.heartbeat_interval_s:

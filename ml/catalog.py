@@ -90,3 +90,14 @@ def known_checksum(name: str) -> str | None:
     from ml.data import get_dataset_spec
 
     return get_dataset_spec(name).checksum
+
+
+def dataset_checksum(name: str, data_dir: str | Path, cache_dir: str | Path | None = None) -> str:
+    """The checksum training would record for this dataset now: an upload's is known; a built-in's is
+    read from its files (hashes memoised per process; photos come from the decoded cache when it holds them)."""
+    from ml.data import get_dataset_spec
+
+    spec = get_dataset_spec(name)
+    if spec.checksum is not None:
+        return spec.checksum
+    return spec.load(Path(data_dir), spec.default_image_size, Path(cache_dir) if cache_dir else None).checksum

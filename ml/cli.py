@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os
@@ -115,11 +114,13 @@ def cmd_train(args) -> int:
 
 def cmd_grid(args) -> int:
     """Train every combination of the --grid values; the best by validation metric wins."""
+    from ml.search import expand_grid, resolve_trials
+
     base = _overrides(args)
-    axes = [(key, split_choices(values)) for key, values in args.grid]
+    choices = expand_grid({key: split_choices(values) for key, values in args.grid})
+    resolve_trials(args.model, args.dataset, base, choices, searched="--grid")  # every trial valid before any trains
     runs = []
-    for i, combo in enumerate(itertools.product(*(vals for _, vals in axes)), start=1):
-        choice = dict(zip((k for k, _ in axes), combo))
+    for i, choice in enumerate(choices, start=1):
         label = " ".join(f"{k}={json.dumps(v)}" for k, v in choice.items())
         print(f"[{i}] {label}", flush=True)
         result = _train_one(args.model, args.dataset, {**base, **choice}, args, Path(args.out) / f"run-{i:03d}",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -23,6 +24,7 @@ class SqlCallbacks:
         self, job_id: str, *, epochs: int, publisher: Publisher, redis_client: redis.Redis | None,
         progress_interval_s: float, cancel_poll_interval_s: float, lost: threading.Event | None = None,
         resumed_epoch: int | None = None,
+        early_stop: Callable[[int, int | None], str | None] | None = None,
     ):
         self.job_id = job_id
         self.epochs = epochs
@@ -39,6 +41,10 @@ class SqlCallbacks:
         self._cancel_seen_in_sql = False
         self._stop = False
         self._pending_epochs: list[dict] = []
+        # a sweep's early stopping: (epoch, last epoch decided or None) -> why the trial stops, or None
+        self.early_stop = early_stop
+        self._decided_until: int | None = None
+        self.stop_reason: str | None = None
 
     def on_progress(self, progress: Progress) -> None:
         self._batches = progress.batches
@@ -77,6 +83,10 @@ class SqlCallbacks:
                 metrics=dict(checkpoint.metrics), epochs=self._pending_epochs, publisher=self.publisher,
             )
         self._pending_epochs = []
+        if self.early_stop is not None and self.stop_reason is None:
+            # decided once the epoch's row is in SQL, so the decision can be made again from SQL alone
+            self.stop_reason = self.early_stop(checkpoint.epoch, self._decided_until)
+            self._decided_until = checkpoint.epoch
 
     def flush_epochs(self) -> None:
         """Record finished epochs no checkpoint followed (a run that ends failed or cancelled)."""
@@ -86,7 +96,7 @@ class SqlCallbacks:
             self._pending_epochs = []
 
     def should_stop(self) -> bool:
-        if self._stop or shutdown_requested.is_set() or self.lost.is_set():
+        if self._stop or self.stop_reason or shutdown_requested.is_set() or self.lost.is_set():
             return True
         now = time.monotonic()
         # called between batches: look at Redis at most every cancel_poll_interval_s

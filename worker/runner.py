@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import partial
 import logging
 import signal
 import threading
@@ -13,7 +14,7 @@ from typing import Any
 
 import redis
 
-from core import jobs
+from core import jobs, sweeps
 from core.bus import RedisPublisher, make_client
 from core.db import session_scope
 from core.model_registry import register_model_version
@@ -101,6 +102,7 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
             job_id, epochs=config.hyperparameters.epochs, publisher=publisher(), redis_client=_redis_client(),
             progress_interval_s=settings.progress_write_interval_s,
             cancel_poll_interval_s=settings.cancel_poll_interval_s, lost=beat.lost, resumed_epoch=run.resume_epoch,
+            early_stop=partial(_early_stop_reason, job_id) if run.sweep_id else None,
         )
         result = _train(config, job_id, callbacks, run.resume_from)
     except TrainingCancelled as exc:
@@ -156,6 +158,8 @@ def _stopped(job_id: str, worker: str, exc: TrainingCancelled, beat: Heartbeat,
         callbacks.flush_epochs()  # cancelled for good: its finished epochs stay on record
     if exc.stop_checkpoint is not None:
         Path(exc.stop_checkpoint).unlink(missing_ok=True)  # only a requeued job resumes mid-epoch
+    if callbacks is not None and callbacks.stop_reason:  # a sweep's early stopping; its checkpoints stay
+        return _finish(job_id, worker, JobStatus.stopped, error_type="EarlyStopped", error=callbacks.stop_reason)
     kept = f"; the last checkpoint ({Path(exc.last_checkpoint).name}) is kept" if exc.last_checkpoint else ""
     return _finish(job_id, worker, JobStatus.cancelled, error_type="TrainingCancelled",
                    error=f"cancelled on request at epoch {exc.epoch}, batch {exc.batch}{kept}")
@@ -202,7 +206,23 @@ def _finish(job_id: str, worker: str, status: JobStatus, **outcome: Any) -> str:
     with session_scope() as session:
         done = jobs.finish(session, job_id=job_id, worker=worker, status=status, publisher=publisher(),
                            retention=get_settings().checkpoint_retention, **outcome)
+    if done:
+        _advance_sweep(job_id)
     return status.value if done else "lost"
+
+
+def _advance_sweep(job_id: str) -> None:
+    """A trial's slot is free: launch its sweep's next trial now (the maintenance pass would, later)."""
+    try:
+        with session_scope() as session:
+            sweeps.after_trial(session, job_id=job_id, dispatcher=dispatcher())
+    except Exception:
+        log.exception("job %s: could not advance its sweep; the maintenance pass will", job_id)
+
+
+def _early_stop_reason(job_id: str, epoch: int, decided_until: int | None) -> str | None:
+    with session_scope() as session:
+        return sweeps.early_stop_reason(session, job_id=job_id, epoch=epoch, after=decided_until)
 
 
 def _status_or_none(session, job_id: str) -> str | None:

@@ -11,6 +11,8 @@ from api.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPubl
 from core import jobs as job_service
 from core.model_registry import serving_model_of_job
 from core.models import JobStatus
+from core.version import code_version
+from ml.catalog import dataset_checksum
 from ml.config import resolve_config
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -28,9 +30,12 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
     """Queue a training job; answers at once with the job and its resolved hyperparameters."""
     request_hash = job_service.request_fingerprint(body.model_dump())
     config = resolve_config(body.model, body.dataset, body.hyperparameters, preset=body.preset)  # InvalidConfig → 422
+    settings = request.app.state.settings
+    reuse = job_service.Reuse(dataset_checksum(config.dataset, settings.data_dir, settings.cache_dir),
+                              code_version()) if body.reuse else None
     job, created = job_service.submit(
         session, config=config.model_dump(mode="json"), name=body.name, dispatcher=request.app.state.dispatcher,
-        idempotency_key=idempotency_key, request_hash=request_hash,
+        idempotency_key=idempotency_key, request_hash=request_hash, reuse=reuse,
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:

@@ -6,6 +6,7 @@ from core.models.dataset import UploadedDataset
 from core.models.epoch_metric import EpochMetric
 from core.models.job import TERMINAL_STATUSES, Job, JobStatus
 from core.models.model_version import ModelVersion, ServingEvent, ServingReason
+from core.models.sweep import Sweep, SweepStatus
 
-__all__ = ["Base", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "UploadedDataset", "utcnow"]
-__all__ = ["AttemptEnd", "Base", "JobAttempt", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "utcnow"]
+__all__ = ["AttemptEnd", "Base", "Checkpoint", "EpochMetric", "Job", "JobAttempt", "JobStatus", "ModelVersion",
+           "ServingEvent", "ServingReason", "Sweep", "SweepStatus", "TERMINAL_STATUSES", "UploadedDataset", "utcnow"]

@@ -16,6 +16,7 @@ class AttemptEnd(str, enum.Enum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    stopped = "stopped"  # early stopping ended the trial
     process_died = "process_died"  # the training process was killed (SIGKILL, OOM)
     worker_lost = "worker_lost"  # no heartbeat within the timeout: machine lost, or back under another name
     worker_restarted = "worker_restarted"  # the worker came back under the same name: its old run is gone

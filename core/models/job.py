@@ -5,27 +5,31 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Float, Integer, String, Text
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.models.base import Base, UTCDateTime, utcnow
 
 
 class JobStatus(str, enum.Enum):
-    """A job's life: queued → running → succeeded | failed | cancelled (queued → cancelled too)."""
+    """A job's life: queued → running → succeeded | failed | cancelled | stopped (queued → cancelled too).
+
+    `stopped`: a sweep's early stopping ended the trial (its metric lagged at a rung); not a failure.
+    """
 
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    stopped = "stopped"
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.stopped})
 _STATUS_VALUES = ", ".join(f"'{s.value}'" for s in JobStatus)
 
 
@@ -33,7 +37,8 @@ class Job(Base):
     """One training run requested over the API; the source of truth for its state."""
 
     __tablename__ = "jobs"
-    __table_args__ = (CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),)
+    __table_args__ = (CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status"),
+                      UniqueConstraint("sweep_id", "trial"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -45,6 +50,12 @@ class Job(Base):
     seed: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)  # a sentence the user can act on
     error_type: Mapped[str | None] = mapped_column(String(64))
+
+    # a sweep's trial: the sweep and the trial's index in it (unique: a trial becomes one job)
+    sweep_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    trial: Mapped[int | None] = mapped_column(Integer)
+    # same-config reuse: the succeeded job whose result this job took instead of training
+    reused_from: Mapped[str | None] = mapped_column(String(36))
 
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64))  # a retry must repeat the same request

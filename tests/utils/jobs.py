@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {"succeeded", "failed", "cancelled", "stopped"}
 
 # small enough to train in a second or two on CPU, big enough to have a few batches per epoch
 TINY_MNIST = {"model": "mlp", "dataset": "mnist",
@@ -42,9 +42,14 @@ def wait_for(client: httpx.Client, job_id: str, statuses: set[str] | str = TERMI
 
 def read_events(client: httpx.Client, job_id: str, timeout_s: float = 120.0) -> list[tuple[str, dict]]:
     """Read the job's SSE stream to its end; returns (event, data) pairs."""
+    return read_stream(client, f"/v1/jobs/{job_id}/events", timeout_s)
+
+
+def read_stream(client: httpx.Client, path: str, timeout_s: float = 120.0) -> list[tuple[str, dict]]:
+    """Read an SSE stream (a job's or a sweep's) to its end; returns (event, data) pairs."""
     events: list[tuple[str, dict]] = []
     kind = None
-    with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=timeout_s) as response:
+    with client.stream("GET", path, timeout=timeout_s) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():

@@ -2,7 +2,7 @@
 "use strict";
 
 const KEY = "trainserve.apiKey";
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const TERMINAL = new Set(["succeeded", "failed", "cancelled", "stopped"]);
 const view = document.getElementById("view");
 let pageAbort = new AbortController();  // aborted on navigation: closes the page's event streams
 
@@ -470,6 +470,46 @@ function setupCanvas(canvas) {
   for (const end of ["pointerup", "pointerleave"]) canvas.addEventListener(end, () => (drawing = false));
 }
 
+// ---- sweeps: list, leaderboard (live), cancel -------------------------------------------------
+
+const countsText = (counts) => Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ");
+
+async function sweepsPage() {
+  const sweeps = await api("/v1/sweeps");
+  view.replaceChildren(el("h1", {}, "Sweeps"), sweeps.data.length ? el("table", {},
+    el("tr", {}, ["sweep", "model / dataset", "status", "trials", "best"].map((h) => el("th", {}, h))),
+    sweeps.data.map((s) => el("tr", { "data-sweep": s.id },
+      el("td", {}, el("a", { href: `#/sweeps/${s.id}` }, s.name || s.id.slice(0, 8))),
+      el("td", {}, `${s.model} / ${s.dataset}`), el("td", {}, el("span", { class: `status ${s.status}` }, s.status)),
+      el("td", {}, `${s.total}: ${countsText(s.counts)}`),
+      el("td", {}, s.best ? `${s.metric} ${num(s.best.metric)}` : "–")))) :
+    el("p", {}, "No sweep yet: POST /v1/sweeps (see the README)."));
+}
+
+async function sweepPage(sweepId) {
+  const box = el("div");
+  const render = (s) => box.replaceChildren(
+    el("h1", {}, `Sweep ${s.name || s.id.slice(0, 8)} `, el("span", { class: `status ${s.status}` }, s.status)),
+    el("p", {}, `${s.model} / ${s.dataset} · ${s.total} trials (${countsText(s.counts)}) · ranked by ${s.metric} (${s.mode})`,
+      s.early_stopping ? " · ASHA" : "", s.best_model_id ? ` · best registered as model ${s.best_model_id}` : ""),
+    ["queued", "running"].includes(s.status) ? el("button", { onclick: () => cancelSweep(s.id) }, "Cancel sweep") : "",
+    el("table", {}, el("tr", {}, ["rank", "trial", "hyperparameters", s.metric, "epoch", "status"].map((h) => el("th", {}, h))),
+      s.trials.map((t, i) => el("tr", { class: t.job_id === (s.best && s.best.job_id) ? "serving" : "" },
+        el("td", {}, i + 1), el("td", {}, t.job_id ? el("a", { href: `#/jobs/${t.job_id}` }, t.trial) : t.trial),
+        el("td", {}, JSON.stringify(t.hyperparameters)), el("td", {}, num(t.metric)), el("td", {}, t.epoch ?? "–"),
+        el("td", {}, el("span", { class: `status ${t.status}` }, t.reused_from ? `${t.status} (reused)` : t.status))))));
+  render(await api(`/v1/sweeps/${sweepId}`));
+  view.replaceChildren(box);
+  // each event re-reads the sweep: the leaderboard is SQL's, the stream only says when to look
+  streamEvents(`/v1/sweeps/${sweepId}/events`, async () => render(await api(`/v1/sweeps/${sweepId}`)),
+    pageAbort.signal).catch(() => {});
+}
+
+async function cancelSweep(sweepId) {
+  try { await api(`/v1/sweeps/${sweepId}/cancel`, { method: "POST" }); } catch (err) { alert(err.message); }
+  route();
+}
+
 // ---- router ------------------------------------------------------------------------------------
 
 async function route() {
@@ -478,8 +518,11 @@ async function route() {
   const [path, query] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(query || "");
   const job = path.match(/^\/jobs\/([\w-]+)$/);
+  const sweep = path.match(/^\/sweeps\/([\w-]+)$/);
   try {
     if (job) await jobPage(job[1]);
+    else if (sweep) await sweepPage(sweep[1]);
+    else if (path === "/sweeps") await sweepsPage();
     else if (path === "/compare") await comparePage(params);
     else if (path === "/models") await modelsPage();
     else if (path === "/predict") await predictPage(params);
