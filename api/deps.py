@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path
 from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep
 from core.db import get_sessionmaker
 from core.datasets import get_dataset
 from core.jobs import get_job
@@ -27,17 +28,19 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def valid_job_id(session: SessionDep, job_id: Annotated[str, Path(description="a job id")]) -> Job:
-    """The job named in the path; JobNotFound (→ 404 naming the id) otherwise."""
-    return get_job(session, job_id=job_id)
+def valid_job_id(session: SessionDep, principal: PrincipalDep,
+                 job_id: Annotated[str, Path(description="a job id")]) -> Job:
+    """The caller's job named in the path; JobNotFound (→ 404 naming the id) otherwise, or when it is someone else's."""
+    return get_job(session, job_id=job_id, owner=principal.owner_filter)
 
 
 JobDep = Annotated[Job, Depends(valid_job_id)]
 
 
-def valid_dataset_name(session: SessionDep, name: Annotated[str, Path(max_length=64, description="an uploaded dataset's name")]) -> UploadedDataset:
-    """The upload named in the path; DatasetNotFound (→ 404 naming it) otherwise."""
-    return get_dataset(session, name=name)
+def valid_dataset_name(session: SessionDep, principal: PrincipalDep,
+                       name: Annotated[str, Path(max_length=64, description="an uploaded dataset's name")]) -> UploadedDataset:
+    """The caller's upload named in the path; DatasetNotFound (→ 404 naming it) otherwise, or when it is someone else's."""
+    return get_dataset(session, name=name, owner=principal.owner_filter)
 
 
 UploadedDatasetDep = Annotated[UploadedDataset, Depends(valid_dataset_name)]

@@ -7,8 +7,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from core.datasets import DatasetNotFound
+from core.keys import KeyNotFound
 from core.errors import (
     BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
+    TooManyQueued,
 )
 from ml.errors import InvalidConfig
 
@@ -51,6 +53,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, _status(404))
     app.add_exception_handler(CheckpointNotFound, _status(404))
     app.add_exception_handler(DatasetNotFound, _status(404))
+    app.add_exception_handler(KeyNotFound, _status(404))
+    app.add_exception_handler(TooManyQueued, _status(429))
     app.add_exception_handler(JobNotCancellable, _status(409))
     app.add_exception_handler(IdempotencyConflict, _status(409))
     app.add_exception_handler(JobNotDeletable, _status(409))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from core.bus import NoPublisher, Publisher
 from core.errors import (
     BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
+    TooManyQueued,
 )
 from core.models import AttemptEnd, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, utcnow
 
@@ -76,10 +77,11 @@ def request_fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def get_job(session: Session, *, job_id: str) -> Job:
-    """The job with this id, as the database has it now; raises JobNotFound."""
+def get_job(session: Session, *, job_id: str, owner: str | None = None) -> Job:
+    """The job with this id, as the database has it now; raises JobNotFound (also when `owner` is given
+    and the job is someone else's: ids of others' jobs don't leak)."""
     job = session.get(Job, job_id, populate_existing=True)
-    if job is None:
+    if job is None or (owner is not None and job.owner != owner):
         raise JobNotFound(job_id)
     return job
 
@@ -91,10 +93,12 @@ def get_job_by_idempotency_key(session: Session, *, key: str) -> Job | None:
 
 def list_jobs(
     session: Session, *, status: str | None = None, dataset: str | None = None, model: str | None = None,
-    offset: int = 0, limit: int = 50,
+    offset: int = 0, limit: int = 50, owner: str | None = None,
 ) -> tuple[Sequence[Job], int]:
-    """Jobs matching the filters, newest first, and how many match in all."""
+    """Jobs matching the filters (`owner`: only theirs), newest first, and how many match in all."""
     query = select(Job)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
     if status:
         query = query.where(Job.status == status)
     if dataset:
@@ -161,23 +165,30 @@ def disk_bytes(job_dir: Path) -> int:
 
 def submit(
     session: Session, *, config: dict[str, Any], dispatcher: Dispatcher | None, name: str | None = None,
-    idempotency_key: str | None = None, request_hash: str | None = None, **facts: Any,
+    idempotency_key: str | None = None, request_hash: str | None = None, owner: str | None = None,
+    max_queued: int | None = None, **facts: Any,
 ) -> tuple[Job, bool]:
-    """Insert a queued job and send its id to the workers; returns (job, created).
+    """Insert a queued job for `owner` and send its id to the workers; returns (job, created).
 
     With an idempotency key already used for the same request, returns that job and created=False.
+    TooManyQueued when the owner already has `max_queued` jobs waiting.
     When the broker cannot take the id, the job is failed (no one waits on a message never sent) and
     BrokerUnavailable is raised.
     """
     if idempotency_key:
         existing = get_job_by_idempotency_key(session, key=idempotency_key)
         if existing is not None:
-            return _replayed(existing, idempotency_key, request_hash), False
+            return _replayed(existing, idempotency_key, request_hash, owner), False
+    if max_queued is not None:
+        waiting = session.scalar(select(func.count()).select_from(Job).where(
+            Job.owner == owner, Job.status == JobStatus.queued.value)) or 0
+        if waiting >= max_queued:
+            raise TooManyQueued(waiting)
     now = utcnow()
     job = Job(
         id=str(uuid.uuid4()), name=name, model=config["model"], dataset=config["dataset"], config=config,
         seed=int(config.get("hyperparameters", {}).get("seed", 0)), status=JobStatus.queued.value,
-        idempotency_key=idempotency_key, request_hash=request_hash, created_at=now, queued_at=now,
+        idempotency_key=idempotency_key, request_hash=request_hash, created_at=now, queued_at=now, owner=owner,
         **{k: v for k, v in facts.items() if k in ("dataset_checksum",)},
     )
     session.add(job)
@@ -189,12 +200,14 @@ def submit(
         existing = get_job_by_idempotency_key(session, key=idempotency_key) if idempotency_key else None
         if existing is None:
             raise
-        return _replayed(existing, idempotency_key, request_hash), False
+        return _replayed(existing, idempotency_key, request_hash, owner), False
     _dispatch_or_fail(session, job, dispatcher)
     return job, True
 
 
-def _replayed(job: Job, key: str, request_hash: str | None) -> Job:
+def _replayed(job: Job, key: str, request_hash: str | None, owner: str | None) -> Job:
+    if job.owner != owner:  # a conflict that names no job: a replay never hands out someone else's
+        raise IdempotencyConflict(key, None)
     if job.request_hash and request_hash and job.request_hash != request_hash:
         raise IdempotencyConflict(key, job.id)
     return job

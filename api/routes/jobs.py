@@ -5,12 +5,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
+from api.auth import PrincipalDep
 from api.deps import JobDep, SessionDep, SettingsDep
 from api.presenters import job_dir, job_public
 from api.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from core import jobs as job_service
 from core.model_registry import serving_model_of_job
 from core.models import JobStatus
+from ml.budget import check_budget
 from ml.config import resolve_config
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -22,15 +24,20 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
              responses={409: {"description": "Idempotency-Key reused for a different request"},
                         422: {"description": "invalid request; `detail[].field` names the field"},
+                        429: {"description": "too many of your jobs are queued (MAX_QUEUED_JOBS_PER_OWNER)"},
                         503: {"description": "the broker is unreachable"}})
 def create_job(body: JobCreate, request: Request, response: Response, session: SessionDep,
-               idempotency_key: IdempotencyKey = None) -> JobPublic:
+               principal: PrincipalDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JobPublic:
     """Queue a training job; answers at once with the job and its resolved hyperparameters."""
     request_hash = job_service.request_fingerprint(body.model_dump())
     config = resolve_config(body.model, body.dataset, body.hyperparameters, preset=body.preset)  # InvalidConfig → 422
+    # refused before anything is queued when it would not fit the per-job budgets (InvalidConfig → 422)
+    check_budget(config, memory_bytes=settings.job_memory_budget_bytes, disk_bytes=settings.job_disk_budget_bytes,
+                 retention=settings.checkpoint_retention)
     job, created = job_service.submit(
         session, config=config.model_dump(mode="json"), name=body.name, dispatcher=request.app.state.dispatcher,
-        idempotency_key=idempotency_key, request_hash=request_hash,
+        idempotency_key=idempotency_key, request_hash=request_hash, owner=principal.owner,
+        max_queued=settings.max_queued_jobs_per_owner,
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
@@ -41,6 +48,7 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    principal: PrincipalDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     dataset: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=64)] = None,
@@ -49,7 +57,8 @@ def list_jobs(
 ) -> JobsPublic:
     """Jobs, newest first, filtered by status, dataset and model."""
     rows, count = job_service.list_jobs(session, status=status_.value if status_ else None,
-                                        dataset=dataset, model=model, offset=offset, limit=limit)
+                                        dataset=dataset, model=model, offset=offset, limit=limit,
+                                        owner=principal.owner_filter)
     return JobsPublic(data=[job_public(session, j) for j in rows], count=count, offset=offset, limit=limit)
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
+from api.auth import ADMIN_ONLY
 from api.deps import SessionDep
 from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, ServingEventPublic,
                                ServingHistoryPublic)
@@ -60,7 +61,7 @@ def get_model(model_id: ModelId, session: SessionDep) -> ModelPublic:
     return model_public(version, registry.serving_version_id(session, dataset=version.dataset))
 
 
-@router.post("/{model_id}/promote", response_model=PromotedPublic,
+@router.post("/{model_id}/promote", response_model=PromotedPublic, dependencies=[ADMIN_ONLY],
              responses={404: {"description": "unknown model id"}})
 def promote_model(model_id: ModelId, session: SessionDep) -> PromotedPublic:
     """Make this version serve its dataset until another is promoted (promoting an older one rolls back)."""

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
 
 from api.model_schemas import PredictModelPublic, PredictionPublic, PredictPublic
+from api.rate_limit import PREDICT_RATE_LIMIT
 from api.serving import ModelUnavailable, Served, ServingDep
 from core import model_registry as registry
 from ml.catalog import dataset_is_servable, example_model, servable_datasets
@@ -41,7 +42,7 @@ def _pick_model(serving, dataset: str, model_id: int | None) -> Served:
 
 
 @router.post(
-    "/{dataset}", response_model=PredictPublic,
+    "/{dataset}", response_model=PredictPublic, dependencies=[PREDICT_RATE_LIMIT],
     responses={404: {"description": "unknown dataset or model id, or no model trained yet for the dataset"},
                413: {"description": "too many files"},
                422: {"description": "a file is empty, too large, not an image, truncated, or has too many pixels"},

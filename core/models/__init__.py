@@ -1,4 +1,5 @@
 """The service's ORM classes; importing this package registers every table on Base.metadata."""
+from core.models.api_key import ApiKey, Role
 from core.models.attempt import AttemptEnd, JobAttempt
 from core.models.base import Base, utcnow
 from core.models.checkpoint import Checkpoint
@@ -7,5 +8,4 @@ from core.models.epoch_metric import EpochMetric
 from core.models.job import TERMINAL_STATUSES, Job, JobStatus
 from core.models.model_version import ModelVersion, ServingEvent, ServingReason
 
-__all__ = ["Base", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "UploadedDataset", "utcnow"]
-__all__ = ["AttemptEnd", "Base", "JobAttempt", "Checkpoint", "EpochMetric", "Job", "JobStatus", "ModelVersion", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "utcnow"]
+__all__ = ["ApiKey", "AttemptEnd", "Base", "Checkpoint", "EpochMetric", "Job", "JobAttempt", "JobStatus", "ModelVersion", "Role", "ServingEvent", "ServingReason", "TERMINAL_STATUSES", "UploadedDataset", "utcnow"]

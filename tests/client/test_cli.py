@@ -16,6 +16,12 @@ from tests.utils.models import digit_png, predict
 pytestmark = pytest.mark.service
 
 
+@pytest.fixture(autouse=True)
+def _key_in_the_environment(monkeypatch, admin_key):
+    """The command finds its key as a user's shell would give it: TRAINSERVE_API_KEY."""
+    monkeypatch.setenv("TRAINSERVE_API_KEY", admin_key)
+
+
 def trainserve(api_url: str, *args: str, timeout: float = 120, **popen) -> subprocess.CompletedProcess:
     """Run the command as a user would, with the server named in the environment."""
     env = {**os.environ, "TRAINSERVE_URL": api_url, "COLUMNS": "160"}
