@@ -30,7 +30,10 @@ log = logging.getLogger("trainserve.api")
 
 # Open to anyone: liveness and readiness probes (the dashboard's page and assets are open too).
 PUBLIC_ROUTERS = [health.router]
-KEYED_RESPONSES: dict[int | str, dict] = {401: {"description": "no API key, or an unknown or revoked one"}}
+KEYED_RESPONSES: dict[int | str, dict] = {
+    400: {"description": "the body is not valid JSON"},
+    401: {"description": "no API key, or an unknown or revoked one"},
+}
 # Every other router of the service needs an API key; add a resource by adding its router here.
 ROUTERS = [
     keys.router,

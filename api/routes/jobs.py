@@ -17,7 +17,7 @@ from ml.config import resolve_config
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                               description="retrying with the same key returns the same job")]
 
 
@@ -52,7 +52,7 @@ def list_jobs(
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     dataset: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=64)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # past it: 422, not a database overflow
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobsPublic:
     """Jobs, newest first, filtered by status, dataset and model."""
