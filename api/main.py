@@ -14,6 +14,8 @@ from fastapi import Depends, FastAPI
 
 from api.auth import current_principal
 from api.errors import install_error_handlers
+from api.metrics import RequestTimer
+from api.metrics import router as metrics_router
 from api.rate_limit import TokenBuckets
 from api.body_limit import BodyCap, BodySizeLimit
 from api.routes import catalog, checkpoints, datasets, events, health, jobs, keys, models, plots, predict, rows
@@ -36,6 +38,7 @@ KEYED_RESPONSES: dict[int | str, dict] = {
 }
 # Every other router of the service needs an API key; add a resource by adding its router here.
 ROUTERS = [
+    metrics_router,
     keys.router,
     catalog.router,
     jobs.router,
@@ -106,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk
     app.add_middleware(BodySizeLimit, caps=body_caps(app.state.settings),
                        max_header_bytes=app.state.settings.max_header_bytes)
+    app.add_middleware(RequestTimer)  # outermost: refusals by the size limits are timed too
     use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # uploads by name, through the DB
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
