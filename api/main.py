@@ -22,6 +22,7 @@ from api.routes import catalog, checkpoints, datasets, events, health, jobs, key
 from api.routes.dashboard import install_dashboard
 from core.datasets import find_uploaded, uploaded_names
 from core.bus import RedisPublisher
+from core.logs import configure_logging
 from core.maintenance import maintenance_pass
 from core.queue import CeleryDispatcher, make_celery
 from core.settings import Settings, get_settings
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served offline by install_dashboard
     )
     app.state.settings = settings or get_settings()
+    configure_logging(app.state.settings.log_level)
     install_error_handlers(app)
     app.state.predict_buckets = TokenBuckets(app.state.settings.predict_rate_per_s, app.state.settings.predict_burst)
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk

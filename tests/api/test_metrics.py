@@ -1,6 +1,8 @@
 """GET /metrics: Prometheus text with request latency per route template and the service's figures."""
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,7 +18,7 @@ def _samples(client) -> dict[str, list]:
     return {f.name: f.samples for f in text_string_to_metric_families(response.text)}
 
 
-def test_metrics_count_jobs_attempts_and_time_requests_by_route(service, api_url):
+def test_metrics_count_jobs_attempts_and_time_requests_by_route(service, api_url, worker):
     job = wait_for(service, submit(service, TINY_LINEAR)["id"], "succeeded")
     service.get(f"/v1/jobs/{job['id']}")
     families = _samples(service)
@@ -28,3 +30,6 @@ def test_metrics_count_jobs_attempts_and_time_requests_by_route(service, api_url
     assert "trainserve_queue_depth" in families and "trainserve_job_resumes" in families
     assert "trainserve_broker_queue_length" in families
     assert httpx.get(f"{api_url}/metrics").status_code == 401  # a key, as every other route
+    # the worker's log (not a terminal) is JSON lines, and the run's lines carry its job id
+    lines = [json.loads(line) for line in worker.log_text().splitlines() if line.startswith("{")]
+    assert any(line["job_id"] == job["id"] for line in lines)
