@@ -1,0 +1,31 @@
+"""`python -m core.keys` makes, lists and revokes keys on the configured database without a server."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from core.db import session_scope
+from core.keys import authenticate, hash_key
+from core.migrate import upgrade
+from core.settings import PROJECT_ROOT
+
+
+def _keys(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core.keys", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, env={**os.environ, "DATABASE_URL": url}, timeout=60)
+
+
+def test_create_list_revoke_without_a_server(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    upgrade(url)
+    made = _keys(url, "create", "ops", "--role", "admin")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.split()[-1]
+    with session_scope(url) as session:
+        assert authenticate(session, key).is_admin
+    listed = _keys(url, "list").stdout
+    assert "ops" in listed and "admin" in listed and key not in listed and hash_key(key) not in listed
+    assert _keys(url, "revoke", "1").returncode == 0
+    with session_scope(url) as session:
+        assert authenticate(session, key) is None
