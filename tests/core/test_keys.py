@@ -29,3 +29,14 @@ def test_create_list_revoke_without_a_server(tmp_path):
     assert _keys(url, "revoke", "1").returncode == 0
     with session_scope(url) as session:
         assert authenticate(session, key) is None
+
+
+def test_auth_off_is_refused_when_the_api_binds_beyond_loopback():
+    import pytest
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    assert Settings(auth="off", host="127.0.0.1").auth == "off"
+    with pytest.raises(ValidationError, match="AUTH=off is refused"):
+        Settings(auth="off", host="0.0.0.0")
