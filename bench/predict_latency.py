@@ -193,7 +193,7 @@ def main() -> None:
         register(database_url, Path(checkpoint).resolve())
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-        env.update(DATABASE_URL=database_url, VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
+        env.update(AUTH="off", PREDICT_RATE_PER_S="1e9", DATABASE_URL=database_url, VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
         if args.minimal_threads:
             env["MINIMAL_THREADS"] = str(args.minimal_threads)
         ours_port, minimal_port = free_port(), free_port()
