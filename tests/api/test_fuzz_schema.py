@@ -19,6 +19,7 @@ EXCLUDED = r"^/v1/jobs/\{job_id\}/events$"
 
 
 def test_fuzzing_the_schema_finds_no_5xx_and_no_response_off_its_schema(tmp_path):
+    # one worker: two threads make hypothesis trip a CPython 3.11 ast.parse error (SystemError, not our API)
     stack = Stack(tmp_path, extra_env={"MAX_QUEUED_JOBS_PER_OWNER": "20"})
     stack.start_redis()  # no worker: fuzzed jobs stay queued and never train
     try:
@@ -26,9 +27,10 @@ def test_fuzzing_the_schema_finds_no_5xx_and_no_response_off_its_schema(tmp_path
         run = subprocess.run(
             [str(ST), "run", f"{stack.url}/openapi.json", "--header", f"Authorization: Bearer {stack.key}",
              "--checks", "not_a_server_error,response_schema_conformance", "--exclude-path-regex", EXCLUDED,
-             "--exclude-method", "DELETE", "--max-examples", "15", "--max-time", "90", "--workers", "2",
+             "--exclude-method", "DELETE", "--max-examples", "15", "--max-time", "60", "--workers", "1",
              "--request-timeout", "20", "--seed", "11", "--phases", "examples,coverage,fuzzing",
              "--suppress-health-check", "all", "--no-color"],
+            cwd=tmp_path,  # its cache and reports stay out of the checkout
             capture_output=True, text=True, timeout=240)
     finally:
         stack.close()
