@@ -10,6 +10,7 @@ from core.keys import hash_key
 from tests.utils.clients import api_client
 from tests.utils.jobs import TINY_MNIST, submit
 from tests.utils.models import train_versions
+from tests.utils.tables import linear_csv
 
 pytestmark = pytest.mark.service
 
@@ -61,6 +62,19 @@ def test_a_user_cannot_see_or_cancel_another_users_job(alice, bob, client):
     assert job["id"] in [j["id"] for j in bob.get("/v1/jobs", params={"limit": 200}).json()["data"]]
     assert client.get(f"/v1/jobs/{job['id']}").status_code == 200  # the admin sees everyone's
     assert bob.post(f"/v1/jobs/{job['id']}/cancel").status_code in (200, 202)
+
+
+def test_a_user_cannot_see_delete_or_train_on_another_users_upload(alice, bob, client):
+    made = bob.post("/v1/datasets", data={"name": "bobs-plane"},
+                    files={"file": ("plane.csv", linear_csv(n=60), "text/csv")})
+    assert made.status_code == 201, made.text
+    assert alice.get("/v1/datasets/bobs-plane").status_code == 404
+    assert alice.delete("/v1/datasets/bobs-plane").status_code == 404
+    assert "bobs-plane" not in [d["name"] for d in alice.get("/v1/datasets").json()["data"]]
+    refused = alice.post("/v1/jobs", json={"model": "linear_regression", "dataset": "bobs-plane"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "dataset"
+    assert bob.get("/v1/datasets/bobs-plane").status_code == 200
+    assert client.delete("/v1/datasets/bobs-plane").status_code == 204  # an admin may delete anyone's
 
 
 def test_an_idempotency_key_never_replays_another_owners_job(alice, bob):
