@@ -40,3 +40,14 @@ def test_auth_off_is_refused_when_the_api_binds_beyond_loopback():
     assert Settings(auth="off", host="127.0.0.1").auth == "off"
     with pytest.raises(ValidationError, match="AUTH=off is refused"):
         Settings(auth="off", host="0.0.0.0")
+
+
+def test_auth_off_on_loopback_serves_everyone_as_the_local_admin(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from core.settings import Settings
+
+    app = create_app(Settings(auth="off", host="127.0.0.1", database_url=f"sqlite:///{tmp_path / 'off.db'}"))
+    with TestClient(app) as local:
+        assert local.get("/v1/me").json() == {"owner": "local", "role": "admin"}
