@@ -48,6 +48,11 @@ def test_auth_off_on_loopback_serves_everyone_as_the_local_admin(tmp_path):
     from api.main import create_app
     from core.settings import Settings
 
+    from ml.data.registry import use_uploaded_datasets
+
     app = create_app(Settings(auth="off", host="127.0.0.1", database_url=f"sqlite:///{tmp_path / 'off.db'}"))
-    with TestClient(app) as local:
-        assert local.get("/v1/me").json() == {"owner": "local", "role": "admin"}
+    try:
+        with TestClient(app) as local:
+            assert local.get("/v1/me").json() == {"owner": "local", "role": "admin"}
+    finally:
+        use_uploaded_datasets(None)  # create_app installs the DB lookup process-wide; later engine tests have no DB
