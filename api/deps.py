@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path
 from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep
 from core.db import get_sessionmaker
 from core.datasets import get_dataset
 from core.jobs import get_job
@@ -28,25 +29,28 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def valid_job_id(session: SessionDep, job_id: Annotated[str, Path(description="a job id")]) -> Job:
-    """The job named in the path; JobNotFound (→ 404 naming the id) otherwise."""
-    return get_job(session, job_id=job_id)
+def valid_job_id(session: SessionDep, principal: PrincipalDep,
+                 job_id: Annotated[str, Path(description="a job id")]) -> Job:
+    """The caller's job named in the path; JobNotFound (→ 404 naming the id) otherwise, or when it is someone else's."""
+    return get_job(session, job_id=job_id, owner=principal.owner_filter)
 
 
 JobDep = Annotated[Job, Depends(valid_job_id)]
 
 
-def valid_dataset_name(session: SessionDep, name: Annotated[str, Path(max_length=64, description="an uploaded dataset's name")]) -> UploadedDataset:
-    """The upload named in the path; DatasetNotFound (→ 404 naming it) otherwise."""
-    return get_dataset(session, name=name)
+def valid_dataset_name(session: SessionDep, principal: PrincipalDep,
+                       name: Annotated[str, Path(max_length=64, description="an uploaded dataset's name")]) -> UploadedDataset:
+    """The caller's upload named in the path; DatasetNotFound (→ 404 naming it) otherwise, or when it is someone else's."""
+    return get_dataset(session, name=name, owner=principal.owner_filter)
 
 
 UploadedDatasetDep = Annotated[UploadedDataset, Depends(valid_dataset_name)]
 
 
-def valid_sweep_id(session: SessionDep, sweep_id: Annotated[str, Path(description="a sweep id")]) -> Sweep:
-    """The sweep named in the path; SweepNotFound (→ 404 naming the id) otherwise."""
-    return get_sweep(session, sweep_id=sweep_id)
+def valid_sweep_id(session: SessionDep, principal: PrincipalDep,
+                   sweep_id: Annotated[str, Path(description="a sweep id")]) -> Sweep:
+    """The caller's sweep named in the path; SweepNotFound (→ 404 naming the id) otherwise, or when it is someone else's."""
+    return get_sweep(session, sweep_id=sweep_id, owner=principal.owner_filter)
 
 
 SweepDep = Annotated[Sweep, Depends(valid_sweep_id)]

@@ -10,15 +10,19 @@ from functools import partial
 import redis
 import redis.asyncio as redis_async
 from anyio import to_thread
-from fastapi import FastAPI
-from prometheus_client import make_asgi_app
+from fastapi import Depends, FastAPI
 
+from api.auth import current_principal
 from api.errors import install_error_handlers
-from api.body_limit import BodySizeLimit
-from api.routes import catalog, checkpoints, datasets, events, health, jobs, models, plots, predict, rows, sweeps
+from api.metrics import RequestTimer
+from api.metrics import router as metrics_router
+from api.rate_limit import TokenBuckets
+from api.body_limit import BodyCap, BodySizeLimit
+from api.routes import catalog, checkpoints, datasets, events, health, jobs, keys, models, plots, predict, rows, sweeps
 from api.routes.dashboard import install_dashboard
 from core.datasets import find_uploaded, uploaded_names
 from core.bus import RedisPublisher
+from core.logs import configure_logging
 from core.maintenance import maintenance_pass
 from core.queue import CeleryDispatcher, make_celery
 from core.settings import Settings, get_settings
@@ -27,9 +31,16 @@ from ml.data.uploads import UploadedLookup
 
 log = logging.getLogger("trainserve.api")
 
-# Every router of the service; add a resource by adding its router here.
+# Open to anyone: liveness and readiness probes (the dashboard's page and assets are open too).
+PUBLIC_ROUTERS = [health.router]
+KEYED_RESPONSES: dict[int | str, dict] = {
+    400: {"description": "the body is not valid JSON"},
+    401: {"description": "no API key, or an unknown or revoked one"},
+}
+# Every other router of the service needs an API key; add a resource by adding its router here.
 ROUTERS = [
-    health.router,
+    metrics_router,
+    keys.router,
     catalog.router,
     jobs.router,
     events.router,
@@ -76,6 +87,15 @@ async def _maintain(app: FastAPI) -> None:
             log.warning("maintenance pass failed: %s", exc)
 
 
+def body_caps(settings: Settings) -> list[BodyCap]:
+    """Each path's body cap: uploads get theirs (+ 64 KiB of multipart framing per file), the rest MAX_REQUEST_BYTES."""
+    framing = 64 * 1024
+    predict = settings.max_upload_files * (settings.max_upload_bytes + framing)
+    return [BodyCap("/v1/datasets", settings.max_dataset_upload_bytes + framing, "MAX_DATASET_UPLOAD_BYTES"),
+            BodyCap("/v1/predict", predict, "MAX_UPLOAD_FILES x MAX_UPLOAD_BYTES"),
+            BodyCap("/", settings.max_request_bytes, "MAX_REQUEST_BYTES")]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: routers, error handlers, and the clients it keeps for its lifetime."""
     app = FastAPI(
@@ -86,14 +106,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served offline by install_dashboard
     )
     app.state.settings = settings or get_settings()
+    configure_logging(app.state.settings.log_level)
     install_error_handlers(app)
-    # uploads bigger than the cap are refused while they stream, before anything is spooled to disk
-    app.add_middleware(BodySizeLimit, prefix="/v1/datasets",
-                       max_bytes=app.state.settings.max_dataset_upload_bytes + 64 * 1024)  # + multipart framing
+    app.state.predict_buckets = TokenBuckets(app.state.settings.predict_rate_per_s, app.state.settings.predict_burst)
+    # bodies bigger than their cap are refused while they stream, before anything is spooled to disk
+    app.add_middleware(BodySizeLimit, caps=body_caps(app.state.settings),
+                       max_header_bytes=app.state.settings.max_header_bytes)
+    app.add_middleware(RequestTimer)  # outermost: refusals by the size limits are timed too
     use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # uploads by name, through the DB
-    for router in ROUTERS:
+    for router in PUBLIC_ROUTERS:
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app())  # Prometheus text format: batch sizes of batched serving
+    for router in ROUTERS:
+        app.include_router(router, dependencies=[Depends(current_principal)], responses=KEYED_RESPONSES)
     install_dashboard(app)
     return app
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from api.schemas import (
     AttemptPublic, BestPublic, CheckpointPublic, EpochMetricsPublic, JobLinks, JobPublic, ProgressPublic,
@@ -66,12 +66,20 @@ def job_public(session: Session, job: Job, *, settings: Settings | None = None) 
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         cancel_requested_at=job.cancel_requested_at, worker=job.worker, device=job.device,
         code_version=job.code_version, torch_version=job.torch_version,
-        dataset_checksum=job.dataset_checksum, result=job.result,
+        dataset_checksum=job.dataset_checksum, result=public_result(job.result),
         attempts=[AttemptPublic.model_validate(a) for a in list_attempts(session, job_id=job.id)],
         sweep_id=job.sweep_id, reused_from=job.reused_from,
         disk_bytes=disk_bytes(job_dir(settings, job.id)) if settings is not None else None,
         links=job_links(job.id),
     )
+
+
+def public_result(result: dict | None) -> dict | None:
+    """The worker's result without server folders: a checkpoint path becomes its file name
+    (GET /v1/jobs/{id}/checkpoints has the download URLs)."""
+    if result is None:
+        return None
+    return {k: PurePath(v).name if isinstance(v, str) and PurePath(v).is_absolute() else v for k, v in result.items()}
 
 
 def _epoch_row(session: Session, job_id: str, epoch: int) -> EpochMetric | None:

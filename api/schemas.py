@@ -7,6 +7,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.models import JobStatus
+from ml.data.registry import builtin_dataset_names
+from ml.models.spec import model_specs
+
+# in the schema, so clients and fuzzers know the names (validation stays in ml.config: its sentence names them too)
+MODEL_NAMES = list(model_specs())
+DATASET_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"  # built-in names and every upload's name match it
 
 
 class JobCreate(BaseModel):
@@ -21,10 +27,11 @@ class JobCreate(BaseModel):
         }]},
     )
 
-    model: str | None = Field(None, min_length=1, max_length=64,
+    model: str | None = Field(None, min_length=1, max_length=64, json_schema_extra={"enum": [*MODEL_NAMES, None]},
                               description="a model name from GET /v1/catalog (default: the preset's)")
-    dataset: str | None = Field(None, min_length=1, max_length=64,
-                                description="a dataset name from GET /v1/catalog (default: the preset's)")
+    dataset: str | None = Field(None, min_length=1, max_length=64, pattern=DATASET_PATTERN,
+                                description="a dataset name from GET /v1/catalog: built-in "
+                                            f"({', '.join(builtin_dataset_names())}) or uploaded (default: the preset's)")
     preset: str | None = Field(None, min_length=1, max_length=64,
                                description="a preset name from GET /v1/catalog; hyperparameters override it")
     hyperparameters: dict[str, Any] = Field(default_factory=dict,

@@ -221,7 +221,7 @@ def main() -> None:
         register(database_url, checkpoint)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-        env.update(DATABASE_URL=database_url, VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
+        env.update(AUTH="off", PREDICT_RATE_PER_S="1e9", DATABASE_URL=database_url, VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
         ports = {name: free_port() for name in SERVERS}
         ours = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
                 str(ports["trainserve"]), "--log-level", "warning", "--no-access-log"]

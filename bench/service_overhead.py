@@ -95,7 +95,7 @@ def main() -> None:
     redis_proc, redis_url = start_redis(tmp / "redis", persist=False)
     settings = Settings(var_dir=tmp, redis_url=redis_url, cache_dir=tmp / "cache")
     upgrade(settings.database_url)
-    env = {**os.environ, "VAR_DIR": str(tmp), "REDIS_URL": redis_url, "DATABASE_URL": settings.database_url,
+    env = {**os.environ, "AUTH": "off", "VAR_DIR": str(tmp), "REDIS_URL": redis_url, "DATABASE_URL": settings.database_url,
            "DATA_DIR": str(base.data_dir), "CACHE_DIR": str(settings.cache_dir)}
     worker_log = (tmp / "worker.log").open("w")
     worker = subprocess.Popen(

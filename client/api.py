@@ -198,6 +198,18 @@ class Client:
         """Make a model version serve its dataset (promoting an older one rolls back)."""
         return self._json("POST", f"/v1/models/{model_id}/promote")
 
+    def create_key(self, owner: str, role: str = "user") -> dict[str, Any]:
+        """A new API key (admin only); `key` in the answer is shown this once."""
+        return self._json("POST", "/v1/keys", json={"owner": owner, "role": role})
+
+    def keys(self) -> list[dict[str, Any]]:
+        """Every API key, revoked ones too (admin only; never the key itself)."""
+        return self._json("GET", "/v1/keys")["data"]
+
+    def revoke_key(self, key_id: int) -> dict[str, Any]:
+        """Revoke an API key at once (admin only)."""
+        return self._json("DELETE", f"/v1/keys/{key_id}")
+
     def predict(self, dataset: str, files: Sequence[Path | str | tuple[str, bytes]], *, top_k: int = 3,
                 model_id: int | None = None, explain: bool = False) -> list[Prediction]:
         """Label images (paths or (name, bytes)) with the model serving `dataset`, in order."""

@@ -243,6 +243,36 @@ def plots(ctx: typer.Context, job_id: str,
             typer.launch(str(path))
 
 
+keys_app = typer.Typer(help="API keys (admin key needed): create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create_key(ctx: typer.Context, owner: str,
+               role: Annotated[str, typer.Option(help="user (their own jobs and datasets) or admin")] = "user") -> None:
+    """Make a key for OWNER and print it (shown once: only its hash is stored)."""
+    made = client(ctx).create_key(owner, role)
+    err.print(f"key {made['id']} for {made['owner']} ({made['role']}); it is shown once:", highlight=False)
+    out.print(made["key"], highlight=False)
+
+
+@keys_app.command("list")
+def list_keys(ctx: typer.Context) -> None:
+    """Every key: id, its first characters, owner, role, and whether it is revoked."""
+    table = Table("id", "prefix", "owner", "role", "created", "revoked")
+    for k in client(ctx).keys():
+        table.add_row(str(k["id"]), k["prefix"] + "…", k["owner"], k["role"], k["created_at"][:16],
+                      (k.get("revoked_at") or "")[:16])
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(ctx: typer.Context, key_id: int) -> None:
+    """Revoke a key at once: its next request gets 401."""
+    gone = client(ctx).revoke_key(key_id)
+    out.print(f"key {gone['id']} of {gone['owner']} revoked")
+
+
 def main() -> None:
     """Entry point: API refusals and network trouble end as one sentence and an exit code, never a traceback."""
     try:

@@ -1,6 +1,7 @@
 """Where the server is and which key to send: flags, then the environment, then a config file."""
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -39,3 +40,15 @@ def load_config(url: str | None = None, api_key: str | None = None) -> ClientCon
     url = url or os.environ.get("TRAINSERVE_URL") or file.get("url") or DEFAULT_URL
     key = api_key or os.environ.get("TRAINSERVE_API_KEY") or file.get("api_key") or None
     return ClientConfig(url=url.rstrip("/"), api_key=key)
+
+
+def save_config(url: str, api_key: str) -> Path:
+    """Write url and api_key into the config file (other entries kept), readable by its owner only."""
+    path = config_path()
+    data = {**_read_file(path), "url": url, "api_key": api_key}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:  # JSON strings are valid TOML basic strings
+        out.write("".join(f"{k} = {json.dumps(v)}\n" for k, v in data.items()))
+    os.chmod(path, 0o600)
+    return path

@@ -39,10 +39,11 @@ def dataset_folder(sha256: str, settings: Settings | None = None) -> Path:
     return datasets_root(settings) / sha256
 
 
-def create_dataset(session: Session, *, name: str, sha256: str, size_bytes: int, manifest: dict[str, Any]) -> UploadedDataset:
-    """Record an ingested upload (commits); DatasetConflict when the name was taken meanwhile."""
+def create_dataset(session: Session, *, name: str, sha256: str, size_bytes: int, manifest: dict[str, Any],
+                   owner: str | None = None) -> UploadedDataset:
+    """Record an ingested upload of `owner` (commits); DatasetConflict when the name was taken meanwhile."""
     row = UploadedDataset(name=name, kind=manifest["kind"], task=manifest["task"], sha256=sha256,
-                          size_bytes=size_bytes, manifest=manifest, created_at=utcnow())
+                          size_bytes=size_bytes, manifest=manifest, created_at=utcnow(), owner=owner)
     session.add(row)
     try:
         session.commit()
@@ -52,10 +53,10 @@ def create_dataset(session: Session, *, name: str, sha256: str, size_bytes: int,
     return row
 
 
-def get_dataset(session: Session, *, name: str) -> UploadedDataset:
-    """The upload named `name`; DatasetNotFound otherwise."""
+def get_dataset(session: Session, *, name: str, owner: str | None = None) -> UploadedDataset:
+    """The upload named `name` (`owner`: only theirs); DatasetNotFound otherwise."""
     row = session.scalar(select(UploadedDataset).where(UploadedDataset.name == name))
-    if row is None:
+    if row is None or (owner is not None and row.owner != owner):
         raise DatasetNotFound(name)
     return row
 
@@ -65,9 +66,12 @@ def dataset_exists(session: Session, *, name: str) -> bool:
     return session.scalar(select(func.count()).where(UploadedDataset.name == name)) > 0
 
 
-def list_datasets(session: Session) -> Sequence[UploadedDataset]:
-    """Every upload, newest first."""
-    return session.scalars(select(UploadedDataset).order_by(UploadedDataset.id.desc())).all()
+def list_datasets(session: Session, *, owner: str | None = None) -> Sequence[UploadedDataset]:
+    """Every upload (`owner`: only theirs), newest first."""
+    query = select(UploadedDataset).order_by(UploadedDataset.id.desc())
+    if owner is not None:
+        query = query.where(UploadedDataset.owner == owner)
+    return session.scalars(query).all()
 
 
 def delete_dataset(session: Session, *, name: str) -> Path | None:

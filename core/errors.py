@@ -33,12 +33,10 @@ class JobNotCancellable(ServiceError):
 class IdempotencyConflict(ServiceError):
     """An Idempotency-Key was reused with a different request."""
 
-    def __init__(self, key: str, job_id: str):
+    def __init__(self, key: str, job_id: str | None):
         self.key, self.job_id = key, job_id
-        super().__init__(
-            f"Idempotency-Key {key!r} was already used for job {job_id!r} with a different request; "
-            "use a new key for a new job"
-        )
+        used = f"for job {job_id!r} with a different request" if job_id else "by someone else"  # None: not theirs
+        super().__init__(f"Idempotency-Key {key!r} was already used {used}; use a new key for a new job")
 
 
 class JobNotDeletable(ServiceError):
@@ -56,3 +54,12 @@ class BrokerUnavailable(ServiceError):
         self.job_id = job_id
         super().__init__(f"job {job_id!r} could not be queued: the broker is unreachable "
                          f"({type(cause).__name__}); try again shortly")
+
+
+class TooManyQueued(ServiceError):
+    """The owner already has as many queued jobs as MAX_QUEUED_JOBS_PER_OWNER allows."""
+
+    def __init__(self, waiting: int):
+        self.waiting = waiting
+        super().__init__(f"you already have {waiting} queued jobs (MAX_QUEUED_JOBS_PER_OWNER); wait for some "
+                         "to start or cancel some, then submit again")

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from core.bus import NoPublisher, Publisher
 from core.errors import (
     BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
+    TooManyQueued,
 )
 from core.models import AttemptEnd, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, utcnow
 
@@ -77,10 +78,11 @@ def request_fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def get_job(session: Session, *, job_id: str) -> Job:
-    """The job with this id, as the database has it now; raises JobNotFound."""
+def get_job(session: Session, *, job_id: str, owner: str | None = None) -> Job:
+    """The job with this id, as the database has it now; raises JobNotFound (also when `owner` is given
+    and the job is someone else's: ids of others' jobs don't leak)."""
     job = session.get(Job, job_id, populate_existing=True)
-    if job is None:
+    if job is None or (owner is not None and job.owner != owner):
         raise JobNotFound(job_id)
     return job
 
@@ -92,10 +94,12 @@ def get_job_by_idempotency_key(session: Session, *, key: str) -> Job | None:
 
 def list_jobs(
     session: Session, *, status: str | None = None, dataset: str | None = None, model: str | None = None,
-    offset: int = 0, limit: int = 50,
+    offset: int = 0, limit: int = 50, owner: str | None = None,
 ) -> tuple[Sequence[Job], int]:
-    """Jobs matching the filters, newest first, and how many match in all."""
+    """Jobs matching the filters (`owner`: only theirs), newest first, and how many match in all."""
     query = select(Job)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
     if status:
         query = query.where(Job.status == status)
     if dataset:
@@ -162,22 +166,29 @@ def disk_bytes(job_dir: Path) -> int:
 
 def submit(
     session: Session, *, config: dict[str, Any], dispatcher: Dispatcher | None, name: str | None = None,
-    idempotency_key: str | None = None, request_hash: str | None = None, reuse: Reuse | None = None, **facts: Any,
+    idempotency_key: str | None = None, request_hash: str | None = None, reuse: Reuse | None = None,
+    owner: str | None = None, max_queued: int | None = None, **facts: Any,
 ) -> tuple[Job, bool]:
-    """Insert a queued job and send its id to the workers; returns (job, created).
+    """Insert a queued job for `owner` and send its id to the workers; returns (job, created).
 
     With `reuse`, a succeeded job with the same inputs gives its result instead (see `add_job`).
 
     With an idempotency key already used for the same request, returns that job and created=False.
+    TooManyQueued when the owner already has `max_queued` jobs waiting.
     When the broker cannot take the id, the job is failed (no one waits on a message never sent) and
     BrokerUnavailable is raised.
     """
     if idempotency_key:
         existing = get_job_by_idempotency_key(session, key=idempotency_key)
         if existing is not None:
-            return _replayed(existing, idempotency_key, request_hash), False
+            return _replayed(existing, idempotency_key, request_hash, owner), False
+    if max_queued is not None:
+        waiting = session.scalar(select(func.count()).select_from(Job).where(
+            Job.owner == owner, Job.status == JobStatus.queued.value)) or 0
+        if waiting >= max_queued:
+            raise TooManyQueued(waiting)
     job = add_job(session, config=config, name=name, reuse=reuse, idempotency_key=idempotency_key,
-                  request_hash=request_hash, **facts)
+                  request_hash=request_hash, owner=owner, **facts)
     try:
         session.commit()
     except IntegrityError:
@@ -186,7 +197,7 @@ def submit(
         existing = get_job_by_idempotency_key(session, key=idempotency_key) if idempotency_key else None
         if existing is None:
             raise
-        return _replayed(existing, idempotency_key, request_hash), False
+        return _replayed(existing, idempotency_key, request_hash, owner), False
     # the row is committed before its id is sent (a worker must find it); a failed send is a second,
     # compensating transaction, so no job waits `queued` on a message that never went
     dispatch(session, job, dispatcher)
@@ -201,7 +212,7 @@ def add_job(session: Session, *, config: dict[str, Any], reuse: Reuse | None = N
               seed=int(config.get("hyperparameters", {}).get("seed", 0)), status=JobStatus.queued.value,
               created_at=now, queued_at=now,
               **{k: v for k, v in fields.items() if k in ("name", "dataset_checksum", "idempotency_key",
-                                                           "request_hash", "sweep_id", "trial")})
+                                                           "request_hash", "sweep_id", "trial", "owner")})
     source = find_reusable(session, config=config, reuse=reuse) if reuse is not None else None
     if source is not None:
         _copy_result(job, source, now)
@@ -248,7 +259,9 @@ def _copy_result(job: Job, source: Job, now) -> None:
         setattr(job, field, getattr(source, field))
 
 
-def _replayed(job: Job, key: str, request_hash: str | None) -> Job:
+def _replayed(job: Job, key: str, request_hash: str | None, owner: str | None) -> Job:
+    if job.owner != owner:  # a conflict that names no job: a replay never hands out someone else's
+        raise IdempotencyConflict(key, None)
     if job.request_hash and request_hash and job.request_hash != request_hash:
         raise IdempotencyConflict(key, job.id)
     return job

@@ -1,8 +1,10 @@
 """The one Settings class, read from the environment (and `.env`) and validated at start-up."""
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,9 +81,33 @@ class Settings(BaseSettings):
     # sweeps (POST /v1/sweeps): most trials in one sweep, and most trial-epochs (sum of every trial's epochs)
     max_sweep_trials: int = Field(default=1000, ge=1, le=1_000_000)
     max_sweep_epochs: int = Field(default=5000, ge=1, le=100_000_000)
+    # API keys (docs/SERVICE.md "Keys"): "keys" asks every /v1 request for `Authorization: Bearer <key>`;
+    # "off" serves everyone as an admin and is refused unless HOST is a loopback address
+    auth: Literal["keys", "off"] = "keys"
+
+    # limits checked before any work is done (docs/SERVICE.md "Limits")
+    # body of any request not under /v1/datasets or /v1/predict, refused while it streams
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # all request headers together
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    # queued jobs one owner may have waiting at once (running ones do not count)
+    max_queued_jobs_per_owner: int = Field(default=50, ge=1)
+    # predict requests per second per key, with bursts up to PREDICT_BURST (429 + Retry-After past it)
+    predict_rate_per_s: float = Field(default=20.0, gt=0)
+    predict_burst: int = Field(default=40, ge=1)
+    # a job whose estimated training memory (parameters, gradients, optimizer state, one batch of
+    # activations) or checkpoint disk (one checkpoint x those kept) is over these is refused at submit
+    job_memory_budget_bytes: int = Field(default=8 * 1024**3, ge=1024**2)
+    job_disk_budget_bytes: int = Field(default=20 * 1024**3, ge=1024**2)
+    # a 422 reports at most this many errors, each echoing at most MAX_ECHO_CHARS of the input
+    max_validation_errors: int = Field(default=20, ge=1, le=1000)
+    max_echo_chars: int = Field(default=200, ge=16, le=10_000)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
+        if self.auth == "off" and not _is_loopback(self.host):
+            raise ValueError(f"AUTH=off is refused when the API binds {self.host!r}: anyone on the network "
+                             "could train, cancel and promote; use API keys, or HOST=127.0.0.1")
         if self.heartbeat_timeout_s < 3 * self.heartbeat_interval_s:
             raise ValueError("HEARTBEAT_TIMEOUT_S must be at least 3 x HEARTBEAT_INTERVAL_S, "
                              "or one late heartbeat requeues a healthy job")
@@ -93,6 +119,13 @@ class Settings(BaseSettings):
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.var_dir / 'trainserve.db'}"
         return self
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @lru_cache

@@ -59,6 +59,7 @@ class SweepPlan:
     asha: dict[str, int] | None = None
     reuse: jobs.Reuse | None = None
     name: str | None = None
+    owner: str | None = None  # the key's owner: the sweep and every trial job are theirs
 
 
 @dataclass(frozen=True)
@@ -77,18 +78,21 @@ class Trial:
 # ---------------------------------------------------------------- reading
 
 
-def get_sweep(session: Session, *, sweep_id: str) -> Sweep:
-    """The sweep with this id, as the database has it now; raises SweepNotFound."""
+def get_sweep(session: Session, *, sweep_id: str, owner: str | None = None) -> Sweep:
+    """The sweep with this id, as the database has it now; raises SweepNotFound (also when `owner` is given
+    and the sweep is someone else's: ids of others' sweeps don't leak)."""
     sweep = session.get(Sweep, sweep_id, populate_existing=True)
-    if sweep is None:
+    if sweep is None or (owner is not None and sweep.owner != owner):
         raise SweepNotFound(sweep_id)
     return sweep
 
 
 def list_sweeps(session: Session, *, status: str | None = None, offset: int = 0,
-                limit: int = 50) -> tuple[Sequence[Sweep], int]:
-    """Sweeps, newest first, and how many match in all."""
+                limit: int = 50, owner: str | None = None) -> tuple[Sequence[Sweep], int]:
+    """Sweeps (`owner`: only theirs), newest first, and how many match in all."""
     query = select(Sweep) if status is None else select(Sweep).where(Sweep.status == status)
+    if owner is not None:
+        query = query.where(Sweep.owner == owner)
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Sweep.created_at.desc(), Sweep.id).offset(offset).limit(limit)).all()
     return rows, count
@@ -165,7 +169,7 @@ def create(session: Session, *, plan: SweepPlan, dispatcher: jobs.Dispatcher | N
         metric=plan.metric, mode=METRIC_MODES[plan.metric], max_parallel=plan.max_parallel, asha=plan.asha,
         reuse={"dataset_checksum": plan.reuse.dataset_checksum, "code_version": plan.reuse.code_version}
         if plan.reuse is not None else None,
-        launched=0, created_at=utcnow(),
+        launched=0, created_at=utcnow(), owner=plan.owner,
     )
     session.add(sweep)
     session.flush()
@@ -232,7 +236,7 @@ def _launch(session: Session, sweep: Sweep) -> list[Job] | None:
     if claimed != 1:
         return None
     sweep.launched = end
-    return [jobs.add_job(session, config=sweep.trials[index], reuse=reuse, sweep_id=sweep.id, trial=index,
+    return [jobs.add_job(session, config=sweep.trials[index], reuse=reuse, sweep_id=sweep.id, trial=index, owner=sweep.owner,
                          name=f"{sweep.name or 'sweep ' + sweep.id[:8]} trial {index}")
             for index in range(start, end)]
 

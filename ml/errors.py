@@ -23,7 +23,8 @@ class DatasetNotFound(MLError, FileNotFoundError):
     def __init__(self, dataset: str, directory: Path, missing: list[str]):
         self.dataset, self.directory, self.missing = dataset, Path(directory), list(missing)
         super().__init__(
-            f"dataset {dataset!r} not found: missing {', '.join(missing)} in {directory} "
+            # the folder's last two parts only: this sentence reaches API responses, which show no server paths
+            f"dataset {dataset!r} not found: missing {', '.join(missing)} in .../{Path(*Path(directory).parts[-2:])} "
             "(set DATA_DIR to the folder that holds it; nothing is downloaded)"
         )
 

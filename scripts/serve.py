@@ -18,7 +18,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from client.config import save_config  # noqa: E402
+from core.db import session_scope  # noqa: E402
 from core.embedded_redis import start_redis  # noqa: E402
+from core.keys import create_key, has_admin_key  # noqa: E402
+from core.models import Role  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.settings import Settings, get_settings  # noqa: E402
 
@@ -57,6 +61,7 @@ def start_children(settings: Settings, env: dict[str, str], children: Children) 
 
     log(f"migrating {settings.database_url.split('@')[-1]}")
     upgrade(settings.database_url)
+    ensure_admin_key(settings)
 
     # own process groups: Ctrl-C reaches only this launcher, which stops the children in order
     children.append(("worker", subprocess.Popen(
@@ -68,6 +73,22 @@ def start_children(settings: Settings, env: dict[str, str], children: Children) 
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.host, "--port", str(settings.port),
          "--log-level", settings.log_level],
         cwd=ROOT, env=env, start_new_session=True)))
+
+
+def ensure_admin_key(settings: Settings) -> None:
+    """The first start makes an admin key, prints it once and keeps it where the CLI finds it (as Jupyter
+    prints its token); later starts find a live admin key and make none."""
+    if settings.auth == "off":
+        log("AUTH=off: no API keys (allowed only on a loopback address)")
+        return
+    with session_scope(settings.database_url) as session:
+        if has_admin_key(session):
+            return
+        _row, key = create_key(session, owner="admin", role=Role.admin)
+    url = f"http://{settings.host}:{settings.port}"
+    path = save_config(url, key)
+    log(f"created the admin API key (shown once; the CLI reads it from {path}):\n\n    {key}\n")
+    log(f"dashboard: open {url}/ and paste the key into its 'API key' field (kept in the browser's localStorage)")
 
 
 def supervise(url: str, data_dir: str, children: Children, stopping: list[bool]) -> int:

@@ -25,6 +25,9 @@ from core.db import make_engine
 from core.embedded_redis import free_port, start_redis
 from core.migrate import upgrade
 from core.settings import PROJECT_ROOT, Settings
+from core.keys import create_key
+from core.models import Role
+from tests.utils.clients import api_client, leaks
 from tests.utils.stack import Worker, stop_group
 
 PYTHON = sys.executable
@@ -72,6 +75,21 @@ def db_engine(database_url):
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def make_key(db_engine):
+    """make_key(owner, role="user") → a live API key in the test database (auth stays on in tests)."""
+    def make(owner: str, role: str = "user") -> str:
+        with sessionmaker(bind=db_engine)() as session:
+            return create_key(session, owner=owner, role=Role(role))[1]
+    return make
+
+
+@pytest.fixture(scope="session")
+def admin_key(make_key) -> str:
+    """The suite's admin key: every shared client sends it."""
+    return make_key("test-admin", "admin")
+
+
 @pytest.fixture
 def db_session(db_engine) -> Iterator[Session]:
     """A session on the test database, for checking what the service wrote."""
@@ -86,6 +104,16 @@ def service_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("var")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_server_paths_in_responses(tmp_path_factory):
+    """At session end: no JSON body any service client (tests/utils/clients.py) received names a server
+    folder: the checkout, DATA_DIR, or the tests' temporary folders (every service's VAR_DIR is there)."""
+    yield
+    needles = [str(PROJECT_ROOT), str(Settings().data_dir.resolve()), str(tmp_path_factory.getbasetemp().resolve())]
+    found = leaks(needles)
+    assert not found, f"responses carry server paths: {found[:10]}"
+
+
 @pytest.fixture(scope="session")
 def service_env(database_url, redis_url, service_dir) -> dict[str, str]:
     """Environment of the worker and API processes."""
@@ -96,6 +124,8 @@ def service_env(database_url, redis_url, service_dir) -> dict[str, str]:
         VAR_DIR=str(service_dir),
         DATA_DIR=str(Settings().data_dir),
         PROGRESS_WRITE_INTERVAL_S="0.2",
+        # tests hammer predict from many threads with one key; tests/api/test_auth.py tests the limit itself
+        PREDICT_RATE_PER_S="10000", PREDICT_BURST="10000",
         EVENTS_DB_POLL_S="1.0",
         PYTHONUNBUFFERED="1",
         OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
@@ -160,9 +190,9 @@ def api_url(service_env, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
-def client(api_url) -> Iterator[httpx.Client]:
-    """An HTTP client for the API under test."""
-    with httpx.Client(base_url=api_url, timeout=30) as c:
+def client(api_url, admin_key) -> Iterator[httpx.Client]:
+    """An HTTP client for the API under test, with the admin key."""
+    with api_client(api_url, admin_key, timeout=30) as c:
         yield c
 
 

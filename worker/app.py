@@ -6,10 +6,11 @@ import os
 import signal
 
 from billiard.exceptions import WorkerLostError
-from celery.signals import task_failure, worker_init, worker_process_init, worker_ready, worker_shutting_down
+from celery.signals import setup_logging, task_failure, worker_init, worker_process_init, worker_ready, worker_shutting_down
 
 from core import jobs
 from core.db import dispose_engines, session_scope
+from core.logs import configure_logging
 from core.models import AttemptEnd
 from core.queue import make_celery
 from core.settings import get_settings
@@ -18,6 +19,12 @@ log = logging.getLogger("trainserve.worker")
 
 celery_app = make_celery()
 _node: dict[str, str] = {}  # this worker's node name, once it is ready
+
+
+@setup_logging.connect
+def _structured_logs(loglevel=None, **_kwargs) -> None:
+    # connecting here stops Celery from configuring logging itself: our lines, JSON when not on a terminal
+    configure_logging(loglevel or get_settings().log_level)
 
 
 @worker_init.connect

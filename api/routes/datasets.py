@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
 from api.dataset_schemas import DatasetPublic, DatasetsPublic
+from api.auth import PrincipalDep
 from api.deps import SessionDep, SettingsDep, UploadedDatasetDep
 from core import datasets as dataset_service
 from core.models import UploadedDataset
@@ -82,6 +83,7 @@ def _check_name_free(session, name: str) -> None:
                         422: {"description": "unsafe or unusable upload; `detail` says why"}})
 def upload_dataset(
     session: SessionDep,
+    principal: PrincipalDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="a .zip of <class>/<image> folders, or a .csv with a header row")],
     name: DatasetName,
@@ -100,7 +102,8 @@ def upload_dataset(
         manifest = ingest_upload(incoming / "upload", filename=file.filename or "", kind=kind, target=target,
                                  out_dir=incoming / "dataset", limits=_limits(settings))
         _store(incoming / "dataset", dataset_service.dataset_folder(sha, settings))
-        row = dataset_service.create_dataset(session, name=name, sha256=sha, size_bytes=size, manifest=manifest)
+        row = dataset_service.create_dataset(session, name=name, sha256=sha, size_bytes=size, manifest=manifest,
+                                             owner=principal.owner)
     except BadUpload as exc:
         raise HTTPException(exc.status, detail=exc.reason) from None
     except dataset_service.DatasetConflict as exc:
@@ -111,9 +114,9 @@ def upload_dataset(
 
 
 @router.get("", response_model=DatasetsPublic)
-def list_datasets(session: SessionDep) -> DatasetsPublic:
-    """Every uploaded dataset, newest first (GET /v1/catalog lists the built-in ones too)."""
-    rows = dataset_service.list_datasets(session)
+def list_datasets(session: SessionDep, principal: PrincipalDep) -> DatasetsPublic:
+    """Your uploaded datasets (an admin: everyone's), newest first (GET /v1/catalog lists the built-in ones too)."""
+    rows = dataset_service.list_datasets(session, owner=principal.owner_filter)
     return DatasetsPublic(data=[dataset_public(r) for r in rows], count=len(rows))
 
 

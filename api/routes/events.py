@@ -12,6 +12,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
+from api.auth import PrincipalDep
 from api.presenters import job_progress
 from api.schemas import EpochMetricsPublic
 from core.bus import decode_event, events_channel
@@ -27,19 +28,20 @@ TERMINAL = {s.value for s in JobStatus if s.is_terminal}
 _SQL_READS = anyio.CapacityLimiter(4)
 
 
-async def _read_snapshot(job_id: str) -> dict[str, Any]:
-    return await to_thread.run_sync(_snapshot, job_id, limiter=_SQL_READS)
+async def _read_snapshot(job_id: str, owner: str | None = None) -> dict[str, Any]:
+    return await to_thread.run_sync(_snapshot, job_id, owner, limiter=_SQL_READS)
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown job id"}})
-async def job_events(job_id: str, request: Request) -> EventSourceResponse:
+async def job_events(job_id: str, request: Request,
+                     principal: PrincipalDep) -> EventSourceResponse:
     """`status`, `progress`, `epoch` and `checkpoint` events as they happen; the last one is the final status.
 
     A stream holds no database connection while it waits: each SQL read takes a session and gives
     it back. When the server stops, the last event is `shutdown`; reconnect to continue.
     """
-    await _read_snapshot(job_id)  # JobNotFound → 404 before the stream starts
+    await _read_snapshot(job_id, principal.owner_filter)  # JobNotFound → 404 before the stream starts
     settings = request.app.state.settings
     stopping = anyio.Event()
     return EventSourceResponse(
@@ -48,10 +50,10 @@ async def job_events(job_id: str, request: Request) -> EventSourceResponse:
     )
 
 
-def _snapshot(job_id: str) -> dict[str, Any]:
-    """The job's state from SQL: status, error, progress and its finished epochs."""
+def _snapshot(job_id: str, owner: str | None = None) -> dict[str, Any]:
+    """The job's state from SQL: status, error, progress and its finished epochs (`owner`: only theirs)."""
     with session_scope() as session:
-        job = get_job(session, job_id=job_id)
+        job = get_job(session, job_id=job_id, owner=owner)
         epochs = [EpochMetricsPublic.model_validate(r).model_dump(mode="json")
                   for r in list_epoch_metrics(session, job_id=job_id)]
         return {"status": job.status, "error": job.error,

@@ -4,38 +4,61 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep
 from api.deps import JobDep, SessionDep, SettingsDep
 from api.presenters import job_dir, job_public
 from api.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
+from core import datasets as dataset_service
 from core import jobs as job_service
+from core.keys import Principal
 from core.model_registry import serving_model_of_job
 from core.models import JobStatus
 from core.version import code_version
+from ml.budget import check_budget
 from ml.catalog import dataset_checksum
 from ml.config import resolve_config
+from ml.data.registry import is_builtin
+from ml.errors import InvalidConfig
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                               description="retrying with the same key returns the same job")]
+
+
+def _check_dataset_visible(session: Session, dataset: str, principal: Principal) -> None:
+    """Someone else's upload is as unknown to a user as to the dataset lookup (422 naming the field)."""
+    if is_builtin(dataset):
+        return
+    try:
+        dataset_service.get_dataset(session, name=dataset, owner=principal.owner_filter)
+    except dataset_service.DatasetNotFound:
+        raise InvalidConfig([{"field": "dataset", "message": f"unknown dataset {dataset!r}; GET /v1/datasets "
+                                                            "lists your uploads, GET /v1/catalog the built-in ones"}]) from None
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
              responses={409: {"description": "Idempotency-Key reused for a different request"},
                         422: {"description": "invalid request; `detail[].field` names the field"},
+                        429: {"description": "too many of your jobs are queued (MAX_QUEUED_JOBS_PER_OWNER)"},
                         503: {"description": "the broker is unreachable"}})
 def create_job(body: JobCreate, request: Request, response: Response, session: SessionDep,
-               idempotency_key: IdempotencyKey = None) -> JobPublic:
+               principal: PrincipalDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JobPublic:
     """Queue a training job; answers at once with the job and its resolved hyperparameters."""
     request_hash = job_service.request_fingerprint(body.model_dump())
     config = resolve_config(body.model, body.dataset, body.hyperparameters, preset=body.preset)  # InvalidConfig → 422
-    settings = request.app.state.settings
+    _check_dataset_visible(session, config.dataset, principal)
+    # refused before anything is queued when it would not fit the per-job budgets (InvalidConfig → 422)
+    check_budget(config, memory_bytes=settings.job_memory_budget_bytes, disk_bytes=settings.job_disk_budget_bytes,
+                 retention=settings.checkpoint_retention)
     reuse = job_service.Reuse(dataset_checksum(config.dataset, settings.data_dir, settings.cache_dir),
                               code_version()) if body.reuse else None
     job, created = job_service.submit(
         session, config=config.model_dump(mode="json"), name=body.name, dispatcher=request.app.state.dispatcher,
-        idempotency_key=idempotency_key, request_hash=request_hash, reuse=reuse,
+        idempotency_key=idempotency_key, request_hash=request_hash, reuse=reuse, owner=principal.owner,
+        max_queued=settings.max_queued_jobs_per_owner,
     )
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
@@ -46,15 +69,17 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
 @router.get("", response_model=JobsPublic)
 def list_jobs(
     session: SessionDep,
+    principal: PrincipalDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     dataset: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=64)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # past it: 422, not a database overflow
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobsPublic:
     """Jobs, newest first, filtered by status, dataset and model."""
     rows, count = job_service.list_jobs(session, status=status_.value if status_ else None,
-                                        dataset=dataset, model=model, offset=offset, limit=limit)
+                                        dataset=dataset, model=model, offset=offset, limit=limit,
+                                        owner=principal.owner_filter)
     return JobsPublic(data=[job_public(session, j) for j in rows], count=count, offset=offset, limit=limit)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
+from api.auth import ADMIN_ONLY
 from api.deps import SessionDep
 from api.serving import ModelUnavailable, ServingDep
 from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic,
@@ -94,7 +95,7 @@ def get_model(model_id: ModelId, session: SessionDep) -> ModelPublic:
     return model_public(version, registry.serving_version_id(session, dataset=version.dataset))
 
 
-@router.post("/{model_id}/promote", response_model=PromotedPublic,
+@router.post("/{model_id}/promote", response_model=PromotedPublic, dependencies=[ADMIN_ONLY],
              responses={404: {"description": "unknown model id"}})
 def promote_model(model_id: ModelId, session: SessionDep) -> PromotedPublic:
     """Make this version serve its dataset until another is promoted (promoting an older one rolls back)."""

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep
 from api.deps import JobDep, SessionDep
 from api.schemas import EpochMetricsPublic
 from core import jobs as job_service
@@ -103,12 +104,13 @@ def _mistakes(job: Job, artifact_dir: FsPath, request: Request, cache_control: s
 
 
 @router.get("/plots/compare.png", response_class=Response, responses=PNG_RESPONSES)
-def compare_plot(session: SessionDep, request: Request,
+def compare_plot(session: SessionDep, request: Request, principal: PrincipalDep,
                  jobs: Annotated[list[str], Query(min_length=1, max_length=MAX_COMPARED,
                                                   description="job ids (repeat the parameter)")],
                  metric: CompareMetric = "val_accuracy") -> Response:
     """One metric of several jobs on shared axes, to compare runs."""
-    found = [job_service.get_job(session, job_id=job_id) for job_id in dict.fromkeys(jobs)]  # JobNotFound → 404
+    found = [job_service.get_job(session, job_id=job_id, owner=principal.owner_filter)  # JobNotFound → 404
+             for job_id in dict.fromkeys(jobs)]
     runs = [(f"{j.name or j.model} ({j.id[:8]})", _rows(session, j.id)) for j in found]
     statuses = [j.status for j in found]
     session.close()  # give the connection back before the CPU work

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.batching import BadUpload
 from api.model_schemas import PredictModelPublic, PredictionPublic, PredictPublic
+from api.rate_limit import PREDICT_RATE_LIMIT
 from api.serving import ModelUnavailable, Served, ServingDep
 from core import model_registry as registry
 from ml.catalog import dataset_is_servable, example_model, servable_datasets
@@ -62,7 +63,7 @@ ExplainDoc = "true: each answer carries input_png (what the model saw) and the p
 
 
 @router.post(
-    "/{dataset}", response_model=PredictPublic, response_model_exclude_none=True,
+    "/{dataset}", response_model=PredictPublic, response_model_exclude_none=True, dependencies=[PREDICT_RATE_LIMIT],
     responses={404: {"description": "unknown dataset or model id, or no model trained yet for the dataset"},
                413: {"description": "too many files"},
                422: {"description": "a file is empty, too large, not an image, truncated, or has too many pixels"},

@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep
+from api.rate_limit import PREDICT_RATE_LIMIT
 from core import datasets as dataset_service
 from ml.catalog import example_model
 from ml.errors import BadUpload
@@ -28,9 +29,10 @@ class RowsPublic(BaseModel):
     predictions: list[dict[str, Any]]
 
 
-@router.post("/{dataset}/rows", response_model=RowsPublic,
+@router.post("/{dataset}/rows", response_model=RowsPublic, dependencies=[PREDICT_RATE_LIMIT],
              responses={404: {"description": "unknown dataset, or no model trained on it yet"},
-                        422: {"description": "a row has the wrong columns or a value that is not a finite number"}})
+                        422: {"description": "a row has the wrong columns or a value that is not a finite number"},
+                        429: {"description": "PREDICT_RATE_PER_S used up for this key; see Retry-After"}})
 def predict_rows(dataset: Annotated[str, Path(max_length=64)], body: RowsRequest, session: SessionDep) -> RowsPublic:
     """Predict each row with the best succeeded model on the table (lowest val MSE or highest val accuracy)."""
     row = dataset_service.get_dataset(session, name=dataset)  # DatasetNotFound → 404

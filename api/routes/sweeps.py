@@ -1,6 +1,7 @@
 """Hyperparameter sweeps: create (grid or random, optional ASHA), look (leaderboard), list, cancel, events."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Query, Request, status
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
+from api.auth import PrincipalDep
 from api.deps import SessionDep, SettingsDep, SweepDep
 from api.sweep_schemas import SweepCreate, SweepLinks, SweepPublic, SweepsPublic, SweepSummary, TrialPublic
 from core import sweeps as sweep_service
@@ -30,20 +32,21 @@ _SQL_READS = anyio.CapacityLimiter(4)  # streams read SQL on a few threads of th
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=SweepPublic,
              responses={422: {"description": "invalid search space or too large; `detail[].field` names it"}})
-def create_sweep(body: SweepCreate, request: Request, session: SessionDep, settings: SettingsDep) -> SweepPublic:
+def create_sweep(body: SweepCreate, request: Request, session: SessionDep, settings: SettingsDep,
+                 principal: PrincipalDep) -> SweepPublic:
     """Expand the search space, validate every trial, and queue the first `max_parallel` of them."""
-    plan = _plan(body, settings)
+    plan = dataclasses.replace(_plan(body, settings), owner=principal.owner)
     sweep = sweep_service.create(session, plan=plan, dispatcher=request.app.state.dispatcher)
     return sweep_public(session, sweep)
 
 
 @router.get("", response_model=SweepsPublic)
-def list_sweeps(session: SessionDep, status_: Annotated[SweepStatus | None, Query(alias="status")] = None,
+def list_sweeps(session: SessionDep, principal: PrincipalDep, status_: Annotated[SweepStatus | None, Query(alias="status")] = None,
                 offset: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SweepsPublic:
     """Sweeps, newest first, without their leaderboards."""
     rows, count = sweep_service.list_sweeps(session, status=status_.value if status_ else None,
-                                            offset=offset, limit=limit)
+                                            offset=offset, limit=limit, owner=principal.owner_filter)
     return SweepsPublic(data=[sweep_summary(session, s) for s in rows], count=count, offset=offset, limit=limit)
 
 
@@ -141,26 +144,26 @@ def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
 
 @router.get("/{sweep_id}/events", response_class=EventSourceResponse,
             responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown sweep id"}})
-async def sweep_events(sweep_id: str, request: Request) -> EventSourceResponse:
+async def sweep_events(sweep_id: str, request: Request, principal: PrincipalDep) -> EventSourceResponse:
     """`trial` events (a trial started, improved its best metric, stopped or finished) and `status` events
     (the sweep's status and counts); the last event is the final status.
 
     The stream polls SQL (each read takes a session and gives it back), so it holds no database
     connection while it waits and never misses what a lost pub/sub message would have said.
     """
-    await _read(sweep_id)  # SweepNotFound → 404 before the stream starts
+    await _read(sweep_id, principal.owner_filter)  # SweepNotFound → 404 (also someone else's) before the stream starts
     stopping = anyio.Event()
     return EventSourceResponse(_stream(sweep_id, request.app.state.settings.events_db_poll_s, stopping), ping=15,
                                shutdown_event=stopping, shutdown_grace_period=2.0)
 
 
-async def _read(sweep_id: str) -> dict[str, Any]:
-    return await to_thread.run_sync(_snapshot, sweep_id, limiter=_SQL_READS)
+async def _read(sweep_id: str, owner: str | None = None) -> dict[str, Any]:
+    return await to_thread.run_sync(_snapshot, sweep_id, owner, limiter=_SQL_READS)
 
 
-def _snapshot(sweep_id: str) -> dict[str, Any]:
+def _snapshot(sweep_id: str, owner: str | None = None) -> dict[str, Any]:
     with session_scope() as session:
-        sweep = sweep_service.get_sweep(session, sweep_id=sweep_id)
+        sweep = sweep_service.get_sweep(session, sweep_id=sweep_id, owner=owner)
         board = sweep_service.leaderboard(session, sweep)
         trials = {t.trial: _trial(t).model_dump(mode="json") for t in board if t.job_id is not None}
         active = any(t.status in ("queued", "running") for t in board)

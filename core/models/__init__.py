@@ -1,4 +1,5 @@
 """The service's ORM classes; importing this package registers every table on Base.metadata."""
+from core.models.api_key import ApiKey, Role
 from core.models.attempt import AttemptEnd, JobAttempt
 from core.models.base import Base, utcnow
 from core.models.checkpoint import Checkpoint
@@ -8,5 +9,5 @@ from core.models.job import TERMINAL_STATUSES, Job, JobStatus
 from core.models.model_version import ModelVersion, ServingEvent, ServingReason
 from core.models.sweep import Sweep, SweepStatus
 
-__all__ = ["AttemptEnd", "Base", "Checkpoint", "EpochMetric", "Job", "JobAttempt", "JobStatus", "ModelVersion",
-           "ServingEvent", "ServingReason", "Sweep", "SweepStatus", "TERMINAL_STATUSES", "UploadedDataset", "utcnow"]
+__all__ = ["ApiKey", "AttemptEnd", "Base", "Checkpoint", "EpochMetric", "Job", "JobAttempt", "JobStatus", "ModelVersion",
+           "Role", "ServingEvent", "ServingReason", "Sweep", "SweepStatus", "TERMINAL_STATUSES", "UploadedDataset", "utcnow"]

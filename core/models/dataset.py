@@ -17,6 +17,8 @@ class UploadedDataset(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # the owner of the API key that created it (core.auth); None: created before keys existed (admin only)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # image_folder | csv
     task: Mapped[str] = mapped_column(String(16))  # classification | binary | regression
     sha256: Mapped[str] = mapped_column(String(64), index=True)

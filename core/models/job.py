@@ -58,6 +58,8 @@ class Job(Base):
     reused_from: Mapped[str | None] = mapped_column(String(36))
 
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # the owner of the API key that created it (core.auth); None: created before keys existed (admin only)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
     request_hash: Mapped[str | None] = mapped_column(String(64))  # a retry must repeat the same request
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

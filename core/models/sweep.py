@@ -56,3 +56,5 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the owner of the API key that created it; its trials are that owner's jobs (None: admin only)
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)

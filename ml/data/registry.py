@@ -121,6 +121,15 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     return spec
 
 
+def _under_data_dir(location: str, data_dir: Path) -> str:
+    """`location` as DATA_DIR/<relative path> (its last folder name when it is elsewhere)."""
+    path = Path(location)
+    try:
+        return str(Path("DATA_DIR") / path.relative_to(data_dir))
+    except ValueError:
+        return path.name
+
+
 def describe_dataset(name: str, data_dir: str | Path) -> dict:
     """Catalog entry for `name`: presence, location, missing files, sizes; never decodes data."""
     spec = get_dataset_spec(name)
@@ -140,8 +149,8 @@ def describe_dataset(name: str, data_dir: str | Path) -> dict:
         "example_model": spec.example_model,
         "uploaded": spec.uploaded,
         "present": present,
-        # uploads live under the server's artifact dir: never show a server path
-        "location": "uploaded" if spec.uploaded else where.location,
+        # never show a server path: uploads live under the artifact dir, built-ins under DATA_DIR
+        "location": "uploaded" if spec.uploaded else _under_data_dir(where.location, Path(data_dir)),
         "missing": list(where.missing),
         "sizes": spec.sizes(Path(data_dir)) if present else {},
     }

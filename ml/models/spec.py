@@ -18,7 +18,8 @@ Optimizer = Literal["sgd", "momentum", "adam"]
 class Hyperparameters(BaseModel):
     """The knobs every model takes, each with its allowed range; a model's own class adds its knobs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `"epochs": true` or `"lr": "0.1"` is refused, not coerced (JSON numbers still fill float fields)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     epochs: int = Field(10, ge=1, le=500, description="passes over the training set")
     batch_size: int = Field(64, ge=1, le=1_000_000,
@@ -44,7 +45,7 @@ class Hyperparameters(BaseModel):
 class ImageOptions(BaseModel):
     """Knobs that only image datasets take."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     image_size: int | None = Field(None, ge=16, le=256, description="photos: side in pixels (null: dataset default)")
     augment: Literal["none", "basic"] = "none"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from api.schemas import DATASET_PATTERN
+
 pytestmark = pytest.mark.service
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
@@ -38,9 +40,34 @@ def test_bounds_are_stated_in_the_message(client):
     assert "10" in detail[0]["msg"]
 
 
-def test_malformed_json_is_422_not_500(client):
+def test_malformed_json_is_400_saying_so_and_documented(client):
     response = client.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "not valid JSON" in response.json()["detail"]
+    assert "400" in client.get("/openapi.json").json()["paths"]["/v1/jobs"]["post"]["responses"]
+
+
+def test_fuzz_findings_stay_fixed(client):
+    """Each of these once answered 500 or was accepted wrongly (issue 11)."""
+    assert client.get("/v1/jobs", params={"offset": 9223372036854775808}).status_code == 422
+    empty_key = client.post("/v1/jobs", json={"model": "mlp", "dataset": "mnist"}, headers={"Idempotency-Key": ""})
+    assert empty_key.status_code == 422 and empty_key.json()["detail"][0]["field"] == "Idempotency-Key"
+    boolean = client.post("/v1/jobs", json={"model": "mlp", "dataset": "mnist", "hyperparameters": {"epochs": True}})
+    assert boolean.status_code == 422 and boolean.json()["detail"][0]["field"] == "hyperparameters.epochs"
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["JobCreate"]["properties"]
+    assert "mlp" in schema["model"]["enum"] and DATASET_PATTERN in str(schema["dataset"])
+
+
+def test_a_body_of_many_unknown_names_gets_a_small_422(client):
+    names = {f"knob_{i:06d}": i for i in range(20_000)}  # ~400 KB: under MAX_REQUEST_BYTES
+    response = client.post("/v1/jobs", json={"model": "mlp", "dataset": "mnist", "hyperparameters": names})
     assert response.status_code == 422
+    assert len(response.content) < 40_000, len(response.content)
+    detail = response.json()["detail"]
+    assert detail[0]["field"] == "hyperparameters.knob_000000"
+    assert detail[-1]["type"] == "too_many_errors" and "19,980 more" in detail[-1]["msg"]
+    huge = client.post("/v1/jobs", content=b'{"name": "' + b"x" * 2_000_000 + b'"}',
+                       headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and "MAX_REQUEST_BYTES" in huge.json()["detail"]
 
 
 @pytest.mark.parametrize("path", [

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from tests.utils.clients import bearer
 from tests.utils.jobs import TINY_LINEAR, submit
 from tests.utils.stack import Stack, stop_group
 
@@ -53,9 +54,9 @@ async def _listen(client: httpx.AsyncClient, job_id: str, opened: asyncio.Queue)
     return kinds
 
 
-async def _two_hundred_streams(url: str, job_id: str) -> tuple[list[float], list[float], list[list[str]]]:
+async def _two_hundred_streams(url: str, key: str, job_id: str) -> tuple[list[float], list[float], list[list[str]]]:
     limits = httpx.Limits(max_connections=STREAMS + 20, max_keepalive_connections=STREAMS + 20)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits, headers=bearer(key)) as client:
         quiet = await _latencies(client)
         opened: asyncio.Queue = asyncio.Queue()
         streams = [asyncio.create_task(_listen(client, job_id, opened)) for _ in range(STREAMS)]
@@ -71,7 +72,7 @@ def test_two_hundred_open_streams_leave_list_latency_unchanged_and_all_get_their
     with stack.client() as api:
         for seed in range(20):
             job = submit(api, {**TINY_LINEAR, "hyperparameters": {**TINY_LINEAR["hyperparameters"], "seed": seed}})
-    quiet, busy, kinds = asyncio.run(_two_hundred_streams(stack.url, job["id"]))
+    quiet, busy, kinds = asyncio.run(_two_hundred_streams(stack.url, stack.key, job["id"]))
     # noisy shared CPU: compare medians with generous slack; before the fix this was 27 s or a 500
     assert statistics.median(busy) < max(0.25, 3 * statistics.median(quiet)), (quiet, busy)
     assert all(k[-1] == "status" for k in kinds) and len(kinds) == STREAMS

@@ -6,16 +6,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.utils.clients import api_client
 from tests.utils.models import digit_png, predict, train_versions, wait_until_serving
 
 pytestmark = pytest.mark.service
 
 
-def test_swaps_under_concurrent_requests_fail_none(api_url, worker):
-    with httpx.Client(base_url=api_url, timeout=60) as admin:
+def test_swaps_under_concurrent_requests_fail_none(api_url, worker, admin_key):
+    with api_client(api_url, admin_key) as admin:
         a, b = train_versions(admin, 2)
         admin.post(f"/v1/models/{a['id']}/promote").raise_for_status()
         wait_until_serving(admin, "mnist", a["id"])
@@ -26,7 +26,7 @@ def test_swaps_under_concurrent_requests_fail_none(api_url, worker):
         png = digit_png(3)
 
         def client_loop() -> None:
-            with httpx.Client(base_url=api_url, timeout=60) as c:
+            with api_client(api_url, admin_key) as c:
                 while not stop.is_set():
                     response = predict(c, "mnist", [("3.png", png)])
                     statuses[response.status_code] += 1
@@ -52,10 +52,10 @@ def test_swaps_under_concurrent_requests_fail_none(api_url, worker):
     assert sum(statuses.values()) >= 20
 
 
-def test_a_version_that_cannot_load_never_replaces_the_serving_one(api_url, worker, db_session):
+def test_a_version_that_cannot_load_never_replaces_the_serving_one(api_url, worker, db_session, admin_key):
     from core.models import ModelVersion
 
-    with httpx.Client(base_url=api_url, timeout=60) as api:
+    with api_client(api_url, admin_key) as api:
         good, broken = train_versions(api, 2)
         api.post(f"/v1/models/{good['id']}/promote").raise_for_status()
         wait_until_serving(api, "mnist", good["id"])

@@ -5,6 +5,7 @@ host other than the API is refused and recorded, so a page that needs the intern
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -59,8 +60,10 @@ class Page:
 
 
 @pytest.fixture
-def tab(browser, api_url, tmp_path) -> Iterator[Page]:
+def tab(browser, api_url, admin_key, tmp_path) -> Iterator[Page]:
     page = browser.new_page()
+    # the dashboard reads its key from localStorage, as a person's browser keeps the one they pasted
+    page.add_init_script(f"localStorage.setItem('trainserve.apiKey', {json.dumps(admin_key)})")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     wrapped = Page(page, api_url, tmp_path)

@@ -16,6 +16,12 @@ from tests.utils.models import digit_png, predict
 pytestmark = pytest.mark.service
 
 
+@pytest.fixture(autouse=True)
+def _key_in_the_environment(monkeypatch, admin_key):
+    """The command finds its key as a user's shell would give it: TRAINSERVE_API_KEY."""
+    monkeypatch.setenv("TRAINSERVE_API_KEY", admin_key)
+
+
 def trainserve(api_url: str, *args: str, timeout: float = 120, **popen) -> subprocess.CompletedProcess:
     """Run the command as a user would, with the server named in the environment."""
     env = {**os.environ, "TRAINSERVE_URL": api_url, "COLUMNS": "160"}
@@ -104,3 +110,19 @@ def test_ctrl_c_detaches_without_cancelling(api_url, service):
     finally:
         process.kill()
         service.post(f"/v1/jobs/{job_id}/cancel")
+
+
+def test_keys_create_list_and_revoke_through_the_admin_routes(api_url, client):
+    made = trainserve(api_url, "keys", "create", "erin")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("ts_") and "shown once" in made.stderr
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).json()["owner"] == "erin"
+    key_id = made.stderr.split()[1]
+    listed = trainserve(api_url, "keys", "list")
+    assert listed.returncode == 0 and "erin" in listed.stdout and key not in listed.stdout
+    assert trainserve(api_url, "keys", "revoke", key_id).returncode == 0
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    as_erin = subprocess.run([sys.executable, "-m", "client", "keys", "list"], capture_output=True, text=True,
+                             env={**os.environ, "TRAINSERVE_URL": api_url, "TRAINSERVE_API_KEY": key})
+    assert as_erin.returncode == 1 and "unknown or revoked" in as_erin.stderr

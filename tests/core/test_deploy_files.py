@@ -22,7 +22,7 @@ def test_compose_has_the_services_wired_in_order():
         assert depends["redis"]["condition"] == "service_healthy"
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:" in env["DATABASE_URL"]
-        assert env["REDIS_URL"].startswith("redis://redis:")
+        assert env["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?") and "@redis:" in env["REDIS_URL"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
@@ -55,3 +55,19 @@ def test_env_example_lists_every_setting_with_a_comment():
     for name, i in listed.items():
         # the line above each setting explains it
         assert i > 0 and lines[i - 1].startswith("# ") and "=" not in lines[i - 1].split()[1], name
+
+
+def test_compose_is_production_ready():
+    """No default passwords, only the API published, a healthcheck on every long-running service."""
+    text = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    services = _compose()["services"]
+    assert "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?" in text and "trainserve:trainserve@" not in text
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "--requirepass" in " ".join(services["redis"]["command"])
+    assert ":${REDIS_PASSWORD:?" in services["api"]["environment"]["REDIS_URL"]
+    published = {name for name, s in services.items() if s.get("ports")}
+    assert published == {"api"} and services["api"]["ports"] == ["${PORT:-8000}:8000"]
+    for name, service in services.items():
+        if service.get("restart") != "no":
+            assert "test" in service["healthcheck"], f"{name} has no healthcheck"
+    assert services["api"]["environment"]["AUTH"] == "keys" and services["api"]["environment"]["HOST"] == "0.0.0.0"

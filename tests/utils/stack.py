@@ -13,9 +13,13 @@ from pathlib import Path
 
 import httpx
 
+from core.db import session_scope
 from core.embedded_redis import free_port, start_redis
+from core.keys import create_key
+from core.models import Role
 from core.migrate import upgrade
 from core.settings import PROJECT_ROOT, Settings
+from tests.utils.clients import api_client
 
 # short clocks so a vanished worker is noticed in seconds (the defaults are minutes)
 FAST_LIFECYCLE = {"HEARTBEAT_INTERVAL_S": "0.3", "HEARTBEAT_TIMEOUT_S": "3", "MAINTENANCE_INTERVAL_S": "0.5",
@@ -79,6 +83,8 @@ class Stack:
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.database_url = f"sqlite:///{self.root / 'stack.db'}"
         upgrade(self.database_url)
+        with session_scope(self.database_url) as session:
+            self.key = create_key(session, owner="stack-admin", role=Role.admin)[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "ARTIFACT_"))}
         env.update(DATABASE_URL=self.database_url, REDIS_URL=self.redis_url, VAR_DIR=str(self.root / "var"),
                    DATA_DIR=str(Settings().data_dir), PYTHONUNBUFFERED="1",
@@ -116,7 +122,8 @@ class Stack:
             time.sleep(0.1)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        """A client with the stack's admin key (recording JSON bodies for the session-end path check)."""
+        return api_client(self.url, self.key, timeout=30)
 
     # ---- workers
     def start_worker(self, name: str) -> Worker:

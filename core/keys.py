@@ -1,0 +1,123 @@
+"""API keys: create (the key is shown once), authenticate by its hash, list, revoke.
+
+`python -m core.keys create alice --role user` works without a running server (bootstrap, recovery);
+`trainserve keys ...` does the same through the admin routes.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import ServiceError
+from core.models import ApiKey, Role, utcnow
+
+KEY_PREFIX = "ts_"
+
+
+class KeyNotFound(ServiceError, LookupError):
+    """No key has this id."""
+
+    def __init__(self, key_id: int):
+        super().__init__(f"API key {key_id} not found; GET /v1/keys lists them")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's owner and role (the route's view of an authenticated request)."""
+
+    owner: str
+    role: Role
+    key_id: int | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+    def may_see(self, owner: str | None) -> bool:
+        """Admins see everything; a user sees what their owner name created."""
+        return self.is_admin or owner == self.owner
+
+    @property
+    def owner_filter(self) -> str | None:
+        """The owner to filter lists by: None (everything) for admins."""
+        return None if self.is_admin else self.owner
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 hex of a key: the only form the database holds."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(session: Session, *, owner: str, role: Role) -> tuple[ApiKey, str]:
+    """A new key for `owner`; returns the row and the key itself, which is never stored (commits)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(owner=owner, role=role.value, key_hash=hash_key(key), prefix=key[:10], created_at=utcnow())
+    session.add(row)
+    session.commit()
+    return row, key
+
+
+def authenticate(session: Session, key: str) -> Principal | None:
+    """The principal of a live key; None for an unknown or revoked one."""
+    row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return Principal(owner=row.owner, role=Role(row.role), key_id=row.id)
+
+
+def list_keys(session: Session) -> Sequence[ApiKey]:
+    """Every key, revoked ones too, oldest first."""
+    return session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+
+
+def revoke_key(session: Session, *, key_id: int) -> ApiKey:
+    """Revoke a key at once (commits); revoking twice keeps the first time."""
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise KeyNotFound(key_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.commit()
+    return row
+
+
+def has_admin_key(session: Session) -> bool:
+    """Whether any live admin key exists (the first `make run` makes one when none does)."""
+    query = select(ApiKey.id).where(ApiKey.role == Role.admin.value, ApiKey.revoked_at.is_(None)).limit(1)
+    return session.scalars(query).first() is not None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m core.keys create|list|revoke` on the configured database."""
+    from core.db import get_sessionmaker
+
+    parser = argparse.ArgumentParser(prog="python -m core.keys", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="make a key and print it (once)")
+    create.add_argument("owner")
+    create.add_argument("--role", choices=[r.value for r in Role], default=Role.user.value)
+    sub.add_parser("list", help="every key (never the key itself)")
+    revoke = sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id", type=int)
+    args = parser.parse_args(argv)
+    with get_sessionmaker()() as session:
+        if args.command == "create":
+            row, key = create_key(session, owner=args.owner, role=Role(args.role))
+            print(f"key {row.id} for {row.owner} ({row.role}): {key}")
+        elif args.command == "list":
+            for row in list_keys(session):
+                state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "live"
+                print(f"{row.id}\t{row.prefix}…\t{row.owner}\t{row.role}\t{state}")
+        else:
+            row = revoke_key(session, key_id=args.key_id)
+            print(f"key {row.id} of {row.owner} revoked")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""What a training config would allocate, estimated before anything is allocated, and the refusal
+when that is over a budget: parameters, gradients, optimizer state and one batch of activations
+(memory), and the full-state checkpoints it keeps (disk).
+
+The model is built on PyTorch's meta device, so a 10⁶-unit layer costs no memory to measure, and the
+estimate follows each model's real layers instead of a formula per model type.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ml.config import TrainConfig
+from ml.errors import InvalidConfig
+
+_FLOAT = 4  # bytes: training runs in float32
+# optimizer state per parameter: momentum keeps one buffer, Adam two
+_STATE_PER_PARAM = {"sgd": 0, "momentum": 1, "adam": 2}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    parameters: int
+    batch: int
+    weights_bytes: int
+    optimizer_bytes: int
+    activation_bytes: int
+    checkpoint_bytes: int
+    checkpoints_kept: int
+
+    @property
+    def memory_bytes(self) -> int:
+        """Weights, gradients, optimizer state and one batch's activations (kept for backward, and their gradients)."""
+        return 2 * self.weights_bytes + self.optimizer_bytes + self.activation_bytes
+
+    @property
+    def disk_bytes(self) -> int:
+        return self.checkpoint_bytes * self.checkpoints_kept
+
+
+def input_shape(config: TrainConfig) -> tuple[int, ...]:
+    """One sample's shape, from the dataset's spec (no data is read)."""
+    from ml.data import get_dataset_spec
+
+    ds = get_dataset_spec(config.dataset)
+    if ds.is_image:
+        size = ds.fixed_image_size or getattr(config.hp, "image_size", None) or ds.default_image_size or 28
+        return (ds.channels or 1, size, size)
+    return (max(len(ds.columns), 1),)
+
+
+def estimate(config: TrainConfig, *, retention: int | None = None) -> Estimate:
+    """The estimate for `config`; `retention`: the last N checkpoints kept besides the best (None: all)."""
+    import torch
+
+    from ml.data import get_dataset_spec
+    from ml.models import build_model
+
+    shape = input_shape(config)
+    hp = config.hp
+    batch = min(hp.batch_size, hp.max_train_samples or hp.batch_size)
+    with torch.device("meta"):
+        model = build_model(config, shape, max(len(get_dataset_spec(config.dataset).classes), 1))
+        outputs: list[int] = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel()))
+                 for m in model.modules() if not list(m.children()) and isinstance(m, torch.nn.Module)]
+        with torch.no_grad():
+            model(torch.empty((batch, *shape)))
+        for hook in hooks:
+            hook.remove()
+    parameters = sum(p.numel() for p in model.parameters())
+    weights = parameters * _FLOAT
+    optimizer = _STATE_PER_PARAM.get(hp.optimizer, 2) * weights
+    saved = math.ceil(hp.epochs / hp.checkpoint_every)
+    kept = saved if retention is None else min(saved, retention + 1)
+    return Estimate(parameters=parameters, batch=batch, weights_bytes=weights, optimizer_bytes=optimizer,
+                    activation_bytes=2 * _FLOAT * (batch * math.prod(shape) + sum(outputs)),
+                    checkpoint_bytes=weights + optimizer, checkpoints_kept=kept)
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def check_budget(config: TrainConfig, *, memory_bytes: int, disk_bytes: int,
+                 retention: int | None = None) -> Estimate | None:
+    """The estimate, or InvalidConfig saying what is over which budget, by how much, and what to lower
+    (None when a model cannot be measured on the meta device: the estimate never blocks a job by failing)."""
+    try:
+        e = estimate(config, retention=retention)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+        return None
+    errors = []
+    if e.memory_bytes > memory_bytes:
+        errors.append({"field": "hyperparameters", "message": (
+            f"training would need about {_gb(e.memory_bytes)} of memory: {e.parameters:,} parameters "
+            f"({_gb(e.weights_bytes)}, as much again for gradients, {_gb(e.optimizer_bytes)} of {config.hp.optimizer} "
+            f"state) and {_gb(e.activation_bytes)} of activations for a batch of {e.batch}; the per-job budget is "
+            f"{_gb(memory_bytes)} (JOB_MEMORY_BUDGET_BYTES). Lower batch_size, the layer sizes or image_size")})
+    if e.disk_bytes > disk_bytes:
+        errors.append({"field": "hyperparameters", "message": (
+            f"its checkpoints would take about {_gb(e.disk_bytes)} of disk ({e.checkpoints_kept} of "
+            f"{_gb(e.checkpoint_bytes)} each); the per-job budget is {_gb(disk_bytes)} (JOB_DISK_BUDGET_BYTES). "
+            "Lower the layer sizes, raise checkpoint_every, or use fewer epochs")})
+    if errors:
+        raise InvalidConfig(errors)
+    return e

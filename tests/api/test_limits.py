@@ -1,0 +1,117 @@
+"""Limits enforced before any work, on a private API process (so its memory and temp folder are its own):
+a 200 MB upload is refused with 413 while the process stays near idle, and predict is rate-limited per key."""
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.db import session_scope
+from core.keys import create_key
+from core.models import Role
+from tests.utils.clients import api_client
+from tests.utils.models import digit_png, predict
+from tests.utils.stack import Stack
+
+pytestmark = pytest.mark.service
+
+MB = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("limits")
+    (root / "tmp").mkdir()
+    # TMPDIR: where Starlette would spool an upload; PREDICT_*: a limit a test can reach in three requests
+    s = Stack(root, extra_env={"TMPDIR": str(root / "tmp"), "MAX_DATASET_UPLOAD_BYTES": str(10 * MB),
+                               "PREDICT_RATE_PER_S": "0.2", "PREDICT_BURST": "2"})
+    s.start_api()
+    yield s
+    s.close()
+
+
+def _rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+
+def _du(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+class Peaks(threading.Thread):
+    """Samples the API process's resident memory and its spool folders until stopped."""
+
+    def __init__(self, pid: int, folders: list[Path]):
+        super().__init__(daemon=True)
+        self.pid, self.folders, self.rss_kb, self.disk, self.done = pid, folders, 0, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.rss_kb = max(self.rss_kb, _rss_kb(self.pid))
+            self.disk = max(self.disk, sum(_du(f) for f in self.folders if f.exists()))
+            time.sleep(0.01)
+
+
+def _upload_chunked(url: str, key: str, total: int) -> tuple[bytes, int]:
+    """POST /v1/datasets with a `total`-byte file in chunked encoding (no Content-Length), as a raw socket
+    does it: keep sending until the server answers or closes; returns (response head, bytes sent)."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = (f"POST /v1/datasets HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    opening = b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbig\r\n' \
+              b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.zip"\r\n\r\n'
+    sock.sendall(head + f"{len(opening):x}\r\n".encode() + opening + b"\r\n")
+    chunk, sent = b"\0" * MB, 0
+    try:
+        while sent < total and not select.select([sock], [], [], 0)[0]:
+            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            sent += len(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    answer = sock.recv(65536)
+    sock.close()
+    return answer, sent
+
+
+def test_a_200_mb_upload_is_413_while_the_api_stays_near_idle(stack):
+    incoming = stack.root / "var" / "artifacts" / "datasets"
+    idle_kb = _rss_kb(stack.api.pid)
+    peaks = Peaks(stack.api.pid, [stack.root / "tmp", incoming])
+    peaks.start()
+    try:
+        answer, sent = _upload_chunked(stack.url, stack.key, 200 * MB)
+    finally:
+        peaks.done.set()
+        peaks.join()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"MAX_DATASET_UPLOAD_BYTES" in answer
+    assert sent < 200 * MB  # refused while it streamed, not after
+    assert (peaks.rss_kb - idle_kb) < 16 * 1024, f"API memory grew {(peaks.rss_kb - idle_kb) / 1024:.1f} MB"
+    assert peaks.disk < 16 * MB, f"{peaks.disk / MB:.1f} MB spooled"
+    print(f"200 MB upload: API RSS +{(peaks.rss_kb - idle_kb) / 1024:.1f} MB, spooled {peaks.disk / MB:.1f} MB, "
+          f"sent {sent / MB:.0f} MB before the 413")
+
+
+def test_a_declared_200_mb_body_is_413_before_a_byte_is_read(stack):
+    host, port = stack.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall((f"POST /v1/datasets HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {stack.key}\r\n"
+                      f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {200 * MB}\r\n\r\n").encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413")
+
+
+def test_predict_is_rate_limited_per_key_with_retry_after(stack):
+    with session_scope(stack.database_url) as session:
+        keys = [create_key(session, owner=f"p{i}", role=Role.user)[1] for i in range(2)]
+    with api_client(stack.url, keys[0]) as first, api_client(stack.url, keys[1]) as second:
+        answers = [predict(first, "mnist", [("7.png", digit_png())]) for _ in range(3)]
+        assert [a.status_code == 429 for a in answers] == [False, False, True]  # a burst of 2, then 0.2/s
+        assert int(answers[2].headers["Retry-After"]) >= 1
+        assert "PREDICT_RATE_PER_S" in answers[2].json()["detail"]
+        assert predict(second, "mnist", [("7.png", digit_png())]).status_code != 429  # another key's own bucket
