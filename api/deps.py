@@ -8,12 +8,16 @@ from fastapi import Depends, Path
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
-from core.db import get_sessionmaker
+from core import datasets as dataset_service
 from core.datasets import get_dataset
+from core.db import get_sessionmaker
 from core.jobs import get_job
-from core.sweeps import get_sweep
+from core.keys import Principal
 from core.models import Job, Sweep, UploadedDataset
 from core.settings import Settings, get_settings
+from core.sweeps import get_sweep
+from ml.data.registry import is_builtin
+from ml.errors import InvalidConfig
 
 
 def get_session() -> Iterator[Session]:
@@ -54,3 +58,14 @@ def valid_sweep_id(session: SessionDep, principal: PrincipalDep,
 
 
 SweepDep = Annotated[Sweep, Depends(valid_sweep_id)]
+
+
+def check_dataset_visible(session: Session, dataset: str, principal: Principal) -> None:
+    """Someone else's upload is as unknown to a user as to the dataset lookup (422 naming the field)."""
+    if is_builtin(dataset):
+        return
+    try:
+        dataset_service.get_dataset(session, name=dataset, owner=principal.owner_filter)
+    except dataset_service.DatasetNotFound:
+        raise InvalidConfig([{"field": "dataset", "message": f"unknown dataset {dataset!r}; GET /v1/datasets "
+                                                            "lists your uploads, GET /v1/catalog the built-in ones"}]) from None

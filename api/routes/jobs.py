@@ -4,39 +4,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
-from api.deps import JobDep, SessionDep, SettingsDep
+from api.deps import JobDep, SessionDep, SettingsDep, check_dataset_visible
 from api.presenters import job_dir, job_public
 from api.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
-from core import datasets as dataset_service
 from core import jobs as job_service
-from core.keys import Principal
 from core.model_registry import serving_model_of_job
 from core.models import JobStatus
 from core.version import code_version
 from ml.budget import check_budget
 from ml.catalog import dataset_checksum
 from ml.config import resolve_config
-from ml.data.registry import is_builtin
-from ml.errors import InvalidConfig
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                               description="retrying with the same key returns the same job")]
-
-
-def _check_dataset_visible(session: Session, dataset: str, principal: Principal) -> None:
-    """Someone else's upload is as unknown to a user as to the dataset lookup (422 naming the field)."""
-    if is_builtin(dataset):
-        return
-    try:
-        dataset_service.get_dataset(session, name=dataset, owner=principal.owner_filter)
-    except dataset_service.DatasetNotFound:
-        raise InvalidConfig([{"field": "dataset", "message": f"unknown dataset {dataset!r}; GET /v1/datasets "
-                                                            "lists your uploads, GET /v1/catalog the built-in ones"}]) from None
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
@@ -49,7 +33,7 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
     """Queue a training job; answers at once with the job and its resolved hyperparameters."""
     request_hash = job_service.request_fingerprint(body.model_dump())
     config = resolve_config(body.model, body.dataset, body.hyperparameters, preset=body.preset)  # InvalidConfig → 422
-    _check_dataset_visible(session, config.dataset, principal)
+    check_dataset_visible(session, config.dataset, principal)
     # refused before anything is queued when it would not fit the per-job budgets (InvalidConfig → 422)
     check_budget(config, memory_bytes=settings.job_memory_budget_bytes, disk_bytes=settings.job_disk_budget_bytes,
                  retention=settings.checkpoint_retention)

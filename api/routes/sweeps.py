@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
 from api.auth import PrincipalDep
-from api.deps import SessionDep, SettingsDep, SweepDep
+from api.deps import SessionDep, SettingsDep, SweepDep, check_dataset_visible
 from api.sweep_schemas import SweepCreate, SweepLinks, SweepPublic, SweepsPublic, SweepSummary, TrialPublic
 from core import sweeps as sweep_service
 from core.db import session_scope
@@ -36,13 +36,14 @@ def create_sweep(body: SweepCreate, request: Request, session: SessionDep, setti
                  principal: PrincipalDep) -> SweepPublic:
     """Expand the search space, validate every trial, and queue the first `max_parallel` of them."""
     plan = dataclasses.replace(_plan(body, settings), owner=principal.owner)
+    check_dataset_visible(session, plan.dataset, principal)  # someone else's upload: 422, as for a job
     sweep = sweep_service.create(session, plan=plan, dispatcher=request.app.state.dispatcher)
     return sweep_public(session, sweep)
 
 
 @router.get("", response_model=SweepsPublic)
 def list_sweeps(session: SessionDep, principal: PrincipalDep, status_: Annotated[SweepStatus | None, Query(alias="status")] = None,
-                offset: Annotated[int, Query(ge=0)] = 0,
+                offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # past it: 422, not a database overflow
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SweepsPublic:
     """Sweeps, newest first, without their leaderboards."""
     rows, count = sweep_service.list_sweeps(session, status=status_.value if status_ else None,

@@ -90,6 +90,9 @@ def test_a_user_cannot_see_delete_or_train_on_another_users_upload(alice, bob, c
     assert "bobs-plane" not in [d["name"] for d in alice.get("/v1/datasets").json()["data"]]
     refused = alice.post("/v1/jobs", json={"model": "linear_regression", "dataset": "bobs-plane"})
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "dataset"
+    refused = alice.post("/v1/sweeps", json={"model": "linear_regression", "dataset": "bobs-plane",
+                                             "search": {"grid": {"lr": [0.1, 0.01]}}})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "dataset"
     assert bob.get("/v1/datasets/bobs-plane").status_code == 200
     assert client.delete("/v1/datasets/bobs-plane").status_code == 204  # an admin may delete anyone's
 

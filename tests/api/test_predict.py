@@ -181,7 +181,7 @@ def test_concurrent_requests_each_get_their_own_answers_in_order(api, version):
 
 
 def _batched_forwards(api) -> float:
-    text = api.get("/metrics/").text
+    text = api.get("/metrics").text
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith("trainserve_predict_batch_images_count"))
 
