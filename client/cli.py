@@ -212,7 +212,11 @@ def predict(ctx: typer.Context, dataset: str,
     """Label image files with the model serving DATASET."""
     table = Table("file", "label", "confidence", "top k")
     for p in client(ctx).predict(dataset, files, top_k=top_k):
-        table.add_row(p.get("file") or "", p["label"], _pct(p["confidence"]),
+        if p.get("abstained"):  # nothing to read: the service says why instead of guessing
+            table.add_row(p.get("file") or "", "[dim]abstained[/dim]", "", p.get("reason") or "")
+            continue
+        label = p["label"] + (" [yellow](low confidence)[/yellow]" if p.get("low_confidence") else "")
+        table.add_row(p.get("file") or "", label, _pct(p["confidence"]),
                       ", ".join(f"{k['label']} {_pct(k['confidence'])}" for k in p.get("top_k", [])))
     out.print(table)
 

@@ -9,6 +9,7 @@ import time
 from importlib.metadata import entry_points
 
 import pytest
+from PIL import Image
 
 from tests.utils.jobs import TINY_MNIST, submit, wait_for
 from tests.utils.models import digit_png, predict
@@ -84,9 +85,12 @@ def test_plots_saves_the_pngs_and_predict_labels_files(api_url, service, tmp_pat
         assert time.monotonic() < deadline, "no mnist model serves"
         time.sleep(0.2)
     (tmp_path / "seven.png").write_bytes(digit_png(7))
-    labelled = trainserve(api_url, "predict", "mnist", str(tmp_path / "seven.png"), "--top-k", "2")
+    Image.new("RGB", (64, 64), "white").save(tmp_path / "blank.png")  # nothing to read: abstains
+    labelled = trainserve(api_url, "predict", "mnist", str(tmp_path / "seven.png"), str(tmp_path / "blank.png"),
+                          "--top-k", "2")
     assert labelled.returncode == 0, labelled.stderr
     assert "seven.png" in labelled.stdout and "%" in labelled.stdout
+    assert "blank.png" in labelled.stdout and "abstained" in labelled.stdout
     missing = trainserve(api_url, "predict", "mnist", str(tmp_path / "nope.png"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
