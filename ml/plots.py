@@ -81,6 +81,35 @@ def compare_png(runs: Sequence[tuple[str, Sequence[Any]]], metric: str) -> bytes
     return to_png(fig)
 
 
+_STATUS_COLOURS = {"succeeded": "tab:green", "running": "tab:blue", "stopped": "tab:orange",
+                   "failed": "tab:red", "cancelled": "tab:gray"}
+
+
+def leaderboard_png(trials: Sequence[tuple[str, float, str]], metric: str, title: str) -> bytes:
+    """A sweep's trials as bars, best first: (label, best metric, status); the colour is the status."""
+    fig = _figure(7, 1.2 + 0.32 * max(len(trials), 1))
+    ax = fig.add_subplot()
+    labels = [label for label, _, _ in trials][::-1]  # barh draws bottom-up: best on top
+    values = [value for _, value, _ in trials][::-1]
+    colours = [_STATUS_COLOURS.get(status, "tab:purple") for _, _, status in trials][::-1]
+    ax.barh(range(len(trials)), values, color=colours)
+    ax.set_yticks(range(len(trials)), labels, fontsize=8)
+    for y, value in enumerate(values):
+        ax.annotate(f"{value:.4g}", (value, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    low, high = min([0.0, *values]), max([0.0, *values])
+    ax.set_xlim(low, high + 0.15 * (high - low or 1.0))  # room for the value labels
+    ax.set(xlabel=metric, title=title)
+    ax.legend(handles=[_patch(colour, status) for status, colour in _STATUS_COLOURS.items()
+                       if status in {s for _, _, s in trials}], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return to_png(fig)
+
+
+def _patch(colour: str, label: str):
+    from matplotlib.patches import Patch
+
+    return Patch(color=colour, label=label)
+
+
 def confusion_matrix_png(cm: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> bytes:
     """Counts with rows as the true class and columns as the predicted one."""
     fig = _figure(5.5, 5)

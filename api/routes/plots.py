@@ -14,10 +14,11 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
-from api.deps import JobDep, SessionDep
+from api.deps import JobDep, SessionDep, SweepDep
 from api.schemas import EpochMetricsPublic
 from core import jobs as job_service
-from core.models import Job, JobStatus
+from core import sweeps as sweep_service
+from core.models import Job, JobStatus, SweepStatus
 from ml import plots
 from ml.mistakes import FILE_NAME as MISTAKES_FILE
 
@@ -116,3 +117,21 @@ def compare_plot(session: SessionDep, request: Request, principal: PrincipalDep,
     session.close()  # give the connection back before the CPU work
     version = f"compare:{metric}:{statuses}:{[(label, [r.epoch for r in rows]) for label, rows in runs]}"
     return _png(request, version, _cache_control(statuses), lambda: plots.compare_png(runs, metric))
+
+
+@router.get("/sweeps/{sweep_id}/plots/leaderboard.png", response_class=Response, responses=PNG_RESPONSES)
+def sweep_leaderboard_plot(sweep: SweepDep, session: SessionDep, request: Request) -> Response:
+    """The sweep's trials that have a metric yet, best first, as bars coloured by status."""
+    trials = sweep_service.leaderboard(session, sweep)
+    board = [t for t in trials if t.metric is not None]
+    statuses = [t.status for t in trials if t.job_id is not None]
+    session.close()  # give the connection back before the CPU work
+    if not board:
+        raise HTTPException(404, detail=f"sweep {sweep.id!r} has no leaderboard yet ({sweep.status}): "
+                                        "a trial appears once it has finished an epoch")
+    bars = [(f"#{t.trial} " + ", ".join(f"{k}={v}" for k, v in t.hyperparameters.items()), t.metric, t.status)
+            for t in board]
+    version = f"leaderboard:{sweep.id}:{sweep.status}:{[(t.trial, t.metric, t.status) for t in board]}"
+    done = SweepStatus(sweep.status).is_terminal and all(JobStatus(s).is_terminal for s in statuses)
+    return _png(request, version, "private, max-age=86400" if done else "no-cache",
+                lambda: plots.leaderboard_png(bars, sweep.metric, f"Sweep {sweep.name or sweep.id[:8]} — {sweep.metric}"))

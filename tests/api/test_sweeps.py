@@ -32,6 +32,11 @@ def test_a_grid_finishes_with_a_leaderboard_and_a_registered_best_and_reuse_take
     assert model["job_id"] == best["job_id"]
     job = api.get(f"/v1/jobs/{best['job_id']}").json()
     assert job["sweep_id"] == sweep["id"] and job["best"]["metric"]["value"] == pytest.approx(best["metric"])
+    plot = api.get(f"/v1/sweeps/{sweep['id']}/plots/leaderboard.png")
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+    assert plot.content[:8] == b"\x89PNG\r\n\x1a\n" and "max-age" in plot.headers["cache-control"]
+    assert api.get(f"/v1/sweeps/{sweep['id']}/plots/leaderboard.png",
+                   headers={"If-None-Match": plot.headers["etag"]}).status_code == 304
 
     again = create_sweep(api, {**GRID, "reuse": True})
     assert again["status"] == "succeeded" and again["counts"] == {"succeeded": 4}  # nothing trained
@@ -106,3 +111,11 @@ def test_an_invalid_search_space_is_refused_naming_the_parameter(client, search,
 def test_an_unknown_sweep_is_a_404_naming_it(client):
     response = client.get("/v1/sweeps/no-such-sweep")
     assert response.status_code == 404 and "no-such-sweep" in response.json()["detail"]
+
+
+def test_a_sweep_with_no_finished_epoch_has_no_leaderboard_plot_yet(client):
+    assert "no-such-sweep" in client.get("/v1/sweeps/no-such-sweep/plots/leaderboard.png").json()["detail"]
+    sweep = create_sweep(client, {**GRID, "hyperparameters": {**GRID["hyperparameters"], "epochs": 50}})
+    response = client.get(f"/v1/sweeps/{sweep['id']}/plots/leaderboard.png")
+    assert response.status_code == 404 and "no leaderboard yet" in response.json()["detail"]
+    client.post(f"/v1/sweeps/{sweep['id']}/cancel")

@@ -489,7 +489,8 @@ async function sweepsPage() {
 
 async function sweepPage(sweepId) {
   const box = el("div");
-  const render = (s) => box.replaceChildren(
+  const plot = el("img", { class: "plot", alt: "leaderboard" });
+  const render = (s) => { showImage(plot, `/v1/sweeps/${sweepId}/plots/leaderboard.png`); box.replaceChildren(
     el("h1", {}, `Sweep ${s.name || s.id.slice(0, 8)} `, el("span", { class: `status ${s.status}` }, s.status)),
     el("p", {}, `${s.model} / ${s.dataset} · ${s.total} trials (${countsText(s.counts)}) · ranked by ${s.metric} (${s.mode})`,
       s.early_stopping ? " · ASHA" : "", s.best_model_id ? ` · best registered as model ${s.best_model_id}` : ""),
@@ -498,7 +499,8 @@ async function sweepPage(sweepId) {
       s.trials.map((t, i) => el("tr", { class: t.job_id === (s.best && s.best.job_id) ? "serving" : "" },
         el("td", {}, i + 1), el("td", {}, t.job_id ? el("a", { href: `#/jobs/${t.job_id}` }, t.trial) : t.trial),
         el("td", {}, JSON.stringify(t.hyperparameters)), el("td", {}, num(t.metric)), el("td", {}, t.epoch ?? "–"),
-        el("td", {}, el("span", { class: `status ${t.status}` }, t.reused_from ? `${t.status} (reused)` : t.status))))));
+        el("td", {}, el("span", { class: `status ${t.status}` }, t.reused_from ? `${t.status} (reused)` : t.status))))),
+    el("section", {}, plot)); };
   render(await api(`/v1/sweeps/${sweepId}`));
   view.replaceChildren(box);
   // each event re-reads the sweep: the leaderboard is SQL's, the stream only says when to look
