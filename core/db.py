@@ -1,11 +1,11 @@
 """The database engine and sessions: SQLite (WAL, foreign keys on) by default, PostgreSQL by URL."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -76,3 +76,10 @@ def dispose_engines() -> None:
         engine.dispose(close=False)
     _engines.clear()
     _sessionmakers.clear()
+
+
+def newest_page(session: Session, query: Select, entity, *, offset: int, limit: int) -> tuple[Sequence, int]:
+    """One page of `query`'s rows, newest first (created_at, then id), and how many match in all."""
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(entity.created_at.desc(), entity.id).offset(offset).limit(limit)).all()
+    return rows, count

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.bus import NoPublisher, Publisher
+from core.db import newest_page
 from core.errors import (
     BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
     TooManyQueued,
@@ -106,9 +107,7 @@ def list_jobs(
         query = query.where(Job.dataset == dataset)
     if model:
         query = query.where(Job.model == model)
-    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit)).all()
-    return rows, count
+    return newest_page(session, query, Job, offset=offset, limit=limit)
 
 
 def list_attempts(session: Session, *, job_id: str) -> Sequence[JobAttempt]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core import jobs
 from core.bus import NoPublisher, Publisher
+from core.db import newest_page
 from core.errors import BrokerUnavailable, ServiceError
 from core.models import EpochMetric, Job, JobStatus, ModelVersion, Sweep, SweepStatus, utcnow
 
@@ -93,9 +94,7 @@ def list_sweeps(session: Session, *, status: str | None = None, offset: int = 0,
     query = select(Sweep) if status is None else select(Sweep).where(Sweep.status == status)
     if owner is not None:
         query = query.where(Sweep.owner == owner)
-    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Sweep.created_at.desc(), Sweep.id).offset(offset).limit(limit)).all()
-    return rows, count
+    return newest_page(session, query, Sweep, offset=offset, limit=limit)
 
 
 def trial_jobs(session: Session, *, sweep_id: str) -> Sequence[Job]:

@@ -23,18 +23,29 @@ def _no_model_yet(dataset: str) -> HTTPException:
 
 
 async def _pick_model(serving, dataset: str, model_id: int | None) -> Served:
-    """The served version for this request: from memory on the loop, else looked up in the threadpool."""
+    """The served version for this request: from memory on the loop, else looked up in the threadpool.
+
+    A version in memory proves its dataset servable; any other answer may read the database (an
+    uploaded dataset's spec, the registry), so it runs off the event loop.
+    """
     fast = serving.fresh(dataset) if model_id is None else serving.loaded(model_id)
     if fast is not None:
         return fast if model_id is None else _check_dataset(fast, dataset)
+    return await run_in_threadpool(_look_up_model, serving, dataset, model_id)
+
+
+def _look_up_model(serving, dataset: str, model_id: int | None) -> Served:
+    if not dataset_is_servable(dataset):
+        raise HTTPException(404, detail=f"unknown dataset {dataset!r}; models are served for "
+                                        f"{', '.join(servable_datasets())}")
     try:
         if model_id is None:
-            served = await run_in_threadpool(serving.current, dataset)
+            served = serving.current(dataset)
             if served is None:
                 raise _no_model_yet(dataset)
             return served
         try:
-            served = await run_in_threadpool(serving.version, model_id)
+            served = serving.version(model_id)
         except registry.ModelNotFound as exc:
             raise HTTPException(404, detail=f"{exc}; GET /v1/models?dataset={dataset} lists the ones you can use") from None
         return _check_dataset(served, dataset)
@@ -90,9 +101,6 @@ async def predict(
     model_id = _query_or_form("model_id", model_id, model_id_form, None)
     top_k = _query_or_form("top_k", top_k, top_k_form, 3)
     explain = _query_or_form("explain", explain, explain_form, False)
-    if not dataset_is_servable(dataset):
-        raise HTTPException(404, detail=f"unknown dataset {dataset!r}; models are served for "
-                                        f"{', '.join(servable_datasets())}")
     if len(files) > settings.max_upload_files:
         raise HTTPException(413, detail=f"too many files: {len(files)}; send at most "
                                         f"{settings.max_upload_files} per request")
