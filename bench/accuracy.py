@@ -2,8 +2,13 @@
 
     DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py [--only mnist:cnn ...] [--set epochs=5]
     DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --preset mlp_mnist [--preset ...] | --presets
+    DATA_DIR=../shared/data .venv/bin/python bench/accuracy.py --spread [--seed 0 --seed 1 ...] [--before] [--set ...]
 
 Results accumulate in var/bench/accuracy.json and var/bench/accuracy.md (one row per pair, latest run).
+`--spread` trains the default cats_dogs cnn once per seed (0, 1, 2), each on its own split (seed s holds out
+the test share drawn with TEST_SPLIT_SEED + s), serves the best checkpoint and scores the held-out
+photos as they are and under the shifts of bench/shifts.py; `--before` does the same with the
+defaults the cats_dogs cnn had before issue 13. Rows go to var/bench/spread.json and spread.md.
 """
 from __future__ import annotations
 
@@ -100,6 +105,12 @@ def main() -> int:
     parser.add_argument("--preset", action="append", default=[], choices=sorted(PRESETS),
                         help="run a preset instead of the default pairs (repeatable)")
     parser.add_argument("--presets", action="store_true", help="run every preset")
+    parser.add_argument("--spread", action="store_true",
+                        help="the cats_dogs cnn over several seeds and splits, with shifted inputs")
+    parser.add_argument("--seed", type=int, action="append", default=[],
+                        help="--spread: a seed (and split) to run, repeatable; default 0 1 2 (several "
+                        "processes with one --seed each share the table)")
+    parser.add_argument("--before", action="store_true", help="--spread: the defaults before issue 13")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("ML_NUM_THREADS", "0")) or None)
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench")
@@ -108,6 +119,8 @@ def main() -> int:
         os.environ["ML_NUM_THREADS"] = str(args.threads)
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.spread:
+        return _run_spread(args)
     presets = sorted(PRESETS) if args.presets else args.preset
     if presets:
         return _run_presets(presets, args)
@@ -139,6 +152,21 @@ def _run_presets(names: list[str], args) -> int:
         passed = passed and row["passed"]
     print((args.out / "accuracy.md").read_text())
     return 0 if passed else 1
+
+
+def _run_spread(args) -> int:
+    from spread import BEFORE, run_seed, write_spread_tables
+
+    label = "before" if args.before else "after"
+    overrides = {**(BEFORE if args.before else {}), **{k: parse_value(v) for k, v in args.set}}
+    path = args.out / "spread.json"
+    for seed in args.seed or [0, 1, 2]:
+        row = run_seed(label, overrides, seed, args.data_dir, args.out)
+        rows = json.loads(path.read_text()) if path.exists() else []
+        rows = [r for r in rows if (r["label"], r["seed"]) != (label, seed)] + [row]
+        write_spread_tables(rows, args.out)
+    print((args.out / "spread.md").read_text())
+    return 0
 
 
 if __name__ == "__main__":

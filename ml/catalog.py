@@ -33,7 +33,7 @@ def model_entry(spec: ModelSpec) -> dict[str, Any]:
         "losses": {task: list(losses) for task, losses in spec.losses.items()},
         "input_kinds": list(spec.input_kinds),
         "hyperparameters": list(hyperparameter_class(spec.name, images).model_fields),
-        # image_size and augment apply to image datasets only; `defaults` shows each dataset's exact set
+        # image_size, augment and tta apply to image datasets only; `defaults` shows each dataset's exact set
         "hyperparameters_schema": hyperparameter_schema(spec.name, images),
         "image_only_hyperparameters": list(ImageOptions.model_fields) if images else [],
         "defaults": {d: resolve_config(spec.name, d, {}).hp.model_dump() for d in datasets},

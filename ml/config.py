@@ -38,6 +38,10 @@ class TrainConfig(BaseModel):
         return get_dataset_spec(self.dataset).task
 
 
+# knobs added after configs were first stored; a stored config without one predates it
+LATER_KNOBS = frozenset({"blocks", "tta"})
+
+
 @lru_cache(maxsize=None)
 def hyperparameter_class(model: str, images: bool) -> type[Hyperparameters]:
     """The model's own hyperparameter class, plus image_size and augment when the dataset is images."""
@@ -145,6 +149,10 @@ def resolve_config(model: str | None, dataset: str | None, overrides: dict[str, 
         hp = cls(**merged)
     except ValidationError as exc:
         raise InvalidConfig(_errors_from(exc, cls, model, dataset)) from None
+    if getattr(hp, "tta", "none") == "flip" and ds.input_kind != "photos":
+        raise InvalidConfig([{"field": "hyperparameters.tta", "message":
+                              f"'flip' is for photos; {dataset} is {ds.input_kind}, where a mirrored image "
+                              "can be another class (use 'none')"}])
     allowed = spec.losses[ds.task]
     if hp.loss not in allowed:
         raise InvalidConfig([{"field": "hyperparameters.loss", "message":
@@ -175,12 +183,16 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild and re-validate a TrainConfig from its `model_dump()` (a job row, a checkpoint).
 
     Stored configs from before per-model hyperparameters hold every model's knobs (they were
-    accepted and ignored then); the ones this model does not take are dropped, not refused.
+    accepted and ignored then); the ones this model does not take are dropped, not refused. A knob
+    the stored config lacks did not exist when it was made: it gets the class default (what the
+    engine did then), not a newer dataset default, so an old checkpoint rebuilds the net it trained.
     """
     if not isinstance(data, dict) or "model" not in data or "dataset" not in data:
         raise InvalidConfig([{"field": "config", "message": "must be an object with model, dataset, hyperparameters"}])
     _, ds = _specs(data["model"], data["dataset"])
     takes = hyperparameter_class(data["model"], ds.is_image).model_fields
-    stored = {k: v for k, v in dict(data.get("hyperparameters") or {}).items() if k in takes}
+    given = dict(data.get("hyperparameters") or {})
+    stored = {k: given[k] if k in given else info.default for k, info in takes.items()
+              if k in given or k in LATER_KNOBS}
     config = resolve_config(data["model"], data["dataset"], stored)
     return config.model_copy(update={"preset": data.get("preset"), "notes": list(data.get("notes") or [])})

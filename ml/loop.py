@@ -17,6 +17,7 @@ from ml.callbacks import TrainCallbacks
 from ml.data.base import TensorSplit
 from ml.errors import TrainingCancelled, TrainingDiverged
 from ml.metrics import correct_count
+from ml.models import model_outputs
 from ml.results import Progress
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -142,20 +143,20 @@ def eval_batch_size(sample_shape: tuple[int, ...]) -> int:
 
 
 @torch.inference_mode()
-def predict_outputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The model's raw outputs for every row of x, in evaluation mode."""
+def predict_outputs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """The model's raw outputs for every row of x, in evaluation mode (with test-time augmentation `tta`)."""
     model.eval()
     bs = eval_batch_size(tuple(x.shape[1:]))
-    return torch.cat([model(x[i:i + bs]) for i in range(0, len(x), bs)])
+    return torch.cat([model_outputs(model, x[i:i + bs], tta) for i in range(0, len(x), bs)])
 
 
-def evaluate(model: nn.Module, data: TensorSplit, *, loss_fn: LossFn, kind: str) -> dict[str, float]:
+def evaluate(model: nn.Module, data: TensorSplit, *, loss_fn: LossFn, kind: str, tta: str = "none") -> dict[str, float]:
     """Loss and metric on a whole split: accuracy for classifiers, MSE and R² for regression."""
     from ml.metrics import r2_score  # local: keeps the hot loop's namespace small
 
     if len(data) == 0:
         return {"loss": float("nan")}
-    out = predict_outputs(model, data.x)
+    out = predict_outputs(model, data.x, tta)
     result = {"loss": float(loss_fn(out, data.y))}
     if kind == "identity":
         result["mse"] = float(((out.reshape(-1) - data.y.reshape(-1)) ** 2).mean())

@@ -16,7 +16,7 @@ from ml.checkpoint import capture_rng, checkpoint_name, load_checkpoint, restore
 from ml.config import Hyperparameters, TrainConfig, config_from_dict
 from ml.data import load_dataset
 from ml.data.base import DatasetBundle, TensorSplit
-from ml.data.splits import VAL_SPLIT_SEED
+from ml.data.splits import TEST_SPLIT_SEED, VAL_SPLIT_SEED
 from ml.errors import InvalidConfig, TrainingCancelled
 from ml.loop import evaluate, make_loss, predict_outputs, train_one_epoch, use_channels_last
 from ml.metrics import confusion_matrix, per_class_accuracy, predict, r2_score, top_mistakes
@@ -75,13 +75,17 @@ def _make_augmenter(bundle: DatasetBundle, kind: str):
         return None
     from ml.data.augment import make_augmenter  # only runs that augment need it
 
-    return make_augmenter(bundle.input_kind, kind)
+    return make_augmenter(bundle.input_kind, kind, bundle.mean, bundle.std)
 
 
 def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir: Path | str,
           callbacks: TrainCallbacks | None = None, resume_from: Path | str | None = None,
-          cache_dir: Path | str | None = None) -> TrainResult:
-    """Train `config`, writing `epoch-NNN.pt` checkpoints to out_dir; returns the run's TrainResult."""
+          cache_dir: Path | str | None = None, test_split_seed: int = TEST_SPLIT_SEED) -> TrainResult:
+    """Train `config`, writing `epoch-NNN.pt` checkpoints to out_dir; returns the run's TrainResult.
+
+    `test_split_seed` (folders without a test split): hold out another test share, for benches that
+    report a spread over splits; jobs always use the fixed one.
+    """
     started = time.perf_counter()
     _apply_thread_setting()
     config = config if isinstance(config, TrainConfig) else config_from_dict(config)
@@ -96,7 +100,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     bundle = load_dataset(config.dataset, Path(data_dir), image_size=getattr(hp, "image_size", None),
                           val_fraction=hp.val_fraction, seed=hp.seed,
                           max_train_samples=hp.max_train_samples,
-                          cache_dir=Path(cache_dir) if cache_dir else None)
+                          cache_dir=Path(cache_dir) if cache_dir else None, test_split_seed=test_split_seed)
     validation = validation_split(bundle, hp)
     if hp.max_eval_samples is not None:  # smoke mode: evaluation would dominate a tiny run
         n = hp.max_eval_samples
@@ -116,6 +120,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     shuffle_gen = torch.Generator().manual_seed(hp.seed)
     augmenter = _make_augmenter(bundle, getattr(hp, "augment", "none"))
     augment_gen = torch.Generator(device=device).manual_seed(hp.seed + 1) if augmenter else None
+    tta = getattr(hp, "tta", "none")  # validation, test and serving all see the same view of an image
 
     history: list[EpochMetrics] = []
     metric_name = "val_mse" if kind == "identity" else "val_accuracy"
@@ -170,7 +175,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
             raise TrainingCancelled(exc.epoch, exc.batch, last_ckpt, stop_checkpoint=stop) from None
         partial = None
         steps_done += stats["steps"]
-        val = evaluate(model, val_split, loss_fn=loss_fn, kind=kind)
+        val = evaluate(model, val_split, loss_fn=loss_fn, kind=kind, tta=tta)
         metrics = _epoch_metrics(epoch, kind, stats, val, lr)
         history.append(metrics)
         callbacks.on_epoch_end(metrics)
@@ -201,7 +206,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
             break
 
     model.load_state_dict(best_state)  # test with the best epoch's weights
-    test = _test_metrics(model, test_split, bundle, loss_fn, kind)
+    test = _test_metrics(model, test_split, bundle, loss_fn, kind, tta)
     extra = spec.report(model, bundle) if spec.report is not None else {}
     result = TrainResult(
         config=config.model_dump(), epochs=history, best_epoch=best["epoch"],
@@ -246,10 +251,11 @@ def _epoch_metrics(epoch: int, kind: str, stats: dict, val: dict, lr: float) -> 
     return EpochMetrics(**common, train_accuracy=stats["metric"], val_accuracy=val.get("accuracy"))
 
 
-def _test_metrics(model: nn.Module, test: TensorSplit, bundle: DatasetBundle, loss_fn, kind: str) -> TestMetrics | None:
+def _test_metrics(model: nn.Module, test: TensorSplit, bundle: DatasetBundle, loss_fn, kind: str,
+                  tta: str) -> TestMetrics | None:
     if len(test) == 0:
         return None
-    out = predict_outputs(model, test.x)
+    out = predict_outputs(model, test.x, tta)
     loss = float(loss_fn(out, test.y))
     if kind == "identity":
         return TestMetrics(loss=loss, mse=float(((out.reshape(-1) - test.y.reshape(-1)) ** 2).mean()),

@@ -10,7 +10,7 @@ import torch
 from ml.data.base import DatasetBundle, RawDataset, TensorSplit
 from ml.data.checksum import file_identity
 from ml.data.registry import DatasetSpec, get_dataset_spec
-from ml.data.splits import TEST_FRACTION, split_indices
+from ml.data.splits import TEST_FRACTION, TEST_SPLIT_SEED, split_indices
 from ml.data.transforms import normalize
 from ml.errors import DatasetNotFound, InvalidConfig
 
@@ -89,6 +89,7 @@ def load_dataset(
     seed: int = 0,
     max_train_samples: int | None = None,
     cache_dir: str | Path | None = None,
+    test_split_seed: int = TEST_SPLIT_SEED,
 ) -> DatasetBundle:
     """Dataset `name` from DATA_DIR, split train/val/test, images normalised with the train split's stats."""
     spec = get_dataset_spec(name)
@@ -106,7 +107,7 @@ def load_dataset(
 
     idx = split_indices(
         raw.y, has_test=spec.has_test_split, val_fraction=val_fraction, seed=seed,
-        max_train_samples=max_train_samples,
+        max_train_samples=max_train_samples, test_split_seed=test_split_seed,
     )
     test_x, test_y = (raw.test_x, raw.test_y) if spec.has_test_split else (raw.x[idx["test"]], raw.y[idx["test"]])
     parts = {"train": (raw.x[idx["train"]], raw.y[idx["train"]]), "val": (raw.x[idx["val"]], raw.y[idx["val"]]),

@@ -61,18 +61,20 @@ def split_indices(
     val_fraction: float,
     seed: int,
     max_train_samples: int | None = None,
+    test_split_seed: int = TEST_SPLIT_SEED,
 ) -> dict[str, torch.Tensor]:
     """Indices into y for "train", "val", "train_pool" and, when the source has no test split, "test".
 
     With its own test split, validation is `val_fraction` of train. Without one, TEST_FRACTION
     is held out first (fixed seed) and validation is `val_fraction` of the whole set,
     so the default 0.1 gives 80/10/10. Both carves use fixed seeds; `seed` only draws the
-    `max_train_samples` subset of train (stratified).
+    `max_train_samples` subset of train (stratified). `test_split_seed` holds out another test
+    share, for repeated-split estimates (bench/accuracy.py --spread); the service never changes it.
     """
     out: dict[str, torch.Tensor] = {}
     pool = torch.arange(len(y))
     if not has_test:
-        keep, test = carve(y, TEST_FRACTION, seeded(TEST_SPLIT_SEED))
+        keep, test = carve(y, TEST_FRACTION, seeded(test_split_seed))
         out["test"], pool = test, keep
         val_fraction = val_fraction / (1.0 - TEST_FRACTION)
         if val_fraction >= 1.0:

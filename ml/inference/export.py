@@ -17,20 +17,20 @@ from torch import nn
 
 from ml.inference.digits import SIZE, style_for
 from ml.inference.predictor import NORMALISE_STEP, Predictor
-from ml.models import probabilities
+from ml.models import model_outputs, probabilities
 
 METADATA_FILE = "metadata.json"
 
 
 class _WithProbabilities(nn.Module):
-    """The model followed by its output's softmax (or sigmoid for one logit)."""
+    """The model (with its test-time augmentation) followed by its output's softmax (or sigmoid for one logit)."""
 
-    def __init__(self, model: nn.Module, output: str):
+    def __init__(self, model: nn.Module, output: str, tta: str):
         super().__init__()
-        self.model, self.output = model, output
+        self.model, self.output, self.tta = model, output, tta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return probabilities(self.model(x), self.output)
+        return probabilities(model_outputs(self.model, x, self.tta), self.output)
 
 
 def export_metadata(predictor: Predictor, fmt: str, **extra: Any) -> dict[str, Any]:
@@ -56,6 +56,7 @@ def export_metadata(predictor: Predictor, fmt: str, **extra: Any) -> dict[str, A
                   "pixels": "uint8 / 255, then (x - mean) / std per channel"},
         "preprocessing": {"version": predictor.preprocessing_version, "kind": predictor.input_kind,
                           "size": size, "mean": dataset["mean"], "std": dataset["std"], "steps": steps},
+        "test_time_augmentation": predictor.tta,  # "flip": done inside the export, nothing to do outside
         "low_confidence_below": predictor.low_confidence_below, **extra,
     }
 
@@ -76,7 +77,7 @@ def export_onnx(predictor: Predictor, **metadata: Any) -> bytes:
     """The predictor's model as an ONNX model (bytes), batch size dynamic, metadata in its properties."""
     import onnx  # only exports need it
 
-    model = _WithProbabilities(predictor.model, predictor.output).eval().cpu()
+    model = _WithProbabilities(predictor.model, predictor.output, predictor.tta).eval().cpu()
     example = torch.zeros(2, *predictor.dataset["input_shape"])
     with torch.inference_mode(False), torch.no_grad():
         program = torch.onnx.export(model, (example,), dynamo=True, verbose=False,
@@ -88,7 +89,7 @@ def export_onnx(predictor: Predictor, **metadata: Any) -> bytes:
 
 def export_torchscript(predictor: Predictor, **metadata: Any) -> bytes:
     """The predictor's model as a TorchScript archive (bytes) with metadata.json inside."""
-    model = _WithProbabilities(predictor.model, predictor.output).eval().cpu()
+    model = _WithProbabilities(predictor.model, predictor.output, predictor.tta).eval().cpu()
     example = torch.zeros(2, *predictor.dataset["input_shape"])
     with torch.inference_mode(False), torch.no_grad():
         traced = torch.jit.trace(model, example)

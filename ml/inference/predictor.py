@@ -14,7 +14,7 @@ from ml.checkpoint import load_checkpoint
 from ml.data.transforms import normalize, photo_to_uint8
 from ml.inference.content import nothing_to_read
 from ml.inference.digits import frame, style_for
-from ml.models import build_model, output_kind, probabilities
+from ml.models import build_model, model_outputs, output_kind, probabilities
 
 # Bump when serving preprocessing changes what a model sees for the same upload; responses carry it.
 PREPROCESSING_VERSION = 2
@@ -74,6 +74,10 @@ class Predictor:
         self._mean, self._std = list(dataset["mean"]), list(dataset["std"])
         self._style = style_for(dataset.get("upload_framing"))
         self.low_confidence_below = low_confidence_threshold(dataset)
+        self.tta: str = (config.get("hyperparameters") or {}).get("tta", "none")  # as in its validation and test
+        # what happens after preprocessing, for explain
+        self._model_steps = [NORMALISE_STEP] + (
+            ["scored together with its mirror image, the two outputs averaged"] if self.tta == "flip" else [])
 
     @classmethod
     def load(cls, checkpoint_path: Path | str, device: str = "cpu") -> "Predictor":
@@ -120,7 +124,7 @@ class Predictor:
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """A normalised batch -> class probabilities (n, classes)."""
         with torch.inference_mode():
-            return probabilities(self.model(batch.to(self.device)), self.output).cpu()
+            return probabilities(model_outputs(self.model, batch.to(self.device), self.tta), self.output).cpu()
 
     def predict(self, images: Sequence[Image.Image], top_k: int = 3, *, explain: bool = False) -> list[Prediction]:
         """One answer per decoded image, in order; the readable ones computed as one batch."""
@@ -142,7 +146,7 @@ class Predictor:
         answers = iter(self.predictions(probs, top_k) if probs is not None else [])
         out = []
         for p in prepared:
-            shown = {"steps": p.steps + ([] if p.abstain else [NORMALISE_STEP]),
+            shown = {"steps": p.steps + ([] if p.abstain else self._model_steps),
                      "input_png": png_base64(p.pixels) if p.pixels is not None else None} if explain else {}
             if p.abstain is not None:
                 out.append(Prediction(None, None, None, None, abstained=True, reason=p.abstain, **shown))

@@ -12,8 +12,8 @@ from torch import nn
 
 from ml.models.spec import ModelSpec, get_model_spec, model_specs, register_model_spec
 
-__all__ = ["ModelSpec", "build_model", "get_model_spec", "model_names", "model_specs", "output_kind",
-           "probabilities", "register_model_spec"]
+__all__ = ["ModelSpec", "build_model", "get_model_spec", "model_names", "model_outputs", "model_specs",
+           "output_kind", "probabilities", "register_model_spec"]
 
 
 def model_names() -> list[str]:
@@ -45,6 +45,14 @@ def build_model(config: Any, input_shape, num_classes: int) -> nn.Module:
     config = _as_config(config)
     spec = get_model_spec(config.model)
     return spec.build(config.hp, tuple(int(s) for s in input_shape), num_outputs(config, num_classes))
+
+
+def model_outputs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """The model's outputs for a batch; tta "flip" averages them with the mirrored batch's (photos only)."""
+    out = model(x)
+    if tta == "flip":
+        out = (out + model(torch.flip(x, dims=[3]))) / 2  # logits: the mean is the geometric mean of odds
+    return out
 
 
 def probabilities(outputs: torch.Tensor, kind: str) -> torch.Tensor:

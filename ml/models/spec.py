@@ -48,7 +48,12 @@ class ImageOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     image_size: int | None = Field(None, ge=16, le=256, description="photos: side in pixels (null: dataset default)")
-    augment: Literal["none", "basic"] = "none"
+    augment: Literal["none", "basic", "strong"] = Field(
+        "none", description="basic: flips and mild crops; strong (photos): crops of 30-100% of the area, "
+        "tilt, brightness, contrast and saturation")
+    tta: Literal["none", "flip"] = Field(
+        "none", description="test-time augmentation (photos): evaluate and serve each image and its mirror, "
+        "averaging the two outputs")
 
 
 # (hyperparameters, input_shape, num_outputs) -> torch.nn.Module

@@ -161,3 +161,21 @@ def test_catalog_lists_models_with_schema_defaults_and_datasets(data_dir):
     assert datasets["mnist"]["present"] and datasets["fashion_mnist"]["input_kind"] == "grayscale"
     assert datasets["fashion_mnist"]["upload_framing"] == "garment" and datasets["mnist"]["servable"]
     assert {p["name"] for p in cat["presets"]} >= {"mlp_mnist", "softmax_fashion_mnist"}
+
+
+def test_mirror_tta_is_refused_where_a_mirror_changes_the_class():
+    (error,) = refusal("cnn", "mnist", tta="flip")
+    assert error["field"] == "hyperparameters.tta" and "photos" in error["message"]
+    assert resolve_config("cnn", "cats_dogs", {"tta": "flip"}).hp.tta == "flip"
+
+
+def test_a_stored_config_from_before_a_knob_rebuilds_what_it_trained():
+    # cats_dogs now defaults to mirror TTA; a config stored before the knob existed was validated and
+    # tested without it, and a net stored before `blocks` existed is the plain one its weights fit
+    stored = resolve_config("cnn", "cats_dogs", {"blocks": "plain", "tta": "none"}).model_dump()
+    for knob in ("blocks", "tta"):
+        del stored["hyperparameters"][knob]
+    assert resolve_config("cnn", "cats_dogs", {}).hp.tta == "flip"
+    hp = config_from_dict(stored).hp
+    assert (hp.blocks, hp.tta) == ("plain", "none")
+    assert config_from_dict({**stored, "hyperparameters": {**stored["hyperparameters"], "tta": "flip"}}).hp.tta == "flip"

@@ -73,3 +73,14 @@ def test_polynomial_features_are_standardised_on_fit():
     assert torch.allclose(out.mean(0), torch.zeros(3), atol=1e-5)
     assert torch.allclose(out.std(0, unbiased=False), torch.ones(3), atol=1e-4)
     assert "mean" in dict(feats.named_buffers())  # travels in the state_dict
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 64), (3, 96, 96), (1, 28, 28)])
+def test_residual_cnn_adds_its_input_back_and_pools_any_size(shape):
+    config = resolve_config("cnn", "cats_dogs" if shape[0] == 3 else "mnist", {"blocks": "residual"})
+    net = build_model(config, shape, 2)
+    blocks = [m for m in net.modules() if hasattr(m, "shortcut")]
+    assert len(blocks) == 8  # two per stage, four stages
+    # the first block keeps its shape (identity shortcut); each stage's first block halves it (1x1 projection)
+    assert [isinstance(b.shortcut, nn.Identity) for b in blocks] == [True, True, False, True, False, True, False, True]
+    assert net.eval()(torch.randn(2, *shape)).shape == (2, 2)

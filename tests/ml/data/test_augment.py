@@ -1,4 +1,4 @@
-"""Batch augmentation: shape and dtype kept, seeded, actually changes the input, cheap."""
+"""Batch augmentation: shape and dtype kept, seeded, actually changes the input, cheap; "strong" photo shifts."""
 from __future__ import annotations
 
 import time
@@ -6,8 +6,10 @@ import time
 import pytest
 import torch
 
-from ml.data.augment import make_augmenter
+from ml.data.augment import STRONG_JITTER, make_augmenter
 from ml.errors import InvalidConfig
+
+MEAN, STD = [0.49, 0.45, 0.41], [0.25, 0.24, 0.25]
 
 
 def _digits() -> torch.Tensor:
@@ -20,9 +22,10 @@ def _photos() -> torch.Tensor:
     return torch.randn(32, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("kind, batch", [("grayscale", _digits), ("photos", _photos)])
-def test_shape_dtype_determinism_and_change(kind, batch):
-    augment = make_augmenter(kind, "basic")
+@pytest.mark.parametrize("kind, strength, batch", [("grayscale", "basic", _digits), ("photos", "basic", _photos),
+                                                    ("grayscale", "strong", _digits), ("photos", "strong", _photos)])
+def test_shape_dtype_determinism_and_change(kind, strength, batch):
+    augment = make_augmenter(kind, strength, MEAN, STD)
     x = batch()
     original = x.clone()
     a = augment(x, torch.Generator().manual_seed(1))
@@ -81,3 +84,29 @@ def test_cheap_next_to_a_training_step():
     finally:
         torch.set_num_threads(threads)
     assert min(times) < 0.02, f"{min(times) * 1000:.1f} ms per batch of 64 digits"
+
+
+def _pixels(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
+
+
+def _normalised(pixels: torch.Tensor) -> torch.Tensor:
+    return (pixels - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def test_strong_photos_stay_real_pixels_and_vary_in_brightness_and_framing():
+    x = _normalised(torch.rand(256, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    a = _pixels(make_augmenter("photos", "strong", MEAN, STD)(x, torch.Generator().manual_seed(0)))
+    assert float(a.min()) >= -1e-5 and float(a.max()) <= 1 + 1e-5  # clamped to what a photo can hold
+    brightness = a.mean((1, 2, 3)) / _pixels(x).mean((1, 2, 3))
+    assert float(brightness.min()) < 1 - STRONG_JITTER / 2 and float(brightness.max()) > 1 + STRONG_JITTER / 2
+
+
+def test_strong_crops_zoom_into_the_photo():
+    # a white square in the middle of black: zooming in makes it cover more of the frame, never less
+    pixels = torch.zeros(256, 3, 64, 64)
+    pixels[:, :, 24:40, 24:40] = 1.0
+    a = _pixels(make_augmenter("photos", "strong", MEAN, STD)(_normalised(pixels), torch.Generator().manual_seed(0)))
+    # brightness and contrast move the levels, so count pixels brighter than the frame's own mean
+    covered = (a.mean(1) > a.mean((1, 2, 3)).view(-1, 1, 1)).float().mean((1, 2))
+    assert float(covered.median()) > 16 * 16 / 64 / 64 * 1.3  # the median crop keeps about 65% of the area

@@ -39,6 +39,16 @@ def test_folder_without_test_gets_80_10_10_with_a_fixed_test_set():
     assert torch.equal(together, torch.arange(1000))
 
 
+def test_another_test_split_seed_holds_out_other_photos_still_disjoint_and_stratified():
+    fixed = split_indices(LABELS, has_test=False, val_fraction=0.1, seed=0)
+    other = split_indices(LABELS, has_test=False, val_fraction=0.1, seed=0, test_split_seed=1235)
+    assert torch.equal(fixed["test"], split_indices(LABELS, has_test=False, val_fraction=0.1, seed=5)["test"])
+    assert len(set(fixed["test"].tolist()) & set(other["test"].tolist())) < 30  # ~10 of 100 by chance
+    assert torch.bincount(LABELS[other["test"]]).tolist() == [50, 30, 20]
+    parts = [set(other[k].tolist()) for k in ("train", "val", "test")]
+    assert sum(map(len, parts)) == 1000 and len(set().union(*parts)) == 1000
+
+
 def test_zero_val_fraction_gives_an_empty_validation_set():
     split = split_indices(LABELS, has_test=True, val_fraction=0.0, seed=0)
     assert len(split["val"]) == 0 and len(split["train"]) == 1000

@@ -42,3 +42,49 @@ def test_the_onnx_export_gives_the_same_predictions(mnist_predictor):
     served = mnist_predictor.predict(images, top_k=1)
     assert probs.argmax(1).tolist() == [p.class_index for p in served]
     assert probs.max(1).tolist() == pytest.approx([p.confidence for p in served], abs=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_a_photo_model_exports_with_its_mirror_tta_inside(tmp_path, fmt):
+    # an untrained residual cats_dogs net with flip TTA: the export must average with the mirror too
+    from PIL import Image, ImageDraw
+
+    from ml.checkpoint import save_checkpoint
+    from ml.config import resolve_config
+    from ml.inference import Predictor
+    from ml.models import build_model, output_kind
+
+    dataset = {"name": "cats_dogs", "task": "binary", "classes": ["cat", "dog"], "input_shape": [3, 32, 32],
+               "input_kind": "photos", "image_size": 32, "mean": [0.5, 0.45, 0.4], "std": [0.25, 0.25, 0.25]}
+    config = resolve_config("cnn", "cats_dogs", {"image_size": 32, "blocks": "residual", "tta": "flip"})
+    torch.manual_seed(0)
+    model = build_model(config, dataset["input_shape"], 2)
+    path = tmp_path / "epoch-001.pt"
+    save_checkpoint(path, {"model_state": model.state_dict(), "optimizer_state": {}, "epoch": 1, "rng": {},
+                           "config": config.model_dump(), "metrics": [], "best": {}, "dataset": dataset,
+                           "output": output_kind(config)})
+    predictor = Predictor.load(path)
+    images = []
+    for i in range(4):
+        img = Image.new("RGB", (80, 60), (40 * i, 90, 200 - 40 * i))
+        ImageDraw.Draw(img).polygon([(5, 5), (60, 30 + i), (5, 55)], fill=(250, 220, 30))
+        images.append(img)
+    data = export_model(predictor, fmt)
+    pixels = normalize(torch.stack([predictor.prepare(img).pixels for img in images]), dataset["mean"], dataset["std"])
+    if fmt == "torchscript":
+        module, metadata = load_torchscript(data)
+        exported = module(pixels)
+    else:
+        import onnx
+        import onnxruntime
+
+        proto = onnx.load_from_string(data)
+        metadata = json.loads({p.key: p.value for p in proto.metadata_props}["metadata"])
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        exported = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: pixels.numpy()})[0])
+    assert metadata["test_time_augmentation"] == "flip"
+    served = predictor.predict(images, top_k=2)
+    dog = torch.tensor([dict((c["label"], c["confidence"]) for c in p.top_k)["dog"] for p in served])
+    assert torch.allclose(exported[:, 1], dog, atol=1e-5)
+    without_tta = torch.softmax(predictor.model(pixels), 1)[:, 1]
+    assert not torch.allclose(without_tta, dog, atol=1e-4)  # the mirror really changed the answer

@@ -82,3 +82,20 @@ def test_regression_checkpoints_are_not_servable(tmp_path):
     path, _ = _checkpoint(tmp_path, "linear_regression", dataset)
     with pytest.raises(ValueError, match="not an image classifier"):
         Predictor.load(path)
+
+
+def _asymmetric_photo() -> Image.Image:
+    img = Image.new("RGB", (90, 90), (30, 30, 30))
+    ImageDraw.Draw(img).polygon([(5, 5), (60, 45), (5, 85)], fill=(250, 200, 40))  # points right, sits left
+    return img
+
+
+@pytest.mark.parametrize("tta, invariant", [("flip", True), ("none", False)])
+def test_flip_tta_answers_a_photo_and_its_mirror_alike(tmp_path, tta, invariant):
+    path, _ = _checkpoint(tmp_path, "cnn", CATS_DOGS, {"image_size": 32, "blocks": "residual", "tta": tta})
+    predictor = Predictor.load(path)
+    image = _asymmetric_photo()
+    a, b = predictor.predict([image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)], top_k=2)
+    conf = lambda p: dict((c["label"], c["confidence"]) for c in p.top_k)["dog"]  # noqa: E731
+    # the averaged logits of (x, mirror x) are those of (mirror x, x): the same answer to the last digit
+    assert (abs(conf(a) - conf(b)) < 1e-5) == invariant, (conf(a), conf(b))
