@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from core.db import session_scope
 from core.keys import Principal, authenticate
@@ -27,21 +28,26 @@ class NotAuthenticated(HTTPException):
         super().__init__(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_principal(request: Request,
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+async def current_principal(request: Request,
+                            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     """The key's owner and role; 401 without a live key."""
+    # async: a sync dependency costs every request a threadpool hop; only the key lookup (SQL) needs one
     if request.app.state.settings.auth == "off":
         principal = LOCAL_ADMIN
     elif credentials is None:
         raise NotAuthenticated("send an API key as `Authorization: Bearer <key>` (the first `make run` "
                                "printed an admin key; `trainserve keys create` makes more)")
     else:
-        with session_scope() as session:  # a short session of its own: nothing held while the route waits
-            principal = authenticate(session, credentials.credentials)
+        principal = await run_in_threadpool(_look_up_key, credentials.credentials)
         if principal is None:
             raise NotAuthenticated("this API key is unknown or revoked")
     request.state.principal = principal
     return principal
+
+
+def _look_up_key(key: str) -> Principal | None:
+    with session_scope() as session:  # a short session of its own: nothing held while the route waits
+        return authenticate(session, key)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
