@@ -137,11 +137,11 @@ def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
 def _even_strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
     """Thicken hairlines / thin brush strokes to MNIST's pen width; (ink, filter size or 0)."""
     mask = ink > 0.35
-    area = int(mask.sum())
-    padded = np.pad(mask, 1)
+    area = np.count_nonzero(mask)
+    padded = _padded(mask, 1)
     interior = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
                 & padded[1:-1, :-2] & padded[1:-1, 2:])
-    edge = int((mask & ~interior).sum())
+    edge = area - np.count_nonzero(interior)  # interior pixels are mask pixels
     if area == 0 or edge == 0:
         return ink, 0
     width = 2.0 * area / edge  # a stroke of length L and width w: area L·w, edge pixels ≈ 2L
@@ -162,7 +162,7 @@ def _max_filter(ink: np.ndarray, size: int) -> np.ndarray:
     costs 60 µs even at size 3 in call overhead, this 20 µs at size 3 and 80 µs at size 15.
     """
     m = size // 2
-    grown = np.pad(ink.astype(np.float32, copy=False), m)
+    grown = _padded(ink.astype(np.float32, copy=False), m)
     for axis in (0, 1):
         source, grown = grown, grown.copy()
         for k in range(1, m + 1):  # a window reaches k pixels either way
@@ -177,6 +177,13 @@ def _shifted(a: np.ndarray, axis: int, k: int) -> np.ndarray:
     """The view of `a` that drops |k| pixels at the start (k > 0) or the end (k < 0) along `axis`."""
     cut = slice(k, None) if k > 0 else slice(None, k)
     return a[cut] if axis == 0 else a[:, cut]
+
+
+def _padded(a: np.ndarray, m: int) -> np.ndarray:
+    """`a` with m zeros around it (np.pad's general machinery costs ~10 µs a call)."""
+    out = np.zeros((a.shape[0] + 2 * m, a.shape[1] + 2 * m), dtype=a.dtype)
+    out[m:m + a.shape[0], m:m + a.shape[1]] = a
+    return out
 
 
 def _fit(ink: np.ndarray, box: int) -> np.ndarray:
