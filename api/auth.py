@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from core.db import session_scope
 from core.keys import Principal, authenticate
 from core.models import Role
 
-_bearer = HTTPBearer(auto_error=False, description="an API key: `python -m core.keys create NAME` or `trainserve keys create`")
 # AUTH=off: every caller is this admin (allowed only on a loopback address, see core.settings)
 LOCAL_ADMIN = Principal(owner="local", role=Role.admin)
 
@@ -27,21 +27,34 @@ class NotAuthenticated(HTTPException):
         super().__init__(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_principal(request: Request,
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-    """The key's owner and role; 401 without a live key."""
-    if request.app.state.settings.auth == "off":
-        principal = LOCAL_ADMIN
-    elif credentials is None:
-        raise NotAuthenticated("send an API key as `Authorization: Bearer <key>` (the first `make run` "
-                               "printed an admin key; `trainserve keys create` makes more)")
-    else:
-        with session_scope() as session:  # a short session of its own: nothing held while the route waits
-            principal = authenticate(session, credentials.credentials)
-        if principal is None:
-            raise NotAuthenticated("this API key is unknown or revoked")
-    request.state.principal = principal
-    return principal
+class ApiKeyAuth(HTTPBearer):
+    """The caller's Principal from `Authorization: Bearer <key>`; 401 without a live key."""
+
+    # One dependency that is also the OpenAPI security scheme: FastAPI solves it in one step, where a
+    # function depending on HTTPBearer took two (every request pays the solver per dependency).
+    async def __call__(self, request: Request) -> Principal:
+        # async: a sync dependency costs every request a threadpool hop; only the key lookup (SQL) needs one
+        if request.app.state.settings.auth == "off":
+            principal = LOCAL_ADMIN
+        else:
+            credentials = await super().__call__(request)
+            if credentials is None:
+                raise NotAuthenticated("send an API key as `Authorization: Bearer <key>` (the first `make run` "
+                                       "printed an admin key; `trainserve keys create` makes more)")
+            principal = await run_in_threadpool(_look_up_key, credentials.credentials)
+            if principal is None:
+                raise NotAuthenticated("this API key is unknown or revoked")
+        request.state.principal = principal
+        return principal
+
+
+current_principal = ApiKeyAuth(auto_error=False, scheme_name="HTTPBearer",
+                                description="an API key: `python -m core.keys create NAME` or `trainserve keys create`")
+
+
+def _look_up_key(key: str) -> Principal | None:
+    with session_scope() as session:  # a short session of its own: nothing held while the route waits
+        return authenticate(session, key)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

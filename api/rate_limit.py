@@ -36,8 +36,10 @@ class TokenBuckets:
             return (1.0 - tokens) / self.rate
 
 
-def predict_rate_limit(request: Request, principal: PrincipalDep) -> None:
+async def predict_rate_limit(request: Request, principal: PrincipalDep) -> None:
     """429 with Retry-After when this key has used its PREDICT_RATE_PER_S (bursts: PREDICT_BURST)."""
+    # async: take() is a dict update under an uncontended lock, cheaper than the threadpool hop a sync
+    # dependency costs
     wait_s = request.app.state.predict_buckets.take(f"{principal.key_id}:{principal.owner}")
     if wait_s > 0:
         raise HTTPException(429, detail="too many predict requests for this key (PREDICT_RATE_PER_S); "

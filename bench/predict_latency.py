@@ -1,6 +1,7 @@
 """Latency and throughput of POST /v1/predict/mnist against a minimal and a naive endpoint, in one run.
 
-Three servers under uvicorn on loopback, the same mnist cnn checkpoint, torch at 1 intra-op thread:
+Three servers under uvicorn on loopback (the same settings: uvloop, httptools, no access log), the same
+mnist cnn checkpoint, torch at 1 intra-op thread:
 - trainserve: the service (registry, serving swap, batched forward, abstain check, response schemas);
 - minimal: our decoding and MNIST framing, then the model, in one `def` route;
 - naive: the tutorial endpoint: Pillow open, grayscale, resize 28×28, normalise, the cnn.
@@ -191,6 +192,9 @@ def small_png() -> bytes:
 
 
 CLIENTS = (1, 8, 32)
+# every server runs under the same uvicorn settings: uvloop and httptools (uvicorn[standard]; what "auto"
+# picks when they are installed), no access log. `make run` keeps uvicorn's access log on.
+UVICORN = {"log_level": "warning", "loop": "uvloop", "http": "httptools", "access_log": False}
 SERVERS = ("trainserve", "minimal", "naive")
 
 
@@ -209,8 +213,7 @@ def main() -> None:
         import uvicorn
 
         app = endpoint_app(str(args.serve_checkpoint), "ours" if args.serve == "minimal" else "naive")
-        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning",
-                    access_log=False)
+        uvicorn.run(app, host="127.0.0.1", port=args.port, **UVICORN)
         return
 
     with tempfile.TemporaryDirectory(prefix="predict-bench-") as tmp:
@@ -224,7 +227,8 @@ def main() -> None:
         env.update(AUTH="off", PREDICT_RATE_PER_S="1e9", DATABASE_URL=database_url, VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
         ports = {name: free_port() for name in SERVERS}
         ours = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port",
-                str(ports["trainserve"]), "--log-level", "warning", "--no-access-log"]
+                str(ports["trainserve"]), "--log-level", UVICORN["log_level"], "--loop", UVICORN["loop"],
+                "--http", UVICORN["http"], "--no-access-log"]
         servers = [start(ours, env, ports["trainserve"], tmp_path / "trainserve.log")]
         for name in ("minimal", "naive"):
             servers.append(start([sys.executable, __file__, "--serve", name, "--serve-checkpoint", str(checkpoint),
@@ -271,8 +275,10 @@ PARTS = [
     ("decoding (Pillow, checks)", ("ml/inference/decode.py",)),
     ("answers, top-k", ("Predictor.answer", "Predictor.predictions")),
     ("response body (pydantic)", ("render (api/routes/predict.py",)),
-    ("FastAPI parameters", ("solve_dependencies", "request_params_to_args", "request_body_to_args")),
+    ("FastAPI dependencies (auth)", ("solve_dependencies", "request_params_to_args", "request_body_to_args")),
     ("multipart parsing", ("formparsers", "python_multipart", "Request._get_form")),
+    ("the route's own work (options, rate limit, model pick)", ("api/predict_form.py", "predict (api/routes/predict.py",
+                                                               "_predict (api/routes/predict.py")),
     ("batch worker plumbing", ("api/batching.py",)),
     ("HTTP, routing, middleware", ("uvicorn/", "starlette/", "fastapi/")),
 ]
@@ -300,7 +306,8 @@ def profile(pid: int, url: str, png: bytes, clients: int, requests: int, out: Pa
 def report(results: dict, png_bytes: int, args: argparse.Namespace) -> None:
     """The table and the ratios to the naive endpoint."""
     print(f"one {png_bytes}-byte PNG per request, {args.requests} requests × {args.rounds} rounds per cell, "
-          f"loopback, {os.cpu_count()} CPUs, torch at 1 thread in every server")
+          f"loopback, {os.cpu_count()} CPUs, torch at 1 thread in every server; load average at the end "
+          + " / ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1/5/15 min: how busy the machine was)")
     print(f"{'clients':>7}  {'server':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'CPU ms/req':>10}")
     summary = {}
     for clients in CLIENTS:

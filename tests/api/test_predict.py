@@ -93,6 +93,20 @@ def test_bad_top_k(api, version):
     assert response.status_code == 422 and response.json()["detail"][0]["field"] == "top_k"
 
 
+def test_the_hand_parsed_form_answers_like_fastapi_parameters(api, version):
+    # api/predict_form.py reads the body itself: FastAPI's 422 shape, its empty-field rule, its 400
+    def post(**kwargs):
+        return api.post("/v1/predict/mnist", **kwargs)
+    text = post(data={"files": "not a file"})
+    assert text.status_code == 422 and text.json()["detail"][0]["loc"] == ["body", "files", 0]
+    out_of_range = post(params={"model_id": 0}, files=[("files", ("a.png", digit_png()))])
+    assert out_of_range.status_code == 422 and out_of_range.json()["detail"][0]["loc"] == ["query", "model_id"]
+    empty = post(data={"top_k": "", "explain": ""}, files=[("files", ("a.png", digit_png()))])
+    assert empty.status_code == 200 and len(empty.json()["predictions"][0]["top_k"]) == 3
+    broken = post(content=b"--x", headers={"content-type": "multipart/form-data"})
+    assert broken.status_code == 400 and "multipart" in broken.json()["detail"]
+
+
 def test_unknown_dataset(api):
     response = predict(api, "imagenet", [("a.png", digit_png())])
     assert response.status_code == 404
