@@ -99,3 +99,5 @@ def test_flip_tta_answers_a_photo_and_its_mirror_alike(tmp_path, tta, invariant)
     conf = lambda p: dict((c["label"], c["confidence"]) for c in p.top_k)["dog"]  # noqa: E731
     # the averaged logits of (x, mirror x) are those of (mirror x, x): the same answer to the last digit
     assert (abs(conf(a) - conf(b)) < 1e-5) == invariant, (conf(a), conf(b))
+    [shown] = predictor.predict([image], explain=True)
+    assert ("mirror" in shown.steps[-1]) == invariant, shown.steps  # explain says how it was scored
