@@ -44,7 +44,7 @@ LATER_KNOBS = frozenset({"blocks", "tta"})
 
 @lru_cache(maxsize=None)
 def hyperparameter_class(model: str, images: bool) -> type[Hyperparameters]:
-    """The model's own hyperparameter class, plus image_size and augment when the dataset is images."""
+    """The model's own hyperparameter class, plus image_size, augment and tta when the dataset is images."""
     base = get_model_spec(model).hyperparameters
     if not images:
         return base
