@@ -70,16 +70,14 @@ SHIFTS: dict[str, Shift] = {
 
 def shifted_accuracy(predictor, paths: list[Path], labels: list[int], batch: int = 64) -> dict[str, float]:
     """Top-1 accuracy of a served Predictor on the photos as they are ("none") and under each shift."""
+    photos = []
+    for path in paths:  # decoded once; every shift starts from the same upright RGB photo
+        with Image.open(path) as image:
+            photos.append(ImageOps.exif_transpose(image).convert("RGB"))
     out = {}
     for name, shift in {"none": lambda image, rng: image, **SHIFTS}.items():
-        correct = 0
-        for start in range(0, len(paths), batch):
-            images = []
-            for i, path in enumerate(paths[start:start + batch], start):
-                with Image.open(path) as image:
-                    upright = ImageOps.exif_transpose(image).convert("RGB")
-                images.append(shift(upright, random.Random(i)))
-            answers = predictor.predict(images, top_k=1)
-            correct += sum(a.class_index == y for a, y in zip(answers, labels[start:start + batch]))
-        out[name] = correct / len(paths)
+        shifted = [shift(photo, random.Random(i)) for i, photo in enumerate(photos)]
+        answers = [a for start in range(0, len(shifted), batch)
+                   for a in predictor.predict(shifted[start:start + batch], top_k=1)]
+        out[name] = sum(a.class_index == y for a, y in zip(answers, labels)) / len(paths)
     return out
