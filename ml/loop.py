@@ -63,8 +63,12 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Te
                     loss_fn: LossFn, kind: str, batch_size: int, shuffle: torch.Generator,
                     epoch: int, epochs: int, callbacks: TrainCallbacks, l1: float = 0.0,
                     augment: Callable | None = None, augment_gen: torch.Generator | None = None,
-                    max_steps: int | None = None, partial: dict | None = None) -> dict[str, float]:
+                    max_steps: int | None = None, partial: dict | None = None,
+                    autocast: torch.dtype | None = None) -> dict[str, float]:
     """Train over one shuffled pass of `data`; returns loss, metric sums, steps and timing.
+
+    `autocast` (torch.bfloat16) runs the forward and loss in mixed precision; the weights, their
+    gradients and the optimizer stay fp32.
 
     `partial` (from a TrainingCancelled of this epoch) continues the pass at its batch, with its sums.
     """
@@ -99,8 +103,9 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Te
         xb, yb = x[idx], y[idx]
         if augment is not None:
             xb = augment(xb, augment_gen)
-        out = model(xb)
-        loss = loss_fn(out, yb)
+        with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            out = model(xb)
+            loss = loss_fn(out, yb)
         total = loss + l1 * sum(p.abs().sum() for p in l1_params) if l1_params else loss
         optimizer.zero_grad(set_to_none=True)
         total.backward()

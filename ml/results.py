@@ -79,6 +79,7 @@ class TrainResult:
     torch_version: str
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. closed-form weights for regression
+    precision: str = "fp32"  # what the training step computed in: hp.precision with auto resolved
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

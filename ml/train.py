@@ -34,6 +34,16 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """auto -> bf16 where the device computes it natively (CUDA with bf16, a CPU with AVX512-BF16 or
+    AMX, where it trains a photo cnn ~1.8x faster), else fp32: emulated bf16 would be slower."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
 def _apply_thread_setting() -> None:
     # On a shared CPU, fewer intra-op threads than cores avoids OpenMP threads spinning while
     # preempted (measured here: 1 thread ran 5-20x faster than 2 while other jobs used the cores).
@@ -92,6 +102,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     hp, callbacks = config.hp, callbacks or NoCallbacks()
     out_dir = Path(out_dir)
     device = resolve_device(hp.device)
+    precision = resolve_precision(hp.precision, device)
     resume = load_checkpoint(resume_from) if resume_from else None
     if resume is not None:
         _check_resumable(config, resume)
@@ -165,7 +176,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
                                     batch_size=hp.batch_size, shuffle=shuffle_gen, epoch=epoch,
                                     epochs=hp.epochs, callbacks=callbacks, l1=hp.l1,
                                     augment=augmenter, augment_gen=augment_gen, max_steps=steps_left,
-                                    partial=partial)
+                                    partial=partial, autocast=torch.bfloat16 if precision == "bf16" else None)
         except TrainingCancelled as exc:
             # a checkpoint at this batch boundary: stopping costs no work, and resuming is exact
             state = {**state_at(epoch - 1), "best_model_state": best_state,
@@ -214,7 +225,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
         best_checkpoint=out_dir / best["checkpoint"] if best.get("checkpoint") else None,
         last_checkpoint=last_ckpt, stopped_early=stopped_early, device=device.type,
         dataset_checksum=bundle.checksum, torch_version=torch.__version__,
-        seconds=round(time.perf_counter() - started, 3), extra=extra,
+        seconds=round(time.perf_counter() - started, 3), extra=extra, precision=precision,
     )
     _write_plots(result, bundle, out_dir)
     return result

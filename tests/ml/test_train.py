@@ -211,3 +211,25 @@ def test_resuming_from_the_final_checkpoint_only_tests(tmp_path, data_dir, cache
                 resume_from=tmp_path / "a" / "epoch-002.pt", **kw)
     assert rec.events == [] and comparable(again) == comparable(whole)
     assert again.test.accuracy == whole.test.accuracy
+
+
+def test_bf16_trains_in_mixed_precision_keeps_fp32_weights_and_resumes_exactly(tmp_path, data_dir, cache_dir):
+    kw = dict(epochs=2, image_size=32, augment="none", max_train_samples=300, max_eval_samples=100)
+    fp32 = run("cnn", "cats_dogs", tmp_path, data_dir, cache_dir, out="fp32", precision="fp32", **kw)
+    bf16 = run("cnn", "cats_dogs", tmp_path, data_dir, cache_dir, out="bf16", precision="bf16", **kw)
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert comparable(bf16) != comparable(fp32)  # the step really ran in bf16: its losses differ
+    state = torch.load(bf16.best_checkpoint, weights_only=True)
+    assert {v.dtype for v in state["model_state"].values() if v.is_floating_point()} == {torch.float32}
+    resumed = run("cnn", "cats_dogs", tmp_path, data_dir, cache_dir, out="resumed", precision="bf16",
+                  resume_from=tmp_path / "bf16" / "epoch-001.pt", **kw)
+    assert comparable(resumed) == comparable(bf16)
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively():
+    from ml.train import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
