@@ -39,7 +39,7 @@ class TrainConfig(BaseModel):
 
 
 # knobs added after configs were first stored; a stored config without one predates it
-LATER_KNOBS = frozenset({"blocks", "tta"})
+LATER_KNOBS = frozenset({"blocks", "tta", "precision"})
 
 
 @lru_cache(maxsize=None)
@@ -149,10 +149,11 @@ def resolve_config(model: str | None, dataset: str | None, overrides: dict[str, 
         hp = cls(**merged)
     except ValidationError as exc:
         raise InvalidConfig(_errors_from(exc, cls, model, dataset)) from None
-    if getattr(hp, "tta", "none") == "flip" and ds.input_kind != "photos":
+    tta = getattr(hp, "tta", "none")
+    if tta != "none" and ds.input_kind != "photos":
         raise InvalidConfig([{"field": "hyperparameters.tta", "message":
-                              f"'flip' is for photos; {dataset} is {ds.input_kind}, where a mirrored image "
-                              "can be another class (use 'none')"}])
+                              f"{tta!r} is for photos; {dataset} is {ds.input_kind}, where a mirrored or "
+                              "re-framed image can be another class (use 'none')"}])
     allowed = spec.losses[ds.task]
     if hp.loss not in allowed:
         raise InvalidConfig([{"field": "hyperparameters.loss", "message":

@@ -55,6 +55,15 @@ class Prediction:
         return dict(vars(self))  # shallow: the fields are only read (asdict deep-copies, per request)
 
 
+# what test-time augmentation adds to the steps `explain` lists
+TTA_STEPS = {
+    "none": [],
+    "flip": ["scored together with its mirror image, the two outputs averaged"],
+    "zoom_flip": ["scored together with its mirror image, its centre 80% resized back and that one's mirror, "
+                  "the four outputs averaged"],
+}
+
+
 class Predictor:
     """A model and the preprocessing of the dataset it was trained on."""
 
@@ -76,8 +85,7 @@ class Predictor:
         self.low_confidence_below = low_confidence_threshold(dataset)
         self.tta: str = (config.get("hyperparameters") or {}).get("tta", "none")  # as in its validation and test
         # what happens after preprocessing, for explain
-        self._model_steps = [NORMALISE_STEP] + (
-            ["scored together with its mirror image, the two outputs averaged"] if self.tta == "flip" else [])
+        self._model_steps = [NORMALISE_STEP] + TTA_STEPS[self.tta]
 
     @classmethod
     def load(cls, checkpoint_path: Path | str, device: str = "cpu") -> "Predictor":

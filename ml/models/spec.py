@@ -39,6 +39,11 @@ class Hyperparameters(BaseModel):
     max_steps: int | None = Field(None, ge=1, le=100_000_000, description="smoke mode: stop after this many steps")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # the class default is what every run did before the knob existed, so old runs resume as they trained
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="bf16: mixed precision for the training step (weights, optimizer, evaluation and "
+        "serving stay fp32); auto: bf16 where the device computes it natively (CUDA, or a CPU with "
+        "AVX512-BF16/AMX), else fp32")
     checkpoint_every: int = Field(1, ge=1, le=500, description="write a checkpoint every N epochs (and the last)")
 
 
@@ -51,9 +56,10 @@ class ImageOptions(BaseModel):
     augment: Literal["none", "basic", "strong"] = Field(
         "none", description="basic: flips and mild crops; strong (photos): crops of 30-100% of the area, "
         "tilt, brightness, contrast and saturation")
-    tta: Literal["none", "flip"] = Field(
-        "none", description="test-time augmentation (photos): evaluate and serve each image and its mirror, "
-        "averaging the two outputs")
+    tta: Literal["none", "flip", "zoom_flip"] = Field(
+        "none", description="test-time augmentation (photos), in validation, test and serving alike: flip "
+        "averages each image's outputs with its mirror's; zoom_flip also with its centre 80% resized back "
+        "and that one's mirror (strong augmentation shows subjects larger than a full frame does)")
 
 
 # (hyperparameters, input_shape, num_outputs) -> torch.nn.Module

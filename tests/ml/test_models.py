@@ -84,3 +84,15 @@ def test_residual_cnn_adds_its_input_back_and_pools_any_size(shape):
     # the first block keeps its shape (identity shortcut); each stage's first block halves it (1x1 projection)
     assert [isinstance(b.shortcut, nn.Identity) for b in blocks] == [True, True, False, True, False, True, False, True]
     assert net.eval()(torch.randn(2, *shape)).shape == (2, 2)
+
+
+def test_centre_zoom_drops_the_margins_and_commutes_with_the_mirror():
+    from ml.models import centre_zoom
+
+    framed = torch.zeros(1, 3, 64, 64)
+    framed[..., 6:58, 6:58] = 1.0  # a 6 px frame around the centre 52 px
+    zoomed = centre_zoom(framed)
+    assert zoomed.shape == framed.shape and torch.equal(zoomed, torch.ones_like(zoomed))
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.allclose(centre_zoom(x.flip(3)), centre_zoom(x).flip(3), atol=1e-6)
+    assert not torch.allclose(centre_zoom(x), x, atol=0.1)

@@ -44,9 +44,10 @@ def test_the_onnx_export_gives_the_same_predictions(mnist_predictor):
     assert probs.max(1).tolist() == pytest.approx([p.confidence for p in served], abs=1e-5)
 
 
+@pytest.mark.parametrize("tta", ["flip", "zoom_flip"])
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
-def test_a_photo_model_exports_with_its_mirror_tta_inside(tmp_path, fmt):
-    # an untrained residual cats_dogs net with flip TTA: the export must average with the mirror too
+def test_a_photo_model_exports_with_its_tta_inside(tmp_path, fmt, tta):
+    # an untrained residual cats_dogs net with TTA: the export must average the same views
     from PIL import Image, ImageDraw
 
     from ml.checkpoint import save_checkpoint
@@ -56,9 +57,11 @@ def test_a_photo_model_exports_with_its_mirror_tta_inside(tmp_path, fmt):
 
     dataset = {"name": "cats_dogs", "task": "binary", "classes": ["cat", "dog"], "input_shape": [3, 32, 32],
                "input_kind": "photos", "image_size": 32, "mean": [0.5, 0.45, 0.4], "std": [0.25, 0.25, 0.25]}
-    config = resolve_config("cnn", "cats_dogs", {"image_size": 32, "blocks": "residual", "tta": "flip"})
+    config = resolve_config("cnn", "cats_dogs", {"image_size": 32, "blocks": "residual", "tta": tta})
     torch.manual_seed(0)
     model = build_model(config, dataset["input_shape"], 2)
+    with torch.no_grad():  # an untrained net answers ~0.5 to everything: spread its logits so views differ
+        model[-1].weight.mul_(20)
     path = tmp_path / "epoch-001.pt"
     save_checkpoint(path, {"model_state": model.state_dict(), "optimizer_state": {}, "epoch": 1, "rng": {},
                            "config": config.model_dump(), "metrics": [], "best": {}, "dataset": dataset,
@@ -82,9 +85,14 @@ def test_a_photo_model_exports_with_its_mirror_tta_inside(tmp_path, fmt):
         metadata = json.loads({p.key: p.value for p in proto.metadata_props}["metadata"])
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         exported = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: pixels.numpy()})[0])
-    assert metadata["test_time_augmentation"] == "flip"
+    assert metadata["test_time_augmentation"] == tta
     served = predictor.predict(images, top_k=2)
     dog = torch.tensor([dict((c["label"], c["confidence"]) for c in p.top_k)["dog"] for p in served])
     assert torch.allclose(exported[:, 1], dog, atol=1e-5)
     without_tta = torch.softmax(predictor.model(pixels), 1)[:, 1]
-    assert not torch.allclose(without_tta, dog, atol=1e-4)  # the mirror really changed the answer
+    assert not torch.allclose(without_tta, dog, atol=1e-4)  # the views really changed the answer
+    if tta == "zoom_flip":
+        from ml.models import model_outputs, probabilities
+
+        mirrored = probabilities(model_outputs(predictor.model, pixels, "flip"), "softmax")[:, 1]
+        assert not torch.allclose(mirrored, dog, atol=1e-4)  # and the zoom is inside too

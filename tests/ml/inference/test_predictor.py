@@ -90,7 +90,7 @@ def _asymmetric_photo() -> Image.Image:
     return img
 
 
-@pytest.mark.parametrize("tta, invariant", [("flip", True), ("none", False)])
+@pytest.mark.parametrize("tta, invariant", [("flip", True), ("zoom_flip", True), ("none", False)])
 def test_flip_tta_answers_a_photo_and_its_mirror_alike(tmp_path, tta, invariant):
     path, _ = _checkpoint(tmp_path, "cnn", CATS_DOGS, {"image_size": 32, "blocks": "residual", "tta": tta})
     predictor = Predictor.load(path)
@@ -101,3 +101,4 @@ def test_flip_tta_answers_a_photo_and_its_mirror_alike(tmp_path, tta, invariant)
     assert (abs(conf(a) - conf(b)) < 1e-5) == invariant, (conf(a), conf(b))
     [shown] = predictor.predict([image], explain=True)
     assert ("mirror" in shown.steps[-1]) == invariant, shown.steps  # explain says how it was scored
+    assert ("centre 80%" in shown.steps[-1]) == (tta == "zoom_flip"), shown.steps
