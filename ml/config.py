@@ -39,7 +39,7 @@ class TrainConfig(BaseModel):
 
 
 # knobs added after configs were first stored; a stored config without one predates it
-LATER_KNOBS = frozenset({"blocks", "tta", "precision"})
+LATER_KNOBS = frozenset({"blocks", "tta", "precision", "select"})
 
 
 @lru_cache(maxsize=None)
@@ -154,6 +154,10 @@ def resolve_config(model: str | None, dataset: str | None, overrides: dict[str, 
         raise InvalidConfig([{"field": "hyperparameters.tta", "message":
                               f"{tta!r} is for photos; {dataset} is {ds.input_kind}, where a mirrored or "
                               "re-framed image can be another class (use 'none')"}])
+    if hp.select == "last" and hp.early_stopping_patience:
+        raise InvalidConfig([{"field": "hyperparameters.early_stopping_patience", "message":
+                              "must be 0 when select is 'last': early stopping keeps the best epoch "
+                              f"(got {hp.early_stopping_patience})"}])
     allowed = spec.losses[ds.task]
     if hp.loss not in allowed:
         raise InvalidConfig([{"field": "hyperparameters.loss", "message":

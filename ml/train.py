@@ -1,4 +1,4 @@
-"""`train(config, ...)`: load data once, fit, checkpoint every epoch, test with the best weights."""
+"""`train(config, ...)`: load data once, fit, checkpoint every epoch, test with the best (or last) weights."""
 from __future__ import annotations
 
 import hashlib
@@ -192,7 +192,9 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
         callbacks.on_epoch_end(metrics)
 
         value = getattr(metrics, metric_name)
-        improved = best["value"] is None or (value < best["value"] if kind == "identity" else value > best["value"])
+        # select "last": each epoch replaces the one before, so the final epoch is the one kept
+        improved = hp.select == "last" or best["value"] is None or \
+            (value < best["value"] if kind == "identity" else value > best["value"])
         if improved:
             best.update(epoch=epoch, value=value, epochs_without_improvement=0)
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

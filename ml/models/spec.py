@@ -32,6 +32,10 @@ class Hyperparameters(BaseModel):
     l1: float = Field(0.0, ge=0, le=1, description="L1 penalty on weights")
     loss: str | None = Field(None, max_length=32, description="null: the model's default for the dataset")
     early_stopping_patience: int = Field(0, ge=0, le=100, description="epochs without improvement; 0 = off")
+    select: Literal["best", "last"] = Field(
+        "best", description="the epoch whose weights are tested, registered and served: best: the best "
+        "validation score; last: the final epoch (for a schedule that anneals the lr to zero, where a small "
+        "validation split cannot tell its last epochs apart and its maximum over many epochs is noise)")
     val_fraction: float = Field(0.1, ge=0.01, le=0.5)
     max_train_samples: int | None = Field(None, ge=1, le=10_000_000, description="smoke mode: train on a subset")
     max_eval_samples: int | None = Field(None, ge=1, le=10_000_000,

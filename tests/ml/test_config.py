@@ -163,19 +163,30 @@ def test_catalog_lists_models_with_schema_defaults_and_datasets(data_dir):
     assert {p["name"] for p in cat["presets"]} >= {"mlp_mnist", "softmax_fashion_mnist"}
 
 
-def test_mirror_tta_is_refused_where_a_mirror_changes_the_class():
-    (error,) = refusal("cnn", "mnist", tta="flip")
+@pytest.mark.parametrize("tta", ["flip", "zoom_flip"])
+def test_mirror_tta_is_refused_where_a_mirror_changes_the_class(tta):
+    (error,) = refusal("cnn", "mnist", tta=tta)
     assert error["field"] == "hyperparameters.tta" and "photos" in error["message"]
-    assert resolve_config("cnn", "cats_dogs", {"tta": "flip"}).hp.tta == "flip"
+    assert resolve_config("cnn", "cats_dogs", {"tta": tta}).hp.tta == tta
 
 
 def test_a_stored_config_from_before_a_knob_rebuilds_what_it_trained():
     # cats_dogs now defaults to mirror TTA; a config stored before the knob existed was validated and
     # tested without it, and a net stored before `blocks` existed is the plain one its weights fit
-    stored = resolve_config("cnn", "cats_dogs", {"blocks": "plain", "tta": "none"}).model_dump()
-    for knob in ("blocks", "tta"):
+    # (and one stored before `precision` trained in fp32, which its resume must repeat)
+    # (and one stored before `precision` / `select` trained in fp32 and kept its best epoch)
+    old = {"blocks": "plain", "tta": "none", "precision": "fp32", "select": "best"}
+    stored = resolve_config("cnn", "cats_dogs", old).model_dump()
+    for knob in old:
         del stored["hyperparameters"][knob]
-    assert resolve_config("cnn", "cats_dogs", {}).hp.tta == "flip"
+    defaults = resolve_config("cnn", "cats_dogs", {}).hp
+    assert (defaults.tta, defaults.precision, defaults.select) == ("zoom_flip", "auto", "last")
     hp = config_from_dict(stored).hp
-    assert (hp.blocks, hp.tta) == ("plain", "none")
+    assert {k: getattr(hp, k) for k in old} == old
     assert config_from_dict({**stored, "hyperparameters": {**stored["hyperparameters"], "tta": "flip"}}).hp.tta == "flip"
+
+
+def test_select_last_refuses_early_stopping():
+    (error,) = refusal("mlp", "mnist", select="last", early_stopping_patience=3)
+    assert error["field"] == "hyperparameters.early_stopping_patience" and "'last'" in error["message"]
+    assert resolve_config("mlp", "mnist", {"select": "last"}).hp.select == "last"
