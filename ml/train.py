@@ -103,6 +103,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     out_dir = Path(out_dir)
     device = resolve_device(hp.device)
     precision = resolve_precision(hp.precision, device)
+    autocast = torch.bfloat16 if precision == "bf16" else None
     resume = load_checkpoint(resume_from) if resume_from else None
     if resume is not None:
         _check_resumable(config, resume)
@@ -176,7 +177,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
                                     batch_size=hp.batch_size, shuffle=shuffle_gen, epoch=epoch,
                                     epochs=hp.epochs, callbacks=callbacks, l1=hp.l1,
                                     augment=augmenter, augment_gen=augment_gen, max_steps=steps_left,
-                                    partial=partial, autocast=torch.bfloat16 if precision == "bf16" else None)
+                                    partial=partial, autocast=autocast)
         except TrainingCancelled as exc:
             # a checkpoint at this batch boundary: stopping costs no work, and resuming is exact
             state = {**state_at(epoch - 1), "best_model_state": best_state,
@@ -204,7 +205,9 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
             best["epochs_without_improvement"] >= hp.early_stopping_patience
         out_of_steps = hp.max_steps is not None and steps_done >= hp.max_steps
         finishing = epoch == hp.epochs or stopped_early or out_of_steps
-        if improved or finishing or epoch % hp.checkpoint_every == 0:
+        # a new best is written at once; with select "last" every epoch is the new best, so only
+        # checkpoint_every (and the final epoch) decide
+        if (improved and hp.select == "best") or finishing or epoch % hp.checkpoint_every == 0:
             path = out_dir / checkpoint_name(epoch)
             if improved:
                 best["checkpoint"] = path.name

@@ -56,7 +56,7 @@ def export_metadata(predictor: Predictor, fmt: str, **extra: Any) -> dict[str, A
                   "pixels": "uint8 / 255, then (x - mean) / std per channel"},
         "preprocessing": {"version": predictor.preprocessing_version, "kind": predictor.input_kind,
                           "size": size, "mean": dataset["mean"], "std": dataset["std"], "steps": steps},
-        "test_time_augmentation": predictor.tta,  # "flip": done inside the export, nothing to do outside
+        "test_time_augmentation": predictor.tta,  # done inside the export, nothing to do outside
         "low_confidence_below": predictor.low_confidence_below, **extra,
     }
 

@@ -14,7 +14,7 @@ from ml.checkpoint import load_checkpoint
 from ml.data.transforms import normalize, photo_to_uint8
 from ml.inference.content import nothing_to_read
 from ml.inference.digits import frame, style_for
-from ml.models import build_model, model_outputs, output_kind, probabilities
+from ml.models import build_model, memory_format, model_outputs, output_kind, probabilities
 
 # Bump when serving preprocessing changes what a model sees for the same upload; responses carry it.
 PREPROCESSING_VERSION = 2
@@ -72,10 +72,8 @@ class Predictor:
         if dataset.get("task") not in ("classification", "binary") or dataset.get("input_kind") not in ("grayscale", "photos"):
             raise ValueError(f"{config.get('model')} on {dataset.get('name')} is not an image classifier; "
                              "only image classifiers can be served")
-        # conv nets run channels-last, as in training: oneDNN then takes even a lone 28×28 image
-        # (NCHW sends it to the slow reference conv): 200 → 160 µs per forward here
-        self._layout = torch.channels_last if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()) \
-            else torch.contiguous_format
+        # conv nets run channels-last, as in training: a lone 28×28 image's forward 200 → 160 µs here
+        self._layout = memory_format(model)
         self.model = model.eval().to(memory_format=self._layout)
         self.dataset = dataset
         self.config = config

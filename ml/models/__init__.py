@@ -13,7 +13,7 @@ from torch import nn
 
 from ml.models.spec import ModelSpec, get_model_spec, model_specs, register_model_spec
 
-__all__ = ["ModelSpec", "build_model", "get_model_spec", "model_names", "model_outputs", "model_specs",
+__all__ = ["ModelSpec", "build_model", "get_model_spec", "memory_format", "model_names", "model_outputs", "model_specs",
            "output_kind", "probabilities", "register_model_spec"]
 
 
@@ -46,6 +46,13 @@ def build_model(config: Any, input_shape, num_classes: int) -> nn.Module:
     config = _as_config(config)
     spec = get_model_spec(config.model)
     return spec.build(config.hp, tuple(int(s) for s in input_shape), num_outputs(config, num_classes))
+
+
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """channels-last for conv nets (oneDNN and cuDNN convolve NHWC faster; NCHW sends a lone small
+    image to PyTorch's slow reference conv), the default layout for every other model."""
+    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return torch.channels_last if has_conv else torch.contiguous_format
 
 
 # "zoom_flip" also scores the centre of each side, resized back: strong augmentation's crops (30-100%

@@ -235,12 +235,14 @@ def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively():
     assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
 
 
-def test_select_last_keeps_tests_and_checkpoints_the_final_epoch(tmp_path, data_dir, cache_dir):
+def test_select_last_keeps_tests_and_serves_the_final_epoch(tmp_path, data_dir, cache_dir):
     kw = dict(epochs=4, max_train_samples=600, val_fraction=0.02, lr=0.5)  # a high lr: validation swings
     best = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="best", **kw)
-    last = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="last", select="last", **kw)
+    last = run("mlp", "mnist", tmp_path, data_dir, cache_dir, out="last", select="last", checkpoint_every=2, **kw)
     assert comparable(last) == comparable(best)  # the same training; only what is kept differs
     assert last.best_epoch == 4 and last.best_checkpoint.name == "epoch-004.pt"
+    # every epoch is the newest "best", yet only checkpoint_every writes one
+    assert sorted(p.name for p in (tmp_path / "last").glob("epoch-*.pt")) == ["epoch-002.pt", "epoch-004.pt"]
     assert last.best_metric["value"] == last.epochs[-1].val_accuracy
     state = torch.load(last.best_checkpoint, weights_only=True)
     assert state["best"]["epoch"] == 4
