@@ -72,9 +72,13 @@ def test_real_data(real_data_dir, name, classes):
     started = time.perf_counter()
     cold = load_dataset(name, real_data_dir, seed=0)
     cold_s = time.perf_counter() - started
-    started = time.perf_counter()
-    warm = load_dataset(name, real_data_dir, seed=0)
-    warm_s = time.perf_counter() - started
+    # the best of three memoised loads: one can stall on allocating its ~200 MB late in a long test
+    # process (0.58 s against a 0.46 s cold load once in CI), while skipping the decode saves ~0.2 s
+    warm_s = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        warm = load_dataset(name, real_data_dir, seed=0)
+        warm_s = min(warm_s, time.perf_counter() - started)
     assert (len(cold.train), len(cold.val), len(cold.test)) == (54000, 6000, 10000)
     assert cold.classes[0] == classes and cold.train.x.shape == (54000, 1, 28, 28)
     assert warm.checksum == cold.checksum and torch.equal(warm.val.y, cold.val.y)
