@@ -5,9 +5,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-import core.models  # noqa: F401  (registers every table)
+import core.orm  # noqa: F401  (registers every table)
 from core.db import make_engine
-from core.models.base import Base
+from core.orm.base import Base
 from core.settings import get_settings
 
 config = context.config

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.db import session_scope
 from core.keys import Principal, authenticate
-from core.models import Role
+from core.orm import Role
 
 # AUTH=off: every caller is this admin (allowed only on a loopback address, see core.settings)
 LOCAL_ADMIN = Principal(owner="local", role=Role.admin)

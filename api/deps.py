@@ -13,7 +13,7 @@ from core.datasets import get_dataset
 from core.db import get_sessionmaker
 from core.jobs import get_job
 from core.keys import Principal
-from core.models import Job, Sweep, UploadedDataset
+from core.orm import Job, Sweep, UploadedDataset
 from core.settings import Settings, get_settings
 from core.sweeps import get_sweep
 from ml.data.registry import is_builtin

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import Role
+from core.orm import Role
 
 
 class KeyCreate(BaseModel):

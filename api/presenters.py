@@ -10,7 +10,7 @@ from api.schemas import (
 )
 from core.jobs import disk_bytes, latest_epoch_metric, list_attempts, list_epoch_metrics
 from core.settings import Settings
-from core.models import Checkpoint, EpochMetric, Job, JobStatus
+from core.orm import Checkpoint, EpochMetric, Job, JobStatus
 from core.progress import progress_payload, resumed_fraction
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import JobStatus
+from core.orm import JobStatus
 from ml.data.registry import builtin_dataset_names
 from ml.models.spec import model_specs
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.batching import PredictBatcher, UploadLimits
 from core import model_registry as registry
 from core.db import get_sessionmaker
-from core.models import ModelVersion
+from core.orm import ModelVersion
 from core.settings import Settings
 from ml.inference import Predictor, set_inference_threads
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.models import SweepStatus
+from core.orm import SweepStatus
 
 Metric = Literal["val_accuracy", "val_loss", "val_mse", "val_r2"]
 

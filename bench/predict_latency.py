@@ -107,7 +107,7 @@ def register(database_url: str, checkpoint: Path) -> int:
 
     from core.db import make_engine
     from core.model_registry import promote, register_model_version
-    from core.models import Checkpoint, Job, utcnow
+    from core.orm import Checkpoint, Job, utcnow
     from ml.checkpoint import load_checkpoint
     from sqlalchemy.orm import Session
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from core.db import session_scope
 from core.errors import ServiceError
 from core.jobs import best_checkpoint
-from core.models import Checkpoint, Job, JobStatus, UploadedDataset, utcnow
+from core.orm import Checkpoint, Job, JobStatus, UploadedDataset, utcnow
 from core.settings import Settings, get_settings
 
 

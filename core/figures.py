@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import Job, JobAttempt, JobStatus
+from core.orm import Job, JobAttempt, JobStatus
 
 
 @dataclass

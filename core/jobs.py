@@ -30,7 +30,7 @@ from core.errors import (
     BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
     TooManyQueued,
 )
-from core.models import AttemptEnd, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, utcnow
+from core.orm import AttemptEnd, Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, utcnow
 
 _QUIET = NoPublisher()
 

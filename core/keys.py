@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ServiceError
-from core.models import ApiKey, Role, utcnow
+from core.orm import ApiKey, Role, utcnow
 
 KEY_PREFIX = "ts_"
 

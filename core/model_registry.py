@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ServiceError
-from core.models import Checkpoint, Job, JobStatus, ModelVersion, ServingEvent, ServingReason, utcnow
+from core.orm import Checkpoint, Job, JobStatus, ModelVersion, ServingEvent, ServingReason, utcnow
 
 class NothingServed(ServiceError, LookupError):
     """No version served the dataset at the time asked about."""

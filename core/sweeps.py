@@ -23,7 +23,7 @@ from core import jobs
 from core.bus import NoPublisher, Publisher
 from core.db import newest_page
 from core.errors import BrokerUnavailable, ServiceError
-from core.models import EpochMetric, Job, JobStatus, ModelVersion, Sweep, SweepStatus, utcnow
+from core.orm import EpochMetric, Job, JobStatus, ModelVersion, Sweep, SweepStatus, utcnow
 
 _QUIET = NoPublisher()
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)

@@ -22,7 +22,7 @@ from client.config import save_config  # noqa: E402
 from core.db import session_scope  # noqa: E402
 from core.embedded_redis import start_redis  # noqa: E402
 from core.keys import create_key, has_admin_key  # noqa: E402
-from core.models import Role  # noqa: E402
+from core.orm import Role  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.settings import Settings, get_settings  # noqa: E402
 

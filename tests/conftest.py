@@ -26,7 +26,7 @@ from core.embedded_redis import free_port, start_redis
 from core.migrate import upgrade
 from core.settings import PROJECT_ROOT, Settings
 from core.keys import create_key
-from core.models import Role
+from core.orm import Role
 from tests.utils.clients import api_client, leaks
 from tests.utils.stack import Worker, stop_group
 

@@ -11,7 +11,7 @@ from celery.signals import setup_logging, task_failure, worker_init, worker_proc
 from core import jobs
 from core.db import dispose_engines, session_scope
 from core.logs import configure_logging
-from core.models import AttemptEnd
+from core.orm import AttemptEnd
 from core.queue import make_celery
 from core.settings import get_settings
 

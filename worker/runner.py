@@ -18,7 +18,7 @@ from core import jobs, sweeps
 from core.bus import RedisPublisher, make_client
 from core.db import session_scope
 from core.model_registry import register_model_version
-from core.models import AttemptEnd, JobStatus
+from core.orm import AttemptEnd, JobStatus
 from core.queue import CeleryDispatcher
 from core.settings import get_settings
 from core.version import code_version

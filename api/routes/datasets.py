@@ -14,7 +14,7 @@ from api.dataset_schemas import DatasetPublic, DatasetsPublic
 from api.auth import PrincipalDep
 from api.deps import SessionDep, SettingsDep, UploadedDatasetDep
 from core import datasets as dataset_service
-from core.models import UploadedDataset
+from core.orm import UploadedDataset
 from core.settings import Settings
 from ml.catalog import models_for
 from ml.data.registry import is_builtin

@@ -18,7 +18,7 @@ from api.schemas import EpochMetricsPublic
 from core.bus import decode_event, events_channel
 from core.db import session_scope
 from core.jobs import get_job, list_epoch_metrics
-from core.models import JobStatus
+from core.orm import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 log = logging.getLogger("trainserve.api")

@@ -11,7 +11,7 @@ from api.presenters import job_dir, job_public
 from api.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from core import jobs as job_service
 from core.model_registry import serving_model_of_job
-from core.models import JobStatus
+from core.orm import JobStatus
 from core.version import code_version
 from ml.budget import check_budget
 from ml.catalog import dataset_checksum

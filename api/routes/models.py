@@ -12,7 +12,7 @@ from api.serving import ModelUnavailable, ServingDep
 from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic,
                                ServingEventPublic, ServingHistoryPublic)
 from core import model_registry as registry
-from core.models import ModelVersion, ServingEvent, utcnow
+from core.orm import ModelVersion, ServingEvent, utcnow
 from ml.inference.export import export_model
 
 router = APIRouter(prefix="/v1/models", tags=["models"])

@@ -18,7 +18,7 @@ from api.deps import JobDep, SessionDep, SweepDep
 from api.schemas import EpochMetricsPublic
 from core import jobs as job_service
 from core import sweeps as sweep_service
-from core.models import Job, JobStatus, SweepStatus
+from core.orm import Job, JobStatus, SweepStatus
 from ml import plots
 from ml.mistakes import FILE_NAME as MISTAKES_FILE
 

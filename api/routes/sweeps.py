@@ -18,7 +18,7 @@ from api.sweep_schemas import SweepCreate, SweepLinks, SweepPublic, SweepsPublic
 from core import sweeps as sweep_service
 from core.db import session_scope
 from core.jobs import Reuse
-from core.models import Sweep, SweepStatus
+from core.orm import Sweep, SweepStatus
 from core.settings import Settings
 from core.version import code_version
 from ml.catalog import dataset_checksum

@@ -12,7 +12,7 @@ import pytest
 
 from core.db import session_scope
 from core.keys import create_key
-from core.models import Role
+from core.orm import Role
 from tests.utils.clients import api_client
 from tests.utils.models import digit_png, predict
 from tests.utils.stack import Stack

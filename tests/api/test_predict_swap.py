@@ -53,7 +53,7 @@ def test_swaps_under_concurrent_requests_fail_none(api_url, worker, admin_key):
 
 
 def test_a_version_that_cannot_load_never_replaces_the_serving_one(api_url, worker, db_session, admin_key):
-    from core.models import ModelVersion
+    from core.orm import ModelVersion
 
     with api_client(api_url, admin_key) as api:
         good, broken = train_versions(api, 2)

@@ -12,7 +12,7 @@ from core.errors import BrokerUnavailable, IdempotencyConflict, JobNotCancellabl
 from core.db import make_engine
 from core.migrate import upgrade
 from core.model_registry import promote, register_model_version, serving_model_of_job
-from core.models import AttemptEnd, Job, JobStatus, utcnow
+from core.orm import AttemptEnd, Job, JobStatus, utcnow
 
 pytestmark = pytest.mark.service
 

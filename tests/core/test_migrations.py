@@ -6,10 +6,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-import core.models  # noqa: F401
+import core.orm  # noqa: F401
 from core.db import make_engine
 from core.migrate import downgrade, upgrade
-from core.models.base import Base
+from core.orm.base import Base
 
 pytestmark = pytest.mark.service
 

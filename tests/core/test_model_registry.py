@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from core import model_registry as registry
-from core.models import Checkpoint, Job, utcnow
+from core.orm import Checkpoint, Job, utcnow
 
 # A dataset name of its own, so versions other tests register never mix in.
 DATASET = "fashion_mnist"
@@ -37,7 +37,7 @@ def clean(db_session):
     """Start each test with no registry rows for DATASET."""
     from sqlalchemy import delete
 
-    from core.models import ModelVersion, ServingEvent
+    from core.orm import ModelVersion, ServingEvent
 
     db_session.execute(delete(ServingEvent).where(ServingEvent.dataset == DATASET))
     db_session.execute(delete(ModelVersion).where(ModelVersion.dataset == DATASET))

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import update
 
 from core import jobs, sweeps
-from core.models import EpochMetric, Job, JobStatus, utcnow
+from core.orm import EpochMetric, Job, JobStatus, utcnow
 from tests.core.test_jobs_service import Recorder
 
 pytestmark = pytest.mark.service

@@ -16,7 +16,7 @@ import httpx
 from core.db import session_scope
 from core.embedded_redis import free_port, start_redis
 from core.keys import create_key
-from core.models import Role
+from core.orm import Role
 from core.migrate import upgrade
 from core.settings import PROJECT_ROOT, Settings
 from tests.utils.clients import api_client

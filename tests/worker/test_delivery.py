@@ -6,7 +6,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from core.models import Checkpoint, EpochMetric, Job
+from core.orm import Checkpoint, EpochMetric, Job
 from core.queue import TRAIN_TASK, make_celery
 from tests.utils.jobs import TINY_MNIST, submit, wait_for
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.models.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, utcnow
 
 
 class ModelVersion(Base):

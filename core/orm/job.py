@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.models.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, utcnow
 
 
 class JobStatus(str, enum.Enum):

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.models.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, utcnow
 
 
 class Checkpoint(Base):

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.models.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, utcnow
 
 
 class Role(str, enum.Enum):

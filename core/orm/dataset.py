@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.models.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, utcnow
 
 
 class UploadedDataset(Base):
