@@ -6,13 +6,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from core.datasets import DatasetNotFound
-from core.keys import KeyNotFound
+from core.errors import DatasetNotFound
+from core.errors import KeyNotFound
 from core.errors import (
     BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
     TooManyQueued,
 )
-from core.sweeps import SweepNotCancellable, SweepNotFound
+from core.errors import SweepNotCancellable, SweepNotFound
 from ml.errors import InvalidConfig
 
 

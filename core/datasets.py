@@ -11,22 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
-from core.errors import ServiceError
+from core.errors import DatasetConflict, DatasetNotFound
 from core.jobs import best_checkpoint
 from core.orm import Checkpoint, Job, JobStatus, UploadedDataset, utcnow
 from core.settings import Settings, get_settings
-
-
-class DatasetNotFound(ServiceError, LookupError):
-    """No uploaded dataset has this name."""
-
-    def __init__(self, name: str):
-        self.name = name
-        super().__init__(f"dataset {name!r} not found; GET /v1/datasets lists the uploaded ones")
-
-
-class DatasetConflict(ServiceError):
-    """The name is taken, or the dataset is in use."""
 
 
 def datasets_root(settings: Settings | None = None) -> Path:

@@ -63,3 +63,49 @@ class TooManyQueued(ServiceError):
         self.waiting = waiting
         super().__init__(f"you already have {waiting} queued jobs (MAX_QUEUED_JOBS_PER_OWNER); wait for some "
                          "to start or cancel some, then submit again")
+
+
+class NothingServed(ServiceError, LookupError):
+    """No version served the dataset at the time asked about."""
+
+
+class ModelNotFound(ServiceError, LookupError):
+    """No model version has this id."""
+
+    def __init__(self, model_id: int):
+        self.model_id = model_id
+        super().__init__(f"model {model_id} not found")
+
+
+class DatasetNotFound(ServiceError, LookupError):
+    """No uploaded dataset has this name."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"dataset {name!r} not found; GET /v1/datasets lists the uploaded ones")
+
+
+class DatasetConflict(ServiceError):
+    """The name is taken, or the dataset is in use."""
+
+
+class SweepNotFound(ServiceError, LookupError):
+    """No sweep has this id."""
+
+    def __init__(self, sweep_id: str):
+        self.sweep_id = sweep_id
+        super().__init__(f"sweep {sweep_id!r} not found")
+
+
+class SweepNotCancellable(ServiceError):
+    """The sweep already finished."""
+
+    def __init__(self, sweep_id: str, status: str):
+        super().__init__(f"sweep {sweep_id!r} already {status}; only a queued or running sweep can be cancelled")
+
+
+class KeyNotFound(ServiceError, LookupError):
+    """No key has this id."""
+
+    def __init__(self, key_id: int):
+        super().__init__(f"API key {key_id} not found; GET /v1/keys lists them")

@@ -14,17 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import ServiceError
+from core.errors import KeyNotFound
 from core.orm import ApiKey, Role, utcnow
 
 KEY_PREFIX = "ts_"
-
-
-class KeyNotFound(ServiceError, LookupError):
-    """No key has this id."""
-
-    def __init__(self, key_id: int):
-        super().__init__(f"API key {key_id} not found; GET /v1/keys lists them")
 
 
 @dataclass(frozen=True)

@@ -17,20 +17,8 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import ServiceError
+from core.errors import ModelNotFound, NothingServed
 from core.orm import Checkpoint, Job, JobStatus, ModelVersion, ServingEvent, ServingReason, utcnow
-
-class NothingServed(ServiceError, LookupError):
-    """No version served the dataset at the time asked about."""
-
-
-class ModelNotFound(ServiceError, LookupError):
-    """No model version has this id."""
-
-    def __init__(self, model_id: int):
-        self.model_id = model_id
-        super().__init__(f"model {model_id} not found")
-
 
 def register_model_version(session: Session, *, job: Job, servable: bool = True) -> ModelVersion | None:
     """Register a succeeded job's best checkpoint; None when it is not a servable classifier.

@@ -22,28 +22,13 @@ from sqlalchemy.orm import Session
 from core import jobs
 from core.bus import NoPublisher, Publisher
 from core.db import newest_page
-from core.errors import BrokerUnavailable, ServiceError
+from core.errors import BrokerUnavailable, ServiceError, SweepNotCancellable, SweepNotFound
 from core.orm import EpochMetric, Job, JobStatus, ModelVersion, Sweep, SweepStatus, utcnow
 
 _QUIET = NoPublisher()
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
 # metrics a sweep can rank by, and which way is better
 METRIC_MODES = {"val_accuracy": "max", "val_r2": "max", "val_loss": "min", "val_mse": "min"}
-
-
-class SweepNotFound(ServiceError, LookupError):
-    """No sweep has this id."""
-
-    def __init__(self, sweep_id: str):
-        self.sweep_id = sweep_id
-        super().__init__(f"sweep {sweep_id!r} not found")
-
-
-class SweepNotCancellable(ServiceError):
-    """The sweep already finished."""
-
-    def __init__(self, sweep_id: str, status: str):
-        super().__init__(f"sweep {sweep_id!r} already {status}; only a queued or running sweep can be cancelled")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from api.serving import ModelUnavailable, ServingDep
 from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic,
                                ServingEventPublic, ServingHistoryPublic)
 from core import model_registry as registry
+from core.errors import ModelNotFound, NothingServed
 from core.orm import ModelVersion, ServingEvent, utcnow
 from ml.inference.export import export_model
 
@@ -39,7 +40,7 @@ def event_public(event: ServingEvent) -> ServingEventPublic:
 def _get(session, model_id: int) -> ModelVersion:
     try:
         return registry.get_model_version(session, model_id=model_id)
-    except registry.ModelNotFound as exc:
+    except ModelNotFound as exc:
         raise HTTPException(404, detail=f"{exc}; GET /v1/models lists the registered ones") from None
 
 
@@ -83,7 +84,7 @@ def rollback(body: RollbackRequest, session: SessionDep) -> PromotedPublic:
 def _at_time(lookup, session, dataset: str, at: datetime) -> ServingEvent:
     try:
         return lookup(session, dataset=dataset, at=at)
-    except registry.NothingServed as exc:
+    except NothingServed as exc:
         raise HTTPException(404, detail=f"{exc}; GET /v1/models/history?dataset={dataset} lists when each "
                                         "version started serving") from None
 
@@ -116,7 +117,7 @@ def download_export(model_id: ModelId, serving: ServingDep,
     """Download a model version as TorchScript or ONNX: normalised images in, probabilities out (docs/INFERENCE.md)."""
     try:
         served = serving.version(model_id)  # the checkpoint's sha256 is checked before it loads
-    except registry.ModelNotFound as exc:
+    except ModelNotFound as exc:
         raise HTTPException(404, detail=f"{exc}; GET /v1/models lists the registered ones") from None
     except ModelUnavailable as exc:
         raise HTTPException(503, detail=str(exc)) from None

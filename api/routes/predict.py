@@ -12,6 +12,7 @@ from api.predict_form import PredictRequest, openapi_extra, predict_request, que
 from api.rate_limit import predict_rate_limit
 from api.serving import ModelUnavailable, Served, ServingModels, serving_models
 from core import model_registry as registry
+from core.errors import ModelNotFound
 from ml.catalog import dataset_is_servable, example_model, servable_datasets
 
 router = APIRouter(prefix="/v1/predict", tags=["predict"])
@@ -48,7 +49,7 @@ def _look_up_model(serving, dataset: str, model_id: int | None) -> Served:
             return served
         try:
             served = serving.version(model_id)
-        except registry.ModelNotFound as exc:
+        except ModelNotFound as exc:
             raise HTTPException(404, detail=f"{exc}; GET /v1/models?dataset={dataset} lists the ones you can use") from None
         return _check_dataset(served, dataset)
     except ModelUnavailable as exc:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from core import model_registry as registry
+from core import errors, model_registry as registry
 from core.orm import Checkpoint, Job, utcnow
 
 # A dataset name of its own, so versions other tests register never mix in.
@@ -104,7 +104,7 @@ def test_promote_pins_and_rolling_back_is_promoting_another(clean):
 
 
 def test_unknown_model_id(clean):
-    with pytest.raises(registry.ModelNotFound, match="model 987654 not found"):
+    with pytest.raises(errors.ModelNotFound, match="model 987654 not found"):
         registry.promote(clean, model_id=987654)
 
 
@@ -140,7 +140,7 @@ def test_time_travel_answers_what_served_then_and_rollback_targets_it(clean):
     between = first_at + (second_at - first_at) / 2
     assert registry.serving_at(session, dataset=DATASET, at=between).model_version_id == first.id
     assert registry.serving_at(session, dataset=DATASET, at=second_at).model_version_id == second.id
-    with pytest.raises(registry.NothingServed, match="no model served 'fashion_mnist'"):
+    with pytest.raises(errors.NothingServed, match="no model served 'fashion_mnist'"):
         registry.serving_at(session, dataset=DATASET, at=first_at - timedelta(seconds=1))
 
     event = registry.rollback_to(session, dataset=DATASET, at=between)
