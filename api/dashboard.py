@@ -13,7 +13,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "static" / "dashboard"
+DASHBOARD_DIR = Path(__file__).resolve().parent / "static" / "dashboard"
 DOCS_ASSETS = Path(str(files("fastapi_offline") / "static"))
 
 router = APIRouter(include_in_schema=False)

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
-from api.deps import JobDep, SessionDep
-from api.presenters import checkpoint_public
-from api.schemas import CheckpointsPublic
+from api.deps import SessionDep
+from api.jobs.deps import JobDep
+from api.jobs.presenters import checkpoint_public
+from api.jobs.schemas import CheckpointsPublic
 from core import jobs as job_service
 from core.errors import CheckpointNotFound
 

@@ -1,11 +1,11 @@
-"""Turn ORM rows into the public schemas (the one place that knows both)."""
+"""Jobs and their checkpoints as public schemas (the one place that knows both the rows and the responses)."""
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
 from pathlib import Path, PurePath
 
-from api.schemas import (
+from api.jobs.schemas import (
     AttemptPublic, BestPublic, CheckpointPublic, EpochMetricsPublic, JobLinks, JobPublic, ProgressPublic,
 )
 from core.jobs import disk_bytes, latest_epoch_metric, list_attempts, list_epoch_metrics

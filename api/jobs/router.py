@@ -6,16 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.auth import PrincipalDep
-from api.deps import JobDep, SessionDep, SettingsDep, check_dataset_visible
-from api.presenters import job_dir, job_public
-from api.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
+from api.deps import SessionDep, SettingsDep
+from api.jobs.deps import JobDep
+from api.jobs.presenters import job_dir, job_public
+from api.jobs.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
+from api.jobs.submit import submit_job
 from core import jobs as job_service
 from core.model_registry import serving_model_of_job
 from core.orm import JobStatus
-from core.version import code_version
-from ml.budget import check_budget
-from ml.catalog import dataset_checksum
-from ml.config import resolve_config
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -31,19 +29,8 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
 def create_job(body: JobCreate, request: Request, response: Response, session: SessionDep,
                principal: PrincipalDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JobPublic:
     """Queue a training job; answers at once with the job and its resolved hyperparameters."""
-    request_hash = job_service.request_fingerprint(body.model_dump())
-    config = resolve_config(body.model, body.dataset, body.hyperparameters, preset=body.preset)  # InvalidConfig → 422
-    check_dataset_visible(session, config.dataset, principal)
-    # refused before anything is queued when it would not fit the per-job budgets (InvalidConfig → 422)
-    check_budget(config, memory_bytes=settings.job_memory_budget_bytes, disk_bytes=settings.job_disk_budget_bytes,
-                 retention=settings.checkpoint_retention)
-    reuse = job_service.Reuse(dataset_checksum(config.dataset, settings.data_dir, settings.cache_dir),
-                              code_version()) if body.reuse else None
-    job, created = job_service.submit(
-        session, config=config.model_dump(mode="json"), name=body.name, dispatcher=request.app.state.dispatcher,
-        idempotency_key=idempotency_key, request_hash=request_hash, reuse=reuse, owner=principal.owner,
-        max_queued=settings.max_queued_jobs_per_owner,
-    )
+    job, created = submit_job(session, body, principal=principal, settings=settings,
+                              dispatcher=request.app.state.dispatcher, idempotency_key=idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

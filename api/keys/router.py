@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path, status
 
 from api.auth import ADMIN_ONLY, PrincipalDep
 from api.deps import SessionDep
-from api.key_schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic, WhoAmI
+from api.keys.schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic, WhoAmI
 from core import keys as key_service
 
 router = APIRouter(prefix="/v1", tags=["keys"])

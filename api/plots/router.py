@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
-from api.deps import JobDep, SessionDep, SweepDep
-from api.schemas import EpochMetricsPublic
+from api.deps import SessionDep, SettingsDep
+from api.jobs.deps import JobDep
+from api.jobs.schemas import EpochMetricsPublic
+from api.plots.errors import NoSuchPlot
+from api.sweeps.deps import SweepDep
 from core import jobs as job_service
 from core import sweeps as sweep_service
 from core.orm import Job, JobStatus, SweepStatus
@@ -51,19 +54,19 @@ def _png(request: Request, version: str, cache_control: str, draw: Callable[[], 
     return Response(draw(), media_type="image/png", headers=headers)
 
 
-def _not_yet(job: Job, what: str, when: str) -> HTTPException:
-    return HTTPException(404, detail=f"job {job.id!r} has no {what} yet ({job.status}): {when}")
+def _not_yet(job: Job, what: str, when: str) -> NoSuchPlot:
+    return NoSuchPlot(f"job {job.id!r} has no {what} yet ({job.status}): {when}")
 
 
 @router.get("/jobs/{job_id}/plots/{plot}.png", response_class=Response, responses=PNG_RESPONSES)
-def job_plot(job: JobDep, session: SessionDep, request: Request,
+def job_plot(job: JobDep, session: SessionDep, settings: SettingsDep, request: Request,
              plot: Annotated[str, Path(max_length=40, description=", ".join(PLOTS))]) -> Response:
     """`loss`, `metric` (accuracy or MSE), `confusion_matrix` (test set) or `mistakes` (most confident, test set)."""
     if plot not in PLOTS:
-        raise HTTPException(404, detail=f"no plot named {plot!r}; the plots are {', '.join(PLOTS)}")
+        raise NoSuchPlot(f"no plot named {plot!r}; the plots are {', '.join(PLOTS)}")
     cache_control = _cache_control([job.status])
     if plot == "mistakes":
-        return _mistakes(job, FsPath(request.app.state.settings.artifact_dir), request, cache_control)
+        return _mistakes(job, FsPath(settings.artifact_dir), request, cache_control)
     if plot == "confusion_matrix":
         return _confusion_matrix(job, request, cache_control)
     rows = _rows(session, job.id)
@@ -83,7 +86,7 @@ def _confusion_matrix(job: Job, request: Request, cache_control: str) -> Respons
     cm = test.get("confusion_matrix")
     if not cm:
         if job.status == JobStatus.succeeded.value:
-            raise HTTPException(404, detail=f"job {job.id!r} has no confusion matrix: it is not a classifier")
+            raise NoSuchPlot(f"job {job.id!r} has no confusion matrix: it is not a classifier")
         raise _not_yet(job, "confusion matrix", "it is computed on the test set when training succeeds")
     classes = list(test.get("per_class_accuracy") or {})
     if len(classes) != len(cm):
@@ -97,8 +100,8 @@ def _mistakes(job: Job, artifact_dir: FsPath, request: Request, cache_control: s
     path = artifact_dir / "jobs" / job.id / MISTAKES_FILE
     if not path.is_file():
         if job.status == JobStatus.succeeded.value:
-            raise HTTPException(404, detail=f"job {job.id!r} has no mistakes image: it made no mistakes on the "
-                                            "test set, or it is not an image classifier")
+            raise NoSuchPlot(f"job {job.id!r} has no mistakes image: it made no mistakes on the "
+                             "test set, or it is not an image classifier")
         raise _not_yet(job, "mistakes image", "the test set's most confident mistakes are drawn when training succeeds")
     data = path.read_bytes()
     return _png(request, f"mistakes:{job.id}:{hashlib.sha256(data).hexdigest()}", cache_control, lambda: data)
@@ -127,8 +130,8 @@ def sweep_leaderboard_plot(sweep: SweepDep, session: SessionDep, request: Reques
     statuses = [t.status for t in trials if t.job_id is not None]
     session.close()  # give the connection back before the CPU work
     if not board:
-        raise HTTPException(404, detail=f"sweep {sweep.id!r} has no leaderboard yet ({sweep.status}): "
-                                        "a trial appears once it has finished an epoch")
+        raise NoSuchPlot(f"sweep {sweep.id!r} has no leaderboard yet ({sweep.status}): "
+                         "a trial appears once it has finished an epoch")
     bars = [(f"#{t.trial} " + ", ".join(f"{k}={v}" for k, v in t.hyperparameters.items()), t.metric, t.status)
             for t in board]
     version = f"leaderboard:{sweep.id}:{sweep.status}:{[(t.trial, t.metric, t.status) for t in board]}"

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 from prometheus_client import Histogram
 from starlette.concurrency import run_in_threadpool
 
+from api.predict.errors import UnreadableFile
 from ml.errors import BadImage
 from ml.inference import Predictor, decode_upload
 from ml.inference.predictor import Prediction, Prepared
@@ -36,16 +37,10 @@ BATCH_REQUESTS = Histogram("trainserve_predict_batch_requests", "Requests served
 log = logging.getLogger(__name__)
 
 
-class BadUpload(Exception):
-    """File `number` of a request cannot be read as an image."""
-
-    def __init__(self, number: int, name: str | None, reason: str):
-        self.number, self.name, self.reason = number, name, reason
-        super().__init__(f"file {number} ({name!r}): {reason}")
-
-
 @dataclass(frozen=True)
-class UploadLimits:
+class ImageLimits:
+    """What one uploaded image may be: its bytes and its decoded pixels (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS)."""
+
     max_bytes: int
     max_pixels: int
 
@@ -66,7 +61,7 @@ _STOP = object()
 class PredictBatcher:
     """A model's worker thread: serves queued predict requests in batches, one forward pass each."""
 
-    def __init__(self, predictor: Predictor, *, limits: UploadLimits, max_images: int, max_wait_s: float):
+    def __init__(self, predictor: Predictor, *, limits: ImageLimits, max_images: int, max_wait_s: float):
         self.predictor = predictor
         self.limits = limits
         self.max_images = max(1, max_images)
@@ -152,7 +147,7 @@ class PredictBatcher:
             try:
                 prepared[id(r)] = [predictor.prepare(self._decode(number, name, f))
                                    for number, (name, f) in enumerate(r.files, start=1)]
-            except BadUpload as exc:
+            except UnreadableFile as exc:
                 outcomes.append((r, exc))
         served = [r for r in batch if id(r) in prepared]
         probs = predictor.forward([p for r in served for p in prepared[id(r)]])  # the one forward pass
@@ -174,7 +169,7 @@ class PredictBatcher:
         try:
             return decode_upload(file.read(), max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
         except BadImage as exc:
-            raise BadUpload(number, name, exc.reason) from None
+            raise UnreadableFile(number, name, exc.reason) from None
 
 
 def _resolve(outcomes: list[tuple[_Request, Any]]) -> None:

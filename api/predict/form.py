@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException
+
+from api.predict.errors import OptionGivenTwice, UnreadableForm
 
 FILES_DOC = "one or more images (PNG, JPEG, GIF, BMP, TIFF, WebP)"
 
@@ -53,12 +55,12 @@ def query_options(request: Request) -> PredictOptions:
 
 
 async def read_form(request: Request) -> FormData:
-    """The multipart (or urlencoded) body; 400 when it cannot be parsed. Close it when done."""
+    """The multipart (or urlencoded) body; UnreadableForm (→ 400) when it cannot be parsed. Close it when done."""
     try:
         # Starlette's part limits, as FastAPI leaves them; the byte cap is BodySizeLimit's, while it streams
         return await request.form()
     except MultiPartException as exc:
-        raise HTTPException(400, detail=f"the multipart body cannot be parsed: {exc.message}") from None
+        raise UnreadableForm(exc.message) from None
 
 
 def predict_request(form: FormData, query: PredictOptions) -> PredictRequest:
@@ -94,8 +96,7 @@ _NONE = PredictOptions()
 def _one_of(name: str, query, form, default):
     """A parameter given as a query parameter or a form field (both only if they agree)."""
     if query is not None and form is not None and query != form:
-        raise HTTPException(422, detail=f"{name} is given twice with different values ({query} in the query, "
-                                        f"{form} in the form); send it once")
+        raise OptionGivenTwice(name, query, form)
     return query if query is not None else form if form is not None else default
 
 

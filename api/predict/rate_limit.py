@@ -9,9 +9,10 @@ import math
 import threading
 import time
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
 from api.auth import PrincipalDep
+from api.predict.errors import RateLimited
 
 
 class TokenBuckets:
@@ -37,13 +38,12 @@ class TokenBuckets:
 
 
 async def predict_rate_limit(request: Request, principal: PrincipalDep) -> None:
-    """429 with Retry-After when this key has used its PREDICT_RATE_PER_S (bursts: PREDICT_BURST)."""
+    """RateLimited (→ 429 with Retry-After) when this key has used its PREDICT_RATE_PER_S (bursts: PREDICT_BURST)."""
     # async: take() is a dict update under an uncontended lock, cheaper than the threadpool hop a sync
     # dependency costs
     wait_s = request.app.state.predict_buckets.take(f"{principal.key_id}:{principal.owner}")
     if wait_s > 0:
-        raise HTTPException(429, detail="too many predict requests for this key (PREDICT_RATE_PER_S); "
-                                        f"retry in {wait_s:.1f} s", headers={"Retry-After": str(math.ceil(wait_s))})
+        raise RateLimited(wait_s, retry_after_s=math.ceil(wait_s))
 
 
 # for a route decorator: `dependencies=[PREDICT_RATE_LIMIT]`

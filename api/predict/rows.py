@@ -1,32 +1,20 @@
 """POST /v1/predict/{dataset}/rows: the best model of an uploaded table answers JSON feature rows."""
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Path
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep
-from api.rate_limit import PREDICT_RATE_LIMIT
+from api.predict.errors import NoModelYet, NotServed, TableModelMissing
+from api.predict.rate_limit import PREDICT_RATE_LIMIT
+from api.predict.schemas import RowsPublic, RowsRequest
 from core import datasets as dataset_service
-from ml.catalog import example_model
-from ml.errors import BadUpload
+from core.orm import Checkpoint, Job
 from ml.inference.rows import RowPredictor
 
 router = APIRouter(prefix="/v1/predict", tags=["predict"])
-
-
-class RowsRequest(BaseModel):
-    """Feature rows: lists in the dataset's column order, or objects keyed by column."""
-
-    rows: list[list[float] | dict[str, float]] = Field(min_length=1, max_length=10_000)
-    top_k: int = Field(3, ge=1, le=1000, description="classification: how many ranked classes per row")
-
-
-class RowsPublic(BaseModel):
-    model: dict[str, Any]
-    columns: list[str]
-    predictions: list[dict[str, Any]]
 
 
 @router.post("/{dataset}/rows", response_model=RowsPublic, dependencies=[PREDICT_RATE_LIMIT],
@@ -35,21 +23,27 @@ class RowsPublic(BaseModel):
                         429: {"description": "PREDICT_RATE_PER_S used up for this key; see Retry-After"}})
 def predict_rows(dataset: Annotated[str, Path(max_length=64)], body: RowsRequest, session: SessionDep) -> RowsPublic:
     """Predict each row with the best succeeded model on the table (lowest val MSE or highest val accuracy)."""
-    row = dataset_service.get_dataset(session, name=dataset)  # DatasetNotFound → 404
-    if row.kind != "csv":
-        raise HTTPException(404, detail=f"{dataset!r} is an image dataset; send images to POST /v1/predict/{dataset}")
-    best = dataset_service.best_table_model(session, dataset=dataset)
-    if best is None:
-        raise HTTPException(404, detail=f"no model has been trained on {dataset!r} yet; train one with POST /v1/jobs "
-                                        f'{{"model": "{example_model(dataset)}", "dataset": "{dataset}"}}')
-    job, checkpoint = best
+    job, checkpoint = _table_model(session, dataset)
     session.close()  # hold no connection while the model runs
-    try:
-        predictor = RowPredictor.load(checkpoint.path)  # small table models: loaded per request
-        predictions = predictor.predict(body.rows, top_k=body.top_k)
-    except BadUpload as exc:
-        raise HTTPException(422, detail=exc.reason) from None
-    except FileNotFoundError:
-        raise HTTPException(503, detail=f"the checkpoint of job {job.id} is missing on the server") from None
+    predictor = _load(job, checkpoint)
+    predictions = predictor.predict(body.rows, top_k=body.top_k)  # a bad row: BadUpload → 422
     return RowsPublic(model={"job_id": job.id, "type": job.model, "best_metric": job.best_metric},
                       columns=predictor.columns, predictions=predictions)
+
+
+def _table_model(session: Session, dataset: str) -> tuple[Job, Checkpoint]:
+    """The best succeeded job on the uploaded table and its checkpoint; DatasetNotFound, NotServed or NoModelYet."""
+    row = dataset_service.get_dataset(session, name=dataset)
+    if row.kind != "csv":
+        raise NotServed.image_dataset(dataset)
+    best = dataset_service.best_table_model(session, dataset=dataset)
+    if best is None:
+        raise NoModelYet.rows(dataset)
+    return best
+
+
+def _load(job: Job, checkpoint: Checkpoint) -> RowPredictor:
+    try:
+        return RowPredictor.load(checkpoint.path)  # small table models: loaded per request
+    except FileNotFoundError:
+        raise TableModelMissing(job.id) from None

@@ -4,7 +4,7 @@ Each request asks `ServingModels.current(dataset)`. At most every `ttl_s` second
 indexed query for the serving version id; when the id changed, the new Predictor is loaded by the
 one request thread that noticed, while the others keep answering with the old one, and then the
 reference is swapped in a single assignment. In-flight requests hold their own reference, so a
-swap never fails them. Each loaded version has a PredictBatcher (api/batching.py): its worker thread
+swap never fails them. Each loaded version has a PredictBatcher (api/predict/batching.py): its worker thread
 serves concurrent requests in batches. Loading and registry queries run in the threadpool; the event
 loop only takes the fast path (`fresh`, `loaded`): a dict lookup.
 """
@@ -23,7 +23,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.batching import PredictBatcher, UploadLimits
+from api.deps import app_settings
+from api.predict.batching import ImageLimits, PredictBatcher
+from api.predict.errors import ModelUnavailable
 from core import model_registry as registry
 from core.db import get_sessionmaker
 from core.orm import ModelVersion
@@ -58,10 +60,6 @@ class Served:
     info: ModelInfo
     predictor: Predictor
     batcher: PredictBatcher
-
-
-class ModelUnavailable(Exception):
-    """A registered model's checkpoint cannot be loaded (file gone or changed)."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +164,7 @@ class ServingModels:
                                    "(sha256 mismatch); promote another model")
         predictor = Predictor.load(path)
         settings = self.settings
-        batcher = PredictBatcher(predictor, limits=UploadLimits(settings.max_upload_bytes, settings.max_upload_pixels),
+        batcher = PredictBatcher(predictor, limits=ImageLimits(settings.max_upload_bytes, settings.max_upload_pixels),
                                  max_images=settings.predict_batch_max_images,
                                  max_wait_s=settings.predict_batch_max_wait_ms / 1000.0)
         with self._loaded_guard:
@@ -190,10 +188,11 @@ async def serving_models(request: Request) -> ServingModels:
     state = request.app.state
     serving = getattr(state, "serving_models", None)
     if serving is None:
+        settings = await app_settings(request)
         with _create_guard:
             serving = getattr(state, "serving_models", None)
             if serving is None:
-                serving = ServingModels(get_sessionmaker(state.settings.database_url), settings=state.settings)
+                serving = ServingModels(get_sessionmaker(settings.database_url), settings=settings)
                 state.serving_models = serving
     return serving
 

@@ -4,44 +4,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from api.auth import ADMIN_ONLY
 from api.deps import SessionDep
-from api.serving import ModelUnavailable, ServingDep
-from api.model_schemas import (ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic,
-                               ServingEventPublic, ServingHistoryPublic)
+from api.predict.serving import ServingDep
+from api.registry.deps import ModelDep, ModelId
+from api.registry.presenters import event_public, model_public
+from api.registry.schemas import ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic, ServingHistoryPublic
 from core import model_registry as registry
-from core.errors import ModelNotFound, NothingServed
-from core.orm import ModelVersion, ServingEvent, utcnow
+from core.orm import utcnow
 from ml.inference.export import export_model
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 DatasetQuery = Annotated[str | None, Query(max_length=64, description="only this dataset's models")]
-ModelId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a model id from GET /v1/models")]
-
-
-def model_public(version: ModelVersion, serving_id: int | None) -> ModelPublic:
-    return ModelPublic(id=version.id, dataset=version.dataset, model=version.model, job_id=version.job_id,
-                       epoch=version.epoch, val_accuracy=version.val_accuracy,
-                       test_accuracy=version.test_accuracy, test_metrics=version.test_metrics,
-                       checkpoint_sha256=version.checkpoint_sha256, created_at=version.created_at,
-                       serving=version.id == serving_id, val_split=version.val_split,
-                       val_samples=version.val_samples, val_split_size=version.val_split_size,
-                       auto_promotable=version.auto_promotable)
-
-
-def event_public(event: ServingEvent) -> ServingEventPublic:
-    return ServingEventPublic(id=event.id, dataset=event.dataset, model_id=event.model_version_id,
-                              previous_model_id=event.previous_model_version_id, reason=event.reason, at=event.at)
-
-
-def _get(session, model_id: int) -> ModelVersion:
-    try:
-        return registry.get_model_version(session, model_id=model_id)
-    except ModelNotFound as exc:
-        raise HTTPException(404, detail=f"{exc}; GET /v1/models lists the registered ones") from None
 
 
 @router.get("", response_model=ModelsPublic)
@@ -67,7 +44,7 @@ def serving_at(session: SessionDep, dataset: Annotated[str, Query(max_length=64,
                = None) -> ServingAtPublic:
     """Which version served `dataset` at time `at` (from the promotion history)."""
     at = at or utcnow()
-    event = _at_time(registry.serving_at, session, dataset, at)
+    event = registry.serving_at(session, dataset=dataset, at=at)
     current = registry.serving_version_id(session, dataset=dataset)
     return ServingAtPublic(dataset=dataset, at=at, model=model_public(event.model_version, current),
                            event=event_public(event))
@@ -77,30 +54,20 @@ def serving_at(session: SessionDep, dataset: Annotated[str, Query(max_length=64,
              responses={404: {"description": "nothing served the dataset at that time"}})
 def rollback(body: RollbackRequest, session: SessionDep) -> PromotedPublic:
     """Serve again what served `dataset` at `at`, pinned as a promotion (the history records it)."""
-    event = _at_time(registry.rollback_to, session, body.dataset, body.at)
+    event = registry.rollback_to(session, dataset=body.dataset, at=body.at)
     return PromotedPublic(model=model_public(event.model_version, event.model_version_id), event=event_public(event))
 
 
-def _at_time(lookup, session, dataset: str, at: datetime) -> ServingEvent:
-    try:
-        return lookup(session, dataset=dataset, at=at)
-    except NothingServed as exc:
-        raise HTTPException(404, detail=f"{exc}; GET /v1/models/history?dataset={dataset} lists when each "
-                                        "version started serving") from None
-
-
 @router.get("/{model_id}", response_model=ModelPublic, responses={404: {"description": "unknown model id"}})
-def get_model(model_id: ModelId, session: SessionDep) -> ModelPublic:
+def get_model(version: ModelDep, session: SessionDep) -> ModelPublic:
     """One model version."""
-    version = _get(session, model_id)
     return model_public(version, registry.serving_version_id(session, dataset=version.dataset))
 
 
 @router.post("/{model_id}/promote", response_model=PromotedPublic, dependencies=[ADMIN_ONLY],
              responses={404: {"description": "unknown model id"}})
-def promote_model(model_id: ModelId, session: SessionDep) -> PromotedPublic:
+def promote_model(version: ModelDep, session: SessionDep) -> PromotedPublic:
     """Make this version serve its dataset until another is promoted (promoting an older one rolls back)."""
-    version = _get(session, model_id)
     event = registry.promote(session, model_id=version.id)
     return PromotedPublic(model=model_public(version, version.id), event=event_public(event))
 
@@ -115,12 +82,8 @@ def download_export(model_id: ModelId, serving: ServingDep,
                     format: Annotated[Literal["torchscript", "onnx"], Query(description="torchscript or onnx")]
                     = "torchscript") -> Response:
     """Download a model version as TorchScript or ONNX: normalised images in, probabilities out (docs/INFERENCE.md)."""
-    try:
-        served = serving.version(model_id)  # the checkpoint's sha256 is checked before it loads
-    except ModelNotFound as exc:
-        raise HTTPException(404, detail=f"{exc}; GET /v1/models lists the registered ones") from None
-    except ModelUnavailable as exc:
-        raise HTTPException(503, detail=str(exc)) from None
+    # the checkpoint's sha256 is checked before it loads: ModelNotFound → 404, ModelUnavailable → 503
+    served = serving.version(model_id)
     data = export_model(served.predictor, format, model_id=model_id, checkpoint_sha256=served.info.checkpoint_sha256)
     suffix = "onnx" if format == "onnx" else "pt"
     return Response(data, media_type="application/octet-stream", headers={

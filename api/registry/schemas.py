@@ -1,4 +1,4 @@
-"""Response schemas of the model registry and the predict endpoint. ORM rows never leak."""
+"""Request and response schemas of the model registry. ORM rows never leak."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -72,43 +72,3 @@ class RollbackRequest(_Public):
 
     dataset: str = Field(max_length=64)
     at: datetime = Field(description="ISO 8601; without a zone it is UTC")
-
-
-class RankedClass(_Public):
-    label: str
-    class_index: int
-    confidence: float
-
-
-class PredictionPublic(_Public):
-    """One file's answer, in the order the files were sent: a label, or an abstention with its reason."""
-
-    file: str | None = Field(None, description="the upload's file name")
-    label: str | None = Field(None, description='class name: "7", "sneaker", "cat"; absent when abstained')
-    class_index: int | None = None
-    confidence: float | None = None
-    top_k: list[RankedClass] | None = None
-    low_confidence: bool | None = Field(None, description="confidence is under the dataset's threshold "
-                                                          "(docs/INFERENCE.md): treat the label as a guess")
-    abstained: bool = Field(False, description="true: the upload has nothing to read (blank, one colour, "
-                                               "transparent, too small); see reason")
-    reason: str | None = Field(None, description="why it abstained")
-    input_png: str | None = Field(None, description="explain: the preprocessed input the model saw, base64 PNG")
-    steps: list[str] | None = Field(None, description="explain: the preprocessing steps applied, in order")
-
-
-class PredictModelPublic(_Public):
-    """The model that answered, exactly: its version, checkpoint and preprocessing."""
-
-    id: int = Field(description="the model version id (GET /v1/models/{id})")
-    type: str
-    dataset: str
-    job_id: str
-    validation_accuracy: float
-    checkpoint_sha256: str
-    preprocessing_version: str = Field(description='e.g. "digits/2": same version, same input for the same upload')
-
-
-class PredictPublic(_Public):
-    model: PredictModelPublic
-    predictions: list[PredictionPublic]

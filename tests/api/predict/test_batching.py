@@ -9,7 +9,8 @@ import time
 import pytest
 import torch
 
-from api.batching import BATCH_REQUESTS, BadUpload, PredictBatcher, UploadLimits
+from api.predict.batching import BATCH_REQUESTS, ImageLimits, PredictBatcher
+from api.predict.errors import UnreadableFile
 from ml.checkpoint import save_checkpoint
 from ml.config import resolve_config
 from ml.inference import Predictor
@@ -18,7 +19,7 @@ from tests.utils.models import digit_png
 
 MNIST = {"name": "mnist", "task": "classification", "classes": list("0123456789"), "input_shape": [1, 28, 28],
          "input_kind": "grayscale", "image_size": None, "mean": [0.13], "std": [0.31]}
-LIMITS = UploadLimits(max_bytes=10**6, max_pixels=10**7)
+LIMITS = ImageLimits(max_bytes=10**6, max_pixels=10**7)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_a_bad_upload_fails_its_own_request_only(predictor):
             return_exceptions=True)
 
     bad, good = asyncio.run(both())
-    assert isinstance(bad, BadUpload) and bad.number == 2 and "not an image" in bad.reason
+    assert isinstance(bad, UnreadableFile) and bad.number == 2 and "not an image" in bad.reason
     assert good == 1
     batcher.close()
 
