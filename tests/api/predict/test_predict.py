@@ -94,7 +94,7 @@ def test_bad_top_k(api, version):
 
 
 def test_the_hand_parsed_form_answers_like_fastapi_parameters(api, version):
-    # api/predict_form.py reads the body itself: FastAPI's 422 shape, its empty-field rule, its 400
+    # api/predict/form.py reads the body itself: FastAPI's 422 shape, its empty-field rule, its 400
     def post(**kwargs):
         return api.post("/v1/predict/mnist", **kwargs)
     text = post(data={"files": "not a file"})
