@@ -14,6 +14,8 @@ import anyio
 from anyio import to_thread
 from sse_starlette.sse import EventSourceResponse
 
+from core.db import get_sessionmaker
+
 T = TypeVar("T")
 SQL_READS = anyio.CapacityLimiter(4)  # the threads every stream's SQL reads share
 SHUTDOWN = "the server is stopping; reconnect to continue"
@@ -29,9 +31,14 @@ def shutdown() -> dict[str, str]:
     return sse("shutdown", {"reason": SHUTDOWN})
 
 
-async def read_sql(read: Callable[..., T], *args: Any) -> T:
-    """`read(*args)` (a short session of its own) on the streams' SQL threads, off the event loop."""
-    return await to_thread.run_sync(read, *args, limiter=SQL_READS)
+async def read_sql(database_url: str, read: Callable[..., T], *args: Any) -> T:
+    """`read(session, *args)` in a short session of its own, on the streams' SQL threads, off the event loop."""
+    return await to_thread.run_sync(_in_session, database_url, read, args, limiter=SQL_READS)
+
+
+def _in_session(database_url: str, read: Callable[..., T], args: tuple) -> T:
+    with get_sessionmaker(database_url)() as session:  # closed, and its connection back in the pool, on return
+        return read(session, *args)
 
 
 def stream_response(events: Callable[[anyio.Event], AsyncIterator[dict[str, str]]]) -> EventSourceResponse:

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
 from api.auth import PrincipalDep
@@ -17,9 +18,9 @@ from api.jobs.presenters import job_progress
 from api.jobs.schemas import EpochMetricsPublic
 from api.sse import read_sql, shutdown, sse, stream_response
 from core.bus import decode_event, events_channel
-from core.db import session_scope
 from core.jobs import get_job, list_epoch_metrics
 from core.orm import JobStatus
+from core.settings import Settings
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 log = logging.getLogger("trainserve.api")
@@ -36,24 +37,23 @@ async def job_events(job_id: str, request: Request, principal: PrincipalDep,
     A stream holds no database connection while it waits: each SQL read takes a session and gives
     it back. When the server stops, the last event is `shutdown`; reconnect to continue.
     """
-    await read_sql(_snapshot, job_id, principal.owner_filter)  # JobNotFound → 404 before the stream starts
-    redis_async = request.app.state.redis
-    return stream_response(partial(_stream, job_id, redis_async, settings.events_db_poll_s))
+    # JobNotFound → 404 before the stream starts
+    await read_sql(settings.database_url, _snapshot, job_id, principal.owner_filter)
+    return stream_response(partial(_stream, job_id, request.app.state.redis, settings))
 
 
-def _snapshot(job_id: str, owner: str | None = None) -> dict[str, Any]:
+def _snapshot(session: Session, job_id: str, owner: str | None = None) -> dict[str, Any]:
     """The job's state from SQL: status, error, progress and its finished epochs (`owner`: only theirs)."""
-    with session_scope() as session:
-        job = get_job(session, job_id=job_id, owner=owner)
-        epochs = [EpochMetricsPublic.model_validate(r).model_dump(mode="json")
-                  for r in list_epoch_metrics(session, job_id=job_id)]
-        return {"status": job.status, "error": job.error,
-                "progress": job_progress(job).model_dump(mode="json"), "epochs": epochs}
+    job = get_job(session, job_id=job_id, owner=owner)
+    epochs = [EpochMetricsPublic.model_validate(r).model_dump(mode="json")
+              for r in list_epoch_metrics(session, job_id=job_id)]
+    return {"status": job.status, "error": job.error,
+            "progress": job_progress(job).model_dump(mode="json"), "epochs": epochs}
 
 
-async def _stream(job_id: str, redis_async, db_poll_s: float, stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:
+async def _stream(job_id: str, redis_async, settings: Settings, stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:
     pubsub = await _subscribe(job_id, redis_async)  # before reading SQL, so nothing in between is missed
-    stream = _JobStream(job_id, pubsub, db_poll_s, stopping)
+    stream = _JobStream(job_id, pubsub, settings, stopping)
     try:
         async for event in stream.events():
             yield event
@@ -64,13 +64,14 @@ async def _stream(job_id: str, redis_async, db_poll_s: float, stopping: anyio.Ev
 class _JobStream:
     """One client's events of one job: SQL first, then the live channel, and SQL again every poll."""
 
-    def __init__(self, job_id: str, pubsub, db_poll_s: float, stopping: anyio.Event):
-        self.job_id, self.pubsub, self.db_poll_s, self.stopping = job_id, pubsub, db_poll_s, stopping
+    def __init__(self, job_id: str, pubsub, settings: Settings, stopping: anyio.Event):
+        self.job_id, self.pubsub, self.stopping = job_id, pubsub, stopping
+        self.database_url, self.db_poll_s = settings.database_url, settings.events_db_poll_s
         self.sent_epochs = 0
         self.done = False  # the final status was sent
 
     async def events(self) -> AsyncIterator[dict[str, str]]:
-        for event in self._from_snapshot(await read_sql(_snapshot, self.job_id), first=True):
+        for event in self._from_snapshot(await read_sql(self.database_url, _snapshot, self.job_id), first=True):
             yield event
         loop = asyncio.get_running_loop()
         next_db_check = loop.time() + self._poll_s()
@@ -83,7 +84,7 @@ class _JobStream:
             if not self.done and loop.time() >= next_db_check:
                 # the DB is the truth: a lost message must not leave a client waiting forever
                 next_db_check = loop.time() + self._poll_s()
-                for event in self._from_snapshot(await read_sql(_snapshot, self.job_id), first=False):
+                for event in self._from_snapshot(await read_sql(self.database_url, _snapshot, self.job_id), first=False):
                     yield event
         if not self.done:
             yield shutdown()

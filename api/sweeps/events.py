@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
 from api.auth import PrincipalDep
@@ -14,8 +15,8 @@ from api.deps import SettingsDep
 from api.sse import read_sql, shutdown, sse, stream_response
 from api.sweeps.presenters import trial_public
 from core import sweeps as sweep_service
-from core.db import session_scope
 from core.orm import SweepStatus
+from core.settings import Settings
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 
@@ -30,25 +31,24 @@ async def sweep_events(sweep_id: str, principal: PrincipalDep, settings: Setting
     connection while it waits and never misses what a lost pub/sub message would have said.
     """
     # SweepNotFound → 404 (also someone else's) before the stream starts
-    await read_sql(_snapshot, sweep_id, principal.owner_filter)
-    return stream_response(partial(_stream, sweep_id, settings.events_db_poll_s))
+    await read_sql(settings.database_url, _snapshot, sweep_id, principal.owner_filter)
+    return stream_response(partial(_stream, sweep_id, settings))
 
 
-def _snapshot(sweep_id: str, owner: str | None = None) -> dict[str, Any]:
-    with session_scope() as session:
-        sweep = sweep_service.get_sweep(session, sweep_id=sweep_id, owner=owner)
-        board = sweep_service.leaderboard(session, sweep)
-        trials = {t.trial: trial_public(t).model_dump(mode="json") for t in board if t.job_id is not None}
-        active = any(t.status in ("queued", "running") for t in board)
-        return {"status": sweep.status, "counts": sweep_service.status_counts(session, sweep), "trials": trials,
-                "best_job_id": sweep.best_job_id, "done": SweepStatus(sweep.status).is_terminal and not active}
+def _snapshot(session: Session, sweep_id: str, owner: str | None = None) -> dict[str, Any]:
+    sweep = sweep_service.get_sweep(session, sweep_id=sweep_id, owner=owner)
+    board = sweep_service.leaderboard(session, sweep)
+    trials = {t.trial: trial_public(t).model_dump(mode="json") for t in board if t.job_id is not None}
+    active = any(t.status in ("queued", "running") for t in board)
+    return {"status": sweep.status, "counts": sweep_service.status_counts(session, sweep), "trials": trials,
+            "best_job_id": sweep.best_job_id, "done": SweepStatus(sweep.status).is_terminal and not active}
 
 
-async def _stream(sweep_id: str, poll_s: float, stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:
+async def _stream(sweep_id: str, settings: Settings, stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:
     seen: dict[int, tuple] = {}
     last_status = None
     while not stopping.is_set():
-        snap = await read_sql(_snapshot, sweep_id)
+        snap = await read_sql(settings.database_url, _snapshot, sweep_id)
         for index, trial in sorted(snap["trials"].items()):
             key = (trial["status"], trial["epoch"], trial["metric"])
             if seen.get(index) != key:
@@ -59,6 +59,6 @@ async def _stream(sweep_id: str, poll_s: float, stopping: anyio.Event) -> AsyncI
             yield sse("status", {k: snap[k] for k in ("status", "counts", "best_job_id")})
         if snap["done"]:
             return
-        with anyio.move_on_after(poll_s):
+        with anyio.move_on_after(settings.events_db_poll_s):
             await stopping.wait()
     yield shutdown()
