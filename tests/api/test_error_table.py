@@ -68,3 +68,52 @@ def test_no_http_exception_is_raised_in_api_modules():
     offenders = [str(path.relative_to(API_DIR)) for path in API_DIR.rglob("*.py")
                  if path.name != "body_limit.py" and "HTTPException" in path.read_text()]
     assert not offenders, f"raise a domain error and map it in api/errors.py instead: {offenders}"
+
+
+def _answer(error: Exception):
+    """The response the app's handlers give when a route raises `error`."""
+    from fastapi.testclient import TestClient
+
+    from core.settings import Settings
+
+    app = FastAPI()
+    app.state.settings = Settings()
+    install_error_handlers(app)
+
+    @app.get("/raise")
+    def _raise():
+        raise error
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        return client.get("/raise")
+
+
+def test_a_registry_lookup_says_where_the_versions_are_listed():
+    from datetime import datetime, timezone
+
+    response = _answer(core_errors.ModelNotFound(5))
+    assert (response.status_code, response.json()) == (
+        404, {"detail": "model 5 not found; GET /v1/models lists the registered ones"})
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    response = _answer(core_errors.NothingServed("mnist", at))
+    assert (response.status_code, response.json()) == (404, {"detail": (
+        "no model served 'mnist' at 2026-01-02T03:04:05+00:00; GET /v1/models/history?dataset=mnist lists when "
+        "each version started serving")})
+
+
+def test_errors_that_carry_headers_send_them():
+    from api.auth import NotAuthenticated
+    from api.predict.errors import RateLimited
+
+    response = _answer(NotAuthenticated("this API key is unknown or revoked"))
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json() == {"detail": "this API key is unknown or revoked"}
+    response = _answer(RateLimited(0.25, retry_after_s=1))
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+    assert response.json() == {"detail": "too many predict requests for this key (PREDICT_RATE_PER_S); retry in 0.2 s"}
+
+
+def test_an_upload_over_a_cap_is_413_and_a_bad_one_422():
+    assert _answer(UploadTooLarge("the CSV has more than 10 rows")).status_code == 413
+    response = _answer(BadUpload("the file is empty"))
+    assert (response.status_code, response.json()) == (422, {"detail": "the file is empty"})
