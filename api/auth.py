@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import app_settings
 from core.db import session_scope
 from core.keys import Principal, authenticate
 from core.orm import Role
@@ -20,11 +21,17 @@ from core.orm import Role
 LOCAL_ADMIN = Principal(owner="local", role=Role.admin)
 
 
-class NotAuthenticated(HTTPException):
-    """401 with the challenge the HTTP spec asks for."""
+class NotAuthenticated(Exception):
+    """No API key, or an unknown or revoked one; `headers` carry the challenge the HTTP spec asks for."""
 
-    def __init__(self, detail: str):
-        super().__init__(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class AdminOnly(Exception):
+    """The route is an admin's and the key is not."""
+
+    def __init__(self) -> None:
+        super().__init__("only an admin key may do this")
 
 
 class ApiKeyAuth(HTTPBearer):
@@ -34,14 +41,15 @@ class ApiKeyAuth(HTTPBearer):
     # function depending on HTTPBearer took two (every request pays the solver per dependency).
     async def __call__(self, request: Request) -> Principal:
         # async: a sync dependency costs every request a threadpool hop; only the key lookup (SQL) needs one
-        if request.app.state.settings.auth == "off":
+        settings = await app_settings(request)
+        if settings.auth == "off":
             principal = LOCAL_ADMIN
         else:
             credentials = await super().__call__(request)
             if credentials is None:
                 raise NotAuthenticated("send an API key as `Authorization: Bearer <key>` (the first `make run` "
                                        "printed an admin key; `trainserve keys create` makes more)")
-            principal = await run_in_threadpool(_look_up_key, credentials.credentials)
+            principal = await run_in_threadpool(_look_up_key, credentials.credentials, settings.database_url)
             if principal is None:
                 raise NotAuthenticated("this API key is unknown or revoked")
         request.state.principal = principal
@@ -52,8 +60,8 @@ current_principal = ApiKeyAuth(auto_error=False, scheme_name="HTTPBearer",
                                 description="an API key: `python -m core.keys create NAME` or `trainserve keys create`")
 
 
-def _look_up_key(key: str) -> Principal | None:
-    with session_scope() as session:  # a short session of its own: nothing held while the route waits
+def _look_up_key(key: str, database_url: str) -> Principal | None:
+    with session_scope(database_url) as session:  # a short session of its own: nothing held while the route waits
         return authenticate(session, key)
 
 
@@ -61,12 +69,11 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
 def require_admin(principal: PrincipalDep) -> Principal:
-    """403 unless the key is an admin's."""
+    """The caller, when the key is an admin's; AdminOnly (→ 403) otherwise."""
     if not principal.is_admin:
-        raise HTTPException(403, detail="only an admin key may do this")
+        raise AdminOnly()
     return principal
 
 
-AdminDep = Annotated[Principal, Depends(require_admin)]
 # for a route decorator: `dependencies=[ADMIN_ONLY]`
 ADMIN_ONLY = Depends(require_admin)

@@ -1,20 +1,54 @@
-"""Exception handlers: each domain error becomes one clear 4xx; bad input never turns into a 500."""
+"""The one table from domain errors to HTTP statuses, and its handlers: bad input never turns into a 500."""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from core.errors import DatasetNotFound
-from core.errors import KeyNotFound
+from api.auth import AdminOnly, NotAuthenticated
+from api.deps import app_settings
+from api.plots.errors import NoSuchPlot
+from api.predict.errors import (
+    ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
+    UnknownModelId, UnreadableFile, UnreadableForm, WrongDataset,
+)
 from core.errors import (
-    BrokerUnavailable, CheckpointNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound,
+    BrokerUnavailable, CheckpointNotFound, DatasetConflict, DatasetNotFound, IdempotencyConflict, JobNotCancellable,
+    JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed, SweepNotCancellable, SweepNotFound,
     TooManyQueued,
 )
-from core.errors import SweepNotCancellable, SweepNotFound
-from ml.errors import InvalidConfig
+from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
 
+# The one table from a domain error to its HTTP status. The response is {"detail": str(error)}, plus the
+# error's `headers` when it has some; InvalidConfig gets FastAPI's 422 list shape, naming each field.
+STATUS: dict[type[Exception], int] = {
+    # core: the service functions
+    JobNotFound: 404, CheckpointNotFound: 404, ModelNotFound: 404, NothingServed: 404, DatasetNotFound: 404,
+    SweepNotFound: 404, KeyNotFound: 404,
+    JobNotCancellable: 409, SweepNotCancellable: 409, IdempotencyConflict: 409, JobNotDeletable: 409,
+    DatasetConflict: 409,
+    TooManyQueued: 429,
+    BrokerUnavailable: 503,
+    # ml: the engine
+    InvalidConfig: 422, BadUpload: 422, UploadTooLarge: 413,
+    # api: who is calling
+    NotAuthenticated: 401, AdminOnly: 403,
+    # api: predictions
+    UnreadableForm: 400, NotServed: 404, NoModelYet: 404, UnknownModelId: 404, TooManyFiles: 413,
+    OptionGivenTwice: 422, WrongDataset: 422, UnreadableFile: 422, RateLimited: 429, ModelUnavailable: 503,
+    TableModelMissing: 503,
+    # api: plots
+    NoSuchPlot: 404,
+}
+
+# What to do next, for errors whose sentence (written where nothing knows the routes) does not say it
+HINTS: dict[type[Exception], Callable[[Exception], str]] = {
+    ModelNotFound: lambda _exc: "GET /v1/models lists the registered ones",
+    NothingServed: lambda exc: f"GET /v1/models/history?dataset={exc.dataset} lists when each version started serving",
+}
 
 MAX_MESSAGE_CHARS = 1000  # an error's sentence; enough to list every knob a model takes
 
@@ -41,8 +75,9 @@ def invalid_config_detail(exc: InvalidConfig) -> list[dict]:
 
 
 async def _invalid_config(request: Request, exc: InvalidConfig) -> JSONResponse:
-    limit = request.app.state.settings.max_validation_errors
-    return JSONResponse(status_code=422, content={"detail": _capped(invalid_config_detail(exc)[:limit], len(exc.errors))})
+    limit = (await app_settings(request)).max_validation_errors
+    return JSONResponse(status_code=STATUS[InvalidConfig],
+                        content={"detail": _capped(invalid_config_detail(exc)[:limit], len(exc.errors))})
 
 
 async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,10 +86,11 @@ async def _request_validation(request: Request, exc: RequestValidationError) -> 
     if invalid_json is not None:
         where = (invalid_json.get("ctx") or {}).get("error", "")
         return JSONResponse(status_code=400, content={"detail": f"the request body is not valid JSON: {where}"})
-    echo = request.app.state.settings.max_echo_chars
+    settings = await app_settings(request)
+    echo = settings.max_echo_chars
     # add a dotted `field` beside pydantic's `loc`, so every 422 names its field the same way
     detail = []
-    for err in errors[: request.app.state.settings.max_validation_errors]:
+    for err in errors[: settings.max_validation_errors]:
         err = dict(err)
         loc = [str(p) for p in err.get("loc", ())]
         inner = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
@@ -67,24 +103,16 @@ async def _request_validation(request: Request, exc: RequestValidationError) -> 
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(_capped(detail, len(errors)))})
 
 
-def _status(code: int):
+def _status(code: int, hint: Callable[[Exception], str] | None):
     async def handler(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=code, content={"detail": str(exc)})
+        detail = f"{exc}; {hint(exc)}" if hint is not None else str(exc)
+        return JSONResponse(status_code=code, content={"detail": detail}, headers=getattr(exc, "headers", None))
     return handler
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every handler on `app`."""
-    app.add_exception_handler(InvalidConfig, _invalid_config)
+    """Register a handler for each error in STATUS (a subclass finds its own entry before its base's)."""
     app.add_exception_handler(RequestValidationError, _request_validation)
-    app.add_exception_handler(JobNotFound, _status(404))
-    app.add_exception_handler(CheckpointNotFound, _status(404))
-    app.add_exception_handler(DatasetNotFound, _status(404))
-    app.add_exception_handler(SweepNotFound, _status(404))
-    app.add_exception_handler(KeyNotFound, _status(404))
-    app.add_exception_handler(TooManyQueued, _status(429))
-    app.add_exception_handler(JobNotCancellable, _status(409))
-    app.add_exception_handler(SweepNotCancellable, _status(409))
-    app.add_exception_handler(IdempotencyConflict, _status(409))
-    app.add_exception_handler(JobNotDeletable, _status(409))
-    app.add_exception_handler(BrokerUnavailable, _status(503))
+    for error, code in STATUS.items():
+        special = _invalid_config if error is InvalidConfig else None
+        app.add_exception_handler(error, special or _status(code, HINTS.get(error)))

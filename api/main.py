@@ -13,14 +13,25 @@ import redis.asyncio as redis_async
 from anyio import to_thread
 from fastapi import Depends, FastAPI
 
+from api import catalog, health
 from api.auth import current_principal
+from api.body_limit import BodyCap, BodySizeLimit
+from api.dashboard import install_dashboard
+from api.datasets import router as datasets
 from api.errors import install_error_handlers
+from api.jobs import checkpoints
+from api.jobs import events as job_events
+from api.jobs import router as jobs
+from api.keys import router as keys
 from api.metrics import RequestTimer
 from api.metrics import router as metrics_router
-from api.rate_limit import TokenBuckets
-from api.body_limit import BodyCap, BodySizeLimit
-from api.routes import catalog, checkpoints, datasets, events, health, jobs, keys, models, plots, predict, rows, sweeps
-from api.routes.dashboard import install_dashboard
+from api.plots import router as plots
+from api.predict import router as predict
+from api.predict import rows
+from api.predict.rate_limit import TokenBuckets
+from api.registry import router as registry
+from api.sweeps import events as sweep_events
+from api.sweeps import router as sweeps
 from core.datasets import find_uploaded, uploaded_names
 from core.bus import RedisPublisher
 from core.logs import configure_logging
@@ -46,13 +57,14 @@ ROUTERS = [
     keys.router,
     catalog.router,
     jobs.router,
-    events.router,
+    job_events.router,
     checkpoints.router,
-    models.router,
+    registry.router,
     plots.router,
     datasets.router,
     rows.router,
     sweeps.router,
+    sweep_events.router,
 ]
 
 

@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.deps import SettingsDep
 from core.db import session_scope
 from core.figures import service_figures
 from core.queue import broker_job_ids
@@ -48,13 +49,14 @@ class ServiceCollector(Collector):
 
     def __init__(self) -> None:
         self.broker = None  # a redis client, set by the app that serves /metrics
+        self.database_url: str | None = None  # the app's, set likewise
 
     def describe(self):
         # without it, registering calls collect(): a SQL query at import, before any migration
         return []
 
     def collect(self):
-        with session_scope() as session:
+        with session_scope(self.database_url) as session:
             figures = service_figures(session)
         jobs = GaugeMetricFamily("trainserve_jobs", "jobs by status", labels=["status"])
         for status, n in figures.jobs_by_status.items():
@@ -83,7 +85,7 @@ router = APIRouter(tags=["operate"])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-def metrics(request: Request) -> Response:
+def metrics(request: Request, settings: SettingsDep) -> Response:
     """Prometheus text format: request latency per route, jobs by status, queue depth, attempts, resumes, speed."""
-    COLLECTOR.broker = request.app.state.redis_sync
+    COLLECTOR.broker, COLLECTOR.database_url = request.app.state.redis_sync, settings.database_url
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -300,15 +300,16 @@ PARTS = [
     ("abstain check", ("ml/inference/content.py",)),
     ("decoding (Pillow, checks)", ("ml/inference/decode.py",)),
     ("answers, top-k", ("Predictor.answer", "Predictor.predictions")),
-    ("response body (pydantic)", ("render (api/routes/predict.py",)),
+    ("response body (pydantic)", ("render (api/predict/router.py",)),
     ("FastAPI dependencies (auth)", ("solve_dependencies", "request_params_to_args", "request_body_to_args")),
     ("multipart parsing", ("formparsers", "python_multipart", "Request._get_form")),
-    ("the route's own work (options, rate limit, model pick)", ("api/predict_form.py", "predict (api/routes/predict.py",
-                                                               "_predict (api/routes/predict.py")),
-    ("batch worker plumbing", ("api/batching.py",)),
+    ("the route's own work (options, rate limit, model pick)", ("api/predict/form.py", "api/predict/pick.py",
+                                                               "predict (api/predict/router.py",
+                                                               "_predict (api/predict/router.py")),
+    ("batch worker plumbing", ("api/predict/batching.py",)),
     ("HTTP, routing, middleware", ("uvicorn/", "starlette/", "fastapi/")),
 ]
-IDLE = ("Condition.wait", "PredictBatcher._work (api/batching.py", "Runner.run (asyncio", "select (selectors")
+IDLE = ("Condition.wait", "PredictBatcher._work (api/predict/batching.py", "Runner.run (asyncio", "select (selectors")
 
 
 def profile(pid: int, url: str, png: bytes, clients: int, requests: int, out: Path) -> dict[str, float]:

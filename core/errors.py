@@ -1,6 +1,8 @@
 """Errors the service functions raise; the API maps each to one HTTP status."""
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class ServiceError(Exception):
     """Base class; `str(error)` is a sentence for the user."""
@@ -67,6 +69,10 @@ class TooManyQueued(ServiceError):
 
 class NothingServed(ServiceError, LookupError):
     """No version served the dataset at the time asked about."""
+
+    def __init__(self, dataset: str, at: datetime):
+        self.dataset, self.at = dataset, at
+        super().__init__(f"no model served {dataset!r} at {at.isoformat()}")
 
 
 class ModelNotFound(ServiceError, LookupError):

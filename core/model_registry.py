@@ -132,7 +132,7 @@ def serving_at(session: Session, *, dataset: str, at: datetime) -> ServingEvent:
         .order_by(ServingEvent.at.desc(), ServingEvent.id.desc()).limit(1)
     )
     if event is None:
-        raise NothingServed(f"no model served {dataset!r} at {at.isoformat()}")
+        raise NothingServed(dataset, at)
     return event
 
 

@@ -60,8 +60,12 @@ class BadImage(MLError, ValueError):
 
 
 class BadUpload(MLError, ValueError):
-    """An uploaded dataset cannot be used; `reason` says why, `status` is 413 for size caps else 422."""
+    """An uploaded dataset (or a row sent to a table model) cannot be used; `reason` says why."""
 
-    def __init__(self, reason: str, status: int = 422):
-        self.reason, self.status = reason, status
+    def __init__(self, reason: str):
+        self.reason = reason
         super().__init__(reason)
+
+
+class UploadTooLarge(BadUpload):
+    """An upload is over one of its size caps (bytes, entries, rows, columns); `reason` names the cap."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ml.data.uploads import TABLE_FILE, UploadLimits, refusals
-from ml.errors import BadUpload
+from ml.errors import BadUpload, UploadTooLarge
 
 # a whole-number target with at most this many distinct values is taken as class labels
 MAX_INFERRED_CLASSES = 20
@@ -27,14 +27,14 @@ def _read_rows(source: Path, limits: UploadLimits) -> tuple[list[str], list[tupl
     except csv.Error as exc:
         raise BadUpload(f"the CSV header cannot be read ({exc})") from None
     if len(header) > limits.max_columns:
-        raise BadUpload(f"the CSV has {len(header):,} columns; the limit is {limits.max_columns:,}", 413)
+        raise UploadTooLarge(f"the CSV has {len(header):,} columns; the limit is {limits.max_columns:,}")
     if len(set(header)) != len(header) or "" in header:
         raise BadUpload("every CSV column needs a distinct, non-empty name in the header row")
     rows = []
     try:
         for row in reader:
             if len(rows) >= limits.max_rows:
-                raise BadUpload(f"the CSV has more than {limits.max_rows:,} rows", 413)
+                raise UploadTooLarge(f"the CSV has more than {limits.max_rows:,} rows")
             if row:
                 rows.append((reader.line_num, row))
     except csv.Error as exc:

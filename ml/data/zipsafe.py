@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from ml.errors import BadUpload
+from ml.errors import BadUpload, UploadTooLarge
 
 ARCHIVE_SUFFIXES = (".zip", ".jar", ".tar", ".tgz", ".gz", ".bz2", ".xz", ".7z", ".rar")
 _MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!")
@@ -59,14 +59,14 @@ def check_entries(archive: zipfile.ZipFile, limits: ZipLimits) -> list[tuple[zip
     """Every file entry with its safe path parts; BadUpload on the first hostile entry."""
     infos = archive.infolist()
     if len(infos) > limits.max_files:
-        raise BadUpload(f"the archive has {len(infos):,} entries; the limit is {limits.max_files:,}", 413)
+        raise UploadTooLarge(f"the archive has {len(infos):,} entries; the limit is {limits.max_files:,}")
     total = sum(i.file_size for i in infos)
     if total > limits.max_total_bytes:
-        raise BadUpload(f"the archive unpacks to {total:,} bytes; the limit is {limits.max_total_bytes:,}", 413)
+        raise UploadTooLarge(f"the archive unpacks to {total:,} bytes; the limit is {limits.max_total_bytes:,}")
     packed = sum(i.compress_size for i in infos)
     if total > limits.max_ratio * max(packed, 1) and total > 1 << 20:
-        raise BadUpload(f"the archive expands {total / max(packed, 1):.0f}x; the limit is "
-                        f"{limits.max_ratio:g}x (a possible zip bomb)", 413)
+        raise UploadTooLarge(f"the archive expands {total / max(packed, 1):.0f}x; the limit is "
+                             f"{limits.max_ratio:g}x (a possible zip bomb)")
     out = []
     for info in infos:
         name = _entry_name(info)
@@ -79,8 +79,8 @@ def check_entries(archive: zipfile.ZipFile, limits: ZipLimits) -> list[tuple[zip
         if name.lower().endswith(ARCHIVE_SUFFIXES):
             raise BadUpload(f"entry {name!r} is an archive; nested archives are not accepted")
         if info.file_size > limits.max_ratio * max(info.compress_size, 1) and info.file_size > 1 << 20:
-            raise BadUpload(f"entry {name!r} expands {info.file_size / max(info.compress_size, 1):.0f}x; "
-                            f"the limit is {limits.max_ratio:g}x (a possible zip bomb)", 413)
+            raise UploadTooLarge(f"entry {name!r} expands {info.file_size / max(info.compress_size, 1):.0f}x; "
+                                 f"the limit is {limits.max_ratio:g}x (a possible zip bomb)")
         out.append((info, parts))
     return out
 
@@ -95,7 +95,7 @@ def _copy_capped(src: BinaryIO, fd: int, cap: int, name: str) -> None:
             first = False
             written += len(chunk)
             if written > cap:  # the header lied about the size
-                raise BadUpload(f"entry {name!r} is larger than its header says (a possible zip bomb)", 413)
+                raise UploadTooLarge(f"entry {name!r} is larger than its header says (a possible zip bomb)")
             dst.write(chunk)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.schemas import DATASET_PATTERN
+from api.jobs.schemas import DATASET_PATTERN
 
 pytestmark = pytest.mark.service
 

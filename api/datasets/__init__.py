@@ -1,0 +1,1 @@
+"""Uploaded datasets over HTTP: upload, list, look, delete."""

@@ -1,0 +1,1 @@
+"""Training jobs over HTTP: submit, look, list, metrics, checkpoints, live events, cancel, delete."""

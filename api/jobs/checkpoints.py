@@ -1,0 +1,41 @@
+"""A job's checkpoints and their files."""
+from __future__ import annotations
+
+from pathlib import Path as FsPath
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import FileResponse
+
+from api.deps import SessionDep
+from api.jobs.deps import JobDep
+from api.jobs.presenters import checkpoint_public
+from api.jobs.schemas import CheckpointsPublic
+from core import jobs as job_service
+from core.errors import CheckpointNotFound
+
+router = APIRouter(prefix="/v1/jobs", tags=["checkpoints"])
+
+
+@router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic,
+            responses={404: {"description": "unknown job id"}})
+def list_checkpoints(job: JobDep, session: SessionDep) -> CheckpointsPublic:
+    """Epoch, metrics, size and sha256 of every checkpoint, with a download URL each."""
+    rows = job_service.list_checkpoints(session, job_id=job.id)
+    return CheckpointsPublic(job_id=job.id, data=[checkpoint_public(r) for r in rows], count=len(rows))
+
+
+@router.get("/{job_id}/checkpoints/{epoch}/file", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}},
+                       404: {"description": "unknown job id or epoch, or the file is gone"}})
+def download_checkpoint(job: JobDep, session: SessionDep,
+                        epoch: Annotated[int, Path(ge=0, le=100_000)]) -> FileResponse:
+    """The checkpoint file itself (load it with torch.load(..., weights_only=True))."""
+    row = job_service.get_checkpoint(session, job_id=job.id, epoch=epoch)
+    # the path comes from the row the worker wrote, never from the request
+    path = FsPath(row.path)
+    if not path.is_file():
+        raise CheckpointNotFound(job.id, epoch, why="checkpoint file no longer exists on disk")
+    return FileResponse(path, media_type="application/octet-stream",
+                        filename=f"{job.model}-{job.dataset}-{job.id[:8]}-epoch-{epoch:03d}.pt",
+                        headers={"X-Checkpoint-SHA256": row.sha256})

@@ -1,0 +1,158 @@
+"""Live job events over Server-Sent Events: progress, epoch, checkpoint and status, ending at the end."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+from sse_starlette.sse import EventSourceResponse
+
+from api.auth import PrincipalDep
+from api.deps import SettingsDep
+from api.jobs.presenters import job_progress
+from api.jobs.schemas import EpochMetricsPublic
+from api.sse import read_sql, shutdown, sse, stream_response
+from core.bus import decode_event, events_channel
+from core.jobs import get_job, list_epoch_metrics
+from core.orm import JobStatus
+from core.settings import Settings
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger("trainserve.api")
+TERMINAL = {s.value for s in JobStatus if s.is_terminal}
+_LOST = object()  # the live channel went away
+
+
+@router.get("/{job_id}/events", response_class=EventSourceResponse,
+            responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown job id"}})
+async def job_events(job_id: str, request: Request, principal: PrincipalDep,
+                     settings: SettingsDep) -> EventSourceResponse:
+    """`status`, `progress`, `epoch` and `checkpoint` events as they happen; the last one is the final status.
+
+    A stream holds no database connection while it waits: each SQL read takes a session and gives
+    it back. When the server stops, the last event is `shutdown`; reconnect to continue.
+    """
+    # JobNotFound → 404 before the stream starts
+    await read_sql(settings.database_url, _snapshot, job_id, principal.owner_filter)
+    return stream_response(partial(_stream, job_id, request.app.state.redis, settings))
+
+
+def _snapshot(session: Session, job_id: str, owner: str | None = None) -> dict[str, Any]:
+    """The job's state from SQL: status, error, progress and its finished epochs (`owner`: only theirs)."""
+    job = get_job(session, job_id=job_id, owner=owner)
+    epochs = [EpochMetricsPublic.model_validate(r).model_dump(mode="json")
+              for r in list_epoch_metrics(session, job_id=job_id)]
+    return {"status": job.status, "error": job.error,
+            "progress": job_progress(job).model_dump(mode="json"), "epochs": epochs}
+
+
+async def _stream(job_id: str, redis_async, settings: Settings, stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:
+    pubsub = await _subscribe(job_id, redis_async)  # before reading SQL, so nothing in between is missed
+    stream = _JobStream(job_id, pubsub, settings, stopping)
+    try:
+        async for event in stream.events():
+            yield event
+    finally:
+        await _close(stream.pubsub)
+
+
+class _JobStream:
+    """One client's events of one job: SQL first, then the live channel, and SQL again every poll."""
+
+    def __init__(self, job_id: str, pubsub, settings: Settings, stopping: anyio.Event):
+        self.job_id, self.pubsub, self.stopping = job_id, pubsub, stopping
+        self.database_url, self.db_poll_s = settings.database_url, settings.events_db_poll_s
+        self.sent_epochs = 0
+        self.done = False  # the final status was sent
+
+    async def events(self) -> AsyncIterator[dict[str, str]]:
+        for event in self._from_snapshot(await read_sql(self.database_url, _snapshot, self.job_id), first=True):
+            yield event
+        loop = asyncio.get_running_loop()
+        next_db_check = loop.time() + self._poll_s()
+        while not self.done and not self.stopping.is_set():
+            message = await self._next_message(max(0.01, next_db_check - loop.time()))
+            if message is _LOST:
+                next_db_check = loop.time()
+            elif message is not None and (event := self._from_message(message)) is not None:
+                yield event
+            if not self.done and loop.time() >= next_db_check:
+                # the DB is the truth: a lost message must not leave a client waiting forever
+                next_db_check = loop.time() + self._poll_s()
+                for event in self._from_snapshot(await read_sql(self.database_url, _snapshot, self.job_id), first=False):
+                    yield event
+        if not self.done:
+            yield shutdown()
+
+    def _from_snapshot(self, snap: dict[str, Any], *, first: bool) -> list[dict[str, str]]:
+        """The epochs not sent yet and, when it is final (or the stream's first), the status."""
+        events = []
+        for row in snap["epochs"]:
+            if first or row["epoch"] > self.sent_epochs:
+                events.append(sse("epoch", row))
+                self.sent_epochs = row["epoch"]
+        if snap["status"] in TERMINAL:
+            events.append(sse("status", {"status": snap["status"], "error": snap["error"]}))
+            self.done = True
+        elif first:
+            events.append(sse("status", {"status": snap["status"]}))
+            if snap["status"] == JobStatus.running.value:
+                events.append(sse("progress", snap["progress"]))
+        return events
+
+    def _from_message(self, message: dict) -> dict[str, str] | None:
+        """The event a pub/sub message carries; None for an epoch already sent."""
+        if message.get("type") != "message":
+            return None
+        kind, data = decode_event(message["data"])
+        if kind == "epoch":
+            if data.get("epoch", 0) <= self.sent_epochs:
+                return None
+            self.sent_epochs = data["epoch"]
+        self.done = kind == "status" and data.get("status") in TERMINAL
+        return sse(kind, data)
+
+    async def _next_message(self, wait_s: float):
+        """The next pub/sub message within `wait_s` (None: none came), or _LOST when the channel broke."""
+        if self.pubsub is None:
+            with anyio.move_on_after(wait_s):
+                await self.stopping.wait()
+            return None
+        try:
+            return await self.pubsub.get_message(timeout=min(wait_s, 0.5))
+        except Exception as exc:  # Redis went away mid-stream: carry on by polling SQL
+            log.warning("events for %s: live channel lost (%s); polling SQL", self.job_id, exc)
+            await _close(self.pubsub)
+            self.pubsub = None
+            return _LOST
+
+    def _poll_s(self) -> float:
+        # without a live channel, SQL is the only news: read it more often
+        return self.db_poll_s if self.pubsub is not None else min(self.db_poll_s, 0.5)
+
+
+async def _subscribe(job_id: str, redis_async):
+    if redis_async is None:
+        return None
+    try:
+        pubsub = redis_async.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(events_channel(job_id))
+        return pubsub
+    except Exception as exc:  # Redis down: SQL polling alone still ends the stream correctly
+        log.warning("events for %s: no live channel (%s); polling SQL", job_id, exc)
+        return None
+
+
+async def _close(pubsub) -> None:
+    if pubsub is None:
+        return
+    try:
+        await pubsub.unsubscribe()
+        await pubsub.aclose()
+    except Exception:
+        pass

@@ -1,0 +1,1 @@
+"""API keys over HTTP (admin only) and GET /v1/me."""

@@ -1,0 +1,63 @@
+"""Request and response schemas of the predict endpoints. ORM rows never leak."""
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+
+class RankedClass(_Public):
+    label: str
+    class_index: int
+    confidence: float
+
+
+class PredictionPublic(_Public):
+    """One file's answer, in the order the files were sent: a label, or an abstention with its reason."""
+
+    file: str | None = Field(None, description="the upload's file name")
+    label: str | None = Field(None, description='class name: "7", "sneaker", "cat"; absent when abstained')
+    class_index: int | None = None
+    confidence: float | None = None
+    top_k: list[RankedClass] | None = None
+    low_confidence: bool | None = Field(None, description="confidence is under the dataset's threshold "
+                                                          "(docs/INFERENCE.md): treat the label as a guess")
+    abstained: bool = Field(False, description="true: the upload has nothing to read (blank, one colour, "
+                                               "transparent, too small); see reason")
+    reason: str | None = Field(None, description="why it abstained")
+    input_png: str | None = Field(None, description="explain: the preprocessed input the model saw, base64 PNG")
+    steps: list[str] | None = Field(None, description="explain: the preprocessing steps applied, in order")
+
+
+class PredictModelPublic(_Public):
+    """The model that answered, exactly: its version, checkpoint and preprocessing."""
+
+    id: int = Field(description="the model version id (GET /v1/models/{id})")
+    type: str
+    dataset: str
+    job_id: str
+    validation_accuracy: float
+    checkpoint_sha256: str
+    preprocessing_version: str = Field(description='e.g. "digits/2": same version, same input for the same upload')
+
+
+class PredictPublic(_Public):
+    model: PredictModelPublic
+    predictions: list[PredictionPublic]
+
+
+class RowsRequest(BaseModel):
+    """Feature rows: lists in the dataset's column order, or objects keyed by column."""
+
+    rows: list[list[float] | dict[str, float]] = Field(min_length=1, max_length=10_000)
+    top_k: int = Field(3, ge=1, le=1000, description="classification: how many ranked classes per row")
+
+
+class RowsPublic(BaseModel):
+    model: dict[str, Any]
+    columns: list[str]
+    predictions: list[dict[str, Any]]

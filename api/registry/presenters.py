@@ -1,0 +1,22 @@
+"""Model versions and serving events as public schemas."""
+from __future__ import annotations
+
+from api.registry.schemas import ModelPublic, ServingEventPublic
+from core.orm import ModelVersion, ServingEvent
+
+
+def model_public(version: ModelVersion, serving_id: int | None) -> ModelPublic:
+    """A registered version; `serving_id` is the version serving its dataset now."""
+    return ModelPublic(id=version.id, dataset=version.dataset, model=version.model, job_id=version.job_id,
+                       epoch=version.epoch, val_accuracy=version.val_accuracy,
+                       test_accuracy=version.test_accuracy, test_metrics=version.test_metrics,
+                       checkpoint_sha256=version.checkpoint_sha256, created_at=version.created_at,
+                       serving=version.id == serving_id, val_split=version.val_split,
+                       val_samples=version.val_samples, val_split_size=version.val_split_size,
+                       auto_promotable=version.auto_promotable)
+
+
+def event_public(event: ServingEvent) -> ServingEventPublic:
+    """One change of what serves a dataset, and why."""
+    return ServingEventPublic(id=event.id, dataset=event.dataset, model_id=event.model_version_id,
+                              previous_model_id=event.previous_model_version_id, reason=event.reason, at=event.at)

@@ -1,0 +1,90 @@
+"""The model registry over HTTP: list, show, promote (and so roll back), serving history."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.auth import ADMIN_ONLY
+from api.deps import SessionDep
+from api.predict.serving import ServingDep
+from api.registry.deps import ModelDep, ModelId
+from api.registry.presenters import event_public, model_public
+from api.registry.schemas import ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic, ServingHistoryPublic
+from core import model_registry as registry
+from core.orm import utcnow
+from ml.inference.export import export_model
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+DatasetQuery = Annotated[str | None, Query(max_length=64, description="only this dataset's models")]
+
+
+@router.get("", response_model=ModelsPublic)
+def list_models(session: SessionDep, dataset: DatasetQuery = None) -> ModelsPublic:
+    """Every registered model version (one per succeeded classification job), newest first."""
+    versions = registry.list_model_versions(session, dataset=dataset)
+    serving = {d: registry.serving_version_id(session, dataset=d) for d in {v.dataset for v in versions}}
+    data = [model_public(v, serving[v.dataset]) for v in versions]
+    return ModelsPublic(data=data, count=len(data))
+
+
+@router.get("/history", response_model=ServingHistoryPublic)
+def serving_history(session: SessionDep, dataset: DatasetQuery = None) -> ServingHistoryPublic:
+    """Which model served each dataset from when, and why (auto-best or promoted), oldest first."""
+    events = registry.serving_history(session, dataset=dataset)
+    return ServingHistoryPublic(data=[event_public(e) for e in events], count=len(events))
+
+
+@router.get("/serving", response_model=ServingAtPublic,
+            responses={404: {"description": "nothing served the dataset at that time"}})
+def serving_at(session: SessionDep, dataset: Annotated[str, Query(max_length=64, description="a dataset name")],
+               at: Annotated[datetime | None, Query(description="ISO 8601 time (UTC without a zone); default now")]
+               = None) -> ServingAtPublic:
+    """Which version served `dataset` at time `at` (from the promotion history)."""
+    at = at or utcnow()
+    event = registry.serving_at(session, dataset=dataset, at=at)
+    current = registry.serving_version_id(session, dataset=dataset)
+    return ServingAtPublic(dataset=dataset, at=at, model=model_public(event.model_version, current),
+                           event=event_public(event))
+
+
+@router.post("/rollback", response_model=PromotedPublic,
+             responses={404: {"description": "nothing served the dataset at that time"}})
+def rollback(body: RollbackRequest, session: SessionDep) -> PromotedPublic:
+    """Serve again what served `dataset` at `at`, pinned as a promotion (the history records it)."""
+    event = registry.rollback_to(session, dataset=body.dataset, at=body.at)
+    return PromotedPublic(model=model_public(event.model_version, event.model_version_id), event=event_public(event))
+
+
+@router.get("/{model_id}", response_model=ModelPublic, responses={404: {"description": "unknown model id"}})
+def get_model(version: ModelDep, session: SessionDep) -> ModelPublic:
+    """One model version."""
+    return model_public(version, registry.serving_version_id(session, dataset=version.dataset))
+
+
+@router.post("/{model_id}/promote", response_model=PromotedPublic, dependencies=[ADMIN_ONLY],
+             responses={404: {"description": "unknown model id"}})
+def promote_model(version: ModelDep, session: SessionDep) -> PromotedPublic:
+    """Make this version serve its dataset until another is promoted (promoting an older one rolls back)."""
+    event = registry.promote(session, model_id=version.id)
+    return PromotedPublic(model=model_public(version, version.id), event=event_public(event))
+
+
+@router.get("/{model_id}/export", response_class=Response,
+            responses={200: {"content": {"application/octet-stream": {}},
+                             "description": "a TorchScript archive (metadata.json inside) or an ONNX model "
+                                            "(metadata property): classes, input, preprocessing"},
+                       404: {"description": "unknown model id"},
+                       503: {"description": "the model's checkpoint file is missing or changed on the server"}})
+def download_export(model_id: ModelId, serving: ServingDep,
+                    format: Annotated[Literal["torchscript", "onnx"], Query(description="torchscript or onnx")]
+                    = "torchscript") -> Response:
+    """Download a model version as TorchScript or ONNX: normalised images in, probabilities out (docs/INFERENCE.md)."""
+    # the checkpoint's sha256 is checked before it loads: ModelNotFound → 404, ModelUnavailable → 503
+    served = serving.version(model_id)
+    data = export_model(served.predictor, format, model_id=model_id, checkpoint_sha256=served.info.checkpoint_sha256)
+    suffix = "onnx" if format == "onnx" else "pt"
+    return Response(data, media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="model-{model_id}-{format}.{suffix}"'})

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps over HTTP: create, look, list, cancel, live events."""

@@ -1,0 +1,64 @@
+"""Live sweep events over Server-Sent Events: a trial started, improved, stopped or finished; the sweep's status."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+import anyio
+from fastapi import APIRouter
+from sqlalchemy.orm import Session
+from sse_starlette.sse import EventSourceResponse
+
+from api.auth import PrincipalDep
+from api.deps import SettingsDep
+from api.sse import read_sql, shutdown, sse, stream_response
+from api.sweeps.presenters import trial_public
+from core import sweeps as sweep_service
+from core.orm import SweepStatus
+from core.settings import Settings
+
+router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
+
+
+@router.get("/{sweep_id}/events", response_class=EventSourceResponse,
+            responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown sweep id"}})
+async def sweep_events(sweep_id: str, principal: PrincipalDep, settings: SettingsDep) -> EventSourceResponse:
+    """`trial` events (a trial started, improved its best metric, stopped or finished) and `status` events
+    (the sweep's status and counts); the last event is the final status.
+
+    The stream polls SQL (each read takes a session and gives it back), so it holds no database
+    connection while it waits and never misses what a lost pub/sub message would have said.
+    """
+    # SweepNotFound → 404 (also someone else's) before the stream starts
+    await read_sql(settings.database_url, _snapshot, sweep_id, principal.owner_filter)
+    return stream_response(partial(_stream, sweep_id, settings))
+
+
+def _snapshot(session: Session, sweep_id: str, owner: str | None = None) -> dict[str, Any]:
+    sweep = sweep_service.get_sweep(session, sweep_id=sweep_id, owner=owner)
+    board = sweep_service.leaderboard(session, sweep)
+    trials = {t.trial: trial_public(t).model_dump(mode="json") for t in board if t.job_id is not None}
+    active = any(t.status in ("queued", "running") for t in board)
+    return {"status": sweep.status, "counts": sweep_service.status_counts(session, sweep), "trials": trials,
+            "best_job_id": sweep.best_job_id, "done": SweepStatus(sweep.status).is_terminal and not active}
+
+
+async def _stream(sweep_id: str, settings: Settings, stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:
+    seen: dict[int, tuple] = {}
+    last_status = None
+    while not stopping.is_set():
+        snap = await read_sql(settings.database_url, _snapshot, sweep_id)
+        for index, trial in sorted(snap["trials"].items()):
+            key = (trial["status"], trial["epoch"], trial["metric"])
+            if seen.get(index) != key:
+                seen[index] = key
+                yield sse("trial", trial)
+        if snap["status"] != last_status or snap["done"]:
+            last_status = snap["status"]
+            yield sse("status", {k: snap[k] for k in ("status", "counts", "best_job_id")})
+        if snap["done"]:
+            return
+        with anyio.move_on_after(settings.events_db_poll_s):
+            await stopping.wait()
+    yield shutdown()
