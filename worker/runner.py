@@ -12,14 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from core import jobs, sweeps
-from core.bus import RedisPublisher, make_client
 from core.db import session_scope
 from core.model_registry import register_model_version
 from core.orm import AttemptEnd, JobStatus
-from core.queue import CeleryDispatcher
 from core.settings import get_settings
 from core.version import code_version
 from ml.catalog import dataset_is_servable, known_checksum
@@ -27,37 +23,10 @@ from ml.config import TrainConfig, config_from_dict
 from ml.errors import MLError, TrainingCancelled
 from ml.results import TrainResult
 from worker.callbacks import SqlCallbacks, shutdown_requested
+from worker.clients import dispatcher, publisher, redis_client
 from worker.heartbeat import Heartbeat
 
 log = logging.getLogger("trainserve.worker")
-
-_redis: redis.Redis | None = None
-
-
-def reset_clients() -> None:
-    """Forget the Redis client (after fork)."""
-    global _redis
-    _redis = None
-
-
-def _redis_client() -> redis.Redis | None:
-    global _redis
-    url = get_settings().redis_url
-    if _redis is None and url:
-        _redis = make_client(url)
-    return _redis
-
-
-def publisher() -> RedisPublisher:
-    """The worker's event publisher."""
-    return RedisPublisher(_redis_client())
-
-
-def dispatcher() -> CeleryDispatcher:
-    """The worker's way to put a job id back in the queue."""
-    from worker.app import celery_app
-
-    return CeleryDispatcher(celery_app)
 
 
 def run_job(job_id: str, *, worker: str) -> dict[str, Any]:
@@ -99,7 +68,7 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
         config = config_from_dict(run.config)
         _record_facts_before_training(job_id, config)
         callbacks = SqlCallbacks(
-            job_id, epochs=config.hyperparameters.epochs, publisher=publisher(), redis_client=_redis_client(),
+            job_id, epochs=config.hyperparameters.epochs, publisher=publisher(), redis_client=redis_client(),
             progress_interval_s=settings.progress_write_interval_s,
             cancel_poll_interval_s=settings.cancel_poll_interval_s, lost=beat.lost, resumed_epoch=run.resume_epoch,
             early_stop=partial(_early_stop_reason, job_id) if run.sweep_id else None,
