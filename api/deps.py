@@ -21,7 +21,7 @@ from ml.errors import InvalidConfig
 
 
 def get_session() -> Iterator[Session]:
-    """One session per request; the route commits what it changes."""
+    """One session per request; the services it calls commit their own changes, never the route."""
     session = get_sessionmaker()()
     try:
         yield session

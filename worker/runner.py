@@ -3,19 +3,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from functools import partial
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from core import jobs, sweeps
 from core.db import session_scope
 from core.model_registry import register_model_version
-from core.orm import AttemptEnd, JobStatus
+from core.orm import AttemptEnd, Job, JobStatus
 from core.settings import get_settings
 from core.version import code_version
 from ml.catalog import dataset_is_servable, known_checksum
@@ -148,36 +150,40 @@ def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks
             detail=f"the worker stopped at epoch {exc.epoch}, batch {exc.batch}; "
                    + ("checkpointed there" if stopped_at else "resumes from the last epoch checkpoint"),
             max_attempts=settings.max_attempts, dispatcher=dispatcher(), publisher=publisher())
-    log.info("job %s stopped for the worker's shutdown: now %s", job_id, status.value if status else "?")
-    return status.value if status else "lost"
+    log.info("job %s stopped for the worker's shutdown: now %s", job_id, status or "?")
+    return status or "lost"
 
 
 def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
     """Record a finished run in one transaction: status, test metrics, best checkpoint, model version."""
-    return _finish(
-        job_id, worker, JobStatus.succeeded,
-        best_checkpoint=str(result.best_checkpoint) if result.best_checkpoint else None,
-        on_succeeded=lambda session, job: register_model_version(
-            session, job=job, servable=dataset_is_servable(job.dataset)),
+    best_checkpoint = str(result.best_checkpoint) if result.best_checkpoint else None
+    outcome = jobs.Outcome(
         best_epoch=result.best_epoch, best_metric=_plain(result.best_metric),
         test_metrics=_plain(dataclasses.asdict(result.test)) if result.test is not None else None,
         result=_plain({
-            "stopped_early": result.stopped_early, "seconds": result.seconds,
-            "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+            "stopped_early": result.stopped_early, "seconds": result.seconds, "best_checkpoint": best_checkpoint,
             "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
             "extra": result.extra,
         }),
         device=result.device, torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
     )
+    return _finish(job_id, worker, JobStatus.succeeded, best_checkpoint=best_checkpoint, outcome=outcome,
+                   on_succeeded=lambda session, job: register_model_version(
+                       session, job=job, servable=dataset_is_servable(job.dataset)))
 
 
-def _finish(job_id: str, worker: str, status: JobStatus, **outcome: Any) -> str:
+def _finish(
+    job_id: str, worker: str, status: JobStatus, *, error: str | None = None, error_type: str | None = None,
+    best_checkpoint: str | None = None, outcome: jobs.Outcome | None = None,
+    on_succeeded: Callable[[Session, Job], object] | None = None,
+) -> str:
     with session_scope() as session:
-        done = jobs.finish(session, job_id=job_id, worker=worker, status=status, publisher=publisher(),
-                           retention=get_settings().checkpoint_retention, **outcome)
+        done = jobs.finish(session, job_id=job_id, worker=worker, status=status, error=error, error_type=error_type,
+                           best_checkpoint=best_checkpoint, outcome=outcome, on_succeeded=on_succeeded,
+                           publisher=publisher(), retention=get_settings().checkpoint_retention)
     if done:
         _advance_sweep(job_id)
-    return status.value if done else "lost"
+    return status if done else "lost"
 
 
 def _advance_sweep(job_id: str) -> None:

@@ -10,7 +10,6 @@ from api.deps import JobDep, SessionDep, SettingsDep, check_dataset_visible
 from api.presenters import job_dir, job_public
 from api.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from core import jobs as job_service
-from core.model_registry import serving_model_of_job
 from core.orm import JobStatus
 from core.version import code_version
 from ml.budget import check_budget
@@ -96,5 +95,5 @@ def cancel_job(job: JobDep, request: Request, response: Response, session: Sessi
                           409: {"description": "running (cancel it first), or its model serves predictions"}})
 def delete_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Remove a finished or queued job: its rows, checkpoints and files."""
-    job_service.delete(session, job_id=job.id, job_dir=job_dir(settings, job.id), serving_model=serving_model_of_job)
+    job_service.delete(session, job_id=job.id, job_dir=job_dir(settings, job.id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
