@@ -37,7 +37,7 @@ def requeue(
         return None
     end_attempt(session, job_id, ended, detail, stopped_at)
     attempts = list_attempts(session, job_id=job_id)
-    crashes = sum(1 for a in attempts if a.ended and AttemptEnd(a.ended).is_crash)
+    crashes = sum(1 for a in attempts if a.ended and a.ended.is_crash)
     now = utcnow()
     if job.cancel_requested_at is not None:
         status, values = JobStatus.cancelled, dict(finished_at=now, error_type="TrainingCancelled",
