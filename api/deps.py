@@ -21,7 +21,7 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """One session per request; the service functions commit what they change."""
+    """One session per request; the services it calls commit their own changes, never the route."""
     session = get_sessionmaker(settings.database_url)()
     try:
         yield session

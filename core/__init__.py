@@ -1,1 +1,1 @@
-"""Shared, torch-free parts of the service: settings, database, ORM models, job payloads."""
+"""Shared, torch-free parts of the service: settings, database, ORM rows (`core.orm`), errors and the services."""

@@ -6,7 +6,6 @@ from typing import Any, Protocol
 
 import redis
 
-EVENT_KINDS = ("status", "progress", "epoch", "checkpoint")
 CANCEL_FLAG_TTL_S = 7 * 24 * 3600
 
 

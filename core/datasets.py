@@ -69,7 +69,7 @@ def delete_dataset(session: Session, *, name: str) -> Path | None:
     """
     row = get_dataset(session, name=name)
     busy = session.scalars(select(Job.id).where(
-        Job.dataset == name, Job.status.in_([JobStatus.queued.value, JobStatus.running.value])).limit(5)).all()
+        Job.dataset == name, Job.status.in_([JobStatus.queued, JobStatus.running])).limit(5)).all()
     if busy:
         raise DatasetConflict(f"dataset {name!r} is used by job(s) {', '.join(busy)}; "
                               "cancel them or wait until they finish, then delete it")
@@ -98,7 +98,7 @@ def uploaded_names() -> list[str]:
 def best_table_model(session: Session, *, dataset: str) -> tuple[Job, Checkpoint] | None:
     """The succeeded job on `dataset` with the best validation figure (lowest MSE or highest accuracy,
     ties: the newest) and its best checkpoint; what serves feature rows for an uploaded table."""
-    jobs = session.scalars(select(Job).where(Job.dataset == dataset, Job.status == JobStatus.succeeded.value)
+    jobs = session.scalars(select(Job).where(Job.dataset == dataset, Job.status == JobStatus.succeeded)
                            .order_by(Job.finished_at.desc())).all()
     scored = [j for j in jobs if (j.best_metric or {}).get("value") is not None]
     if not scored:

@@ -57,16 +57,15 @@ def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A short unit of work: commits on success, rolls back on error, always closes."""
+    """A short-lived session for a task, a thread or a stream; closes it, rolling back what was not committed.
+
+    It never commits: the services called inside commit each transition themselves (docs/ARCHITECTURE.md).
+    """
     session = get_sessionmaker(url)()
     try:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     finally:
-        session.close()
+        session.close()  # closing ends the transaction: anything uncommitted is rolled back
 
 
 def dispose_engines() -> None:

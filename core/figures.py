@@ -28,7 +28,7 @@ def service_figures(session: Session) -> Figures:
     attempts, resumed = session.execute(
         select(func.count(JobAttempt.id), func.count(JobAttempt.resumed_from_epoch))).one()
     speeds = session.execute(select(Job.worker, func.sum(Job.samples_per_second)).where(
-        Job.status == JobStatus.running.value, Job.worker.is_not(None)).group_by(Job.worker)).all()
-    return Figures(jobs_by_status={s.value: int(counts.get(s.value, 0)) for s in JobStatus},
+        Job.status == JobStatus.running, Job.worker.is_not(None)).group_by(Job.worker)).all()
+    return Figures(jobs_by_status={str(s): int(counts.get(s, 0)) for s in JobStatus},
                    attempts=int(attempts or 0), resumed_attempts=int(resumed or 0),
                    samples_per_second={w: float(v or 0.0) for w, v in speeds})

@@ -32,10 +32,6 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role is Role.admin
 
-    def may_see(self, owner: str | None) -> bool:
-        """Admins see everything; a user sees what their owner name created."""
-        return self.is_admin or owner == self.owner
-
     @property
     def owner_filter(self) -> str | None:
         """The owner to filter lists by: None (everything) for admins."""
@@ -50,7 +46,7 @@ def hash_key(key: str) -> str:
 def create_key(session: Session, *, owner: str, role: Role) -> tuple[ApiKey, str]:
     """A new key for `owner`; returns the row and the key itself, which is never stored (commits)."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(owner=owner, role=role.value, key_hash=hash_key(key), prefix=key[:10], created_at=utcnow())
+    row = ApiKey(owner=owner, role=role, key_hash=hash_key(key), prefix=key[:10], created_at=utcnow())
     session.add(row)
     session.commit()
     return row, key
@@ -61,7 +57,7 @@ def authenticate(session: Session, key: str) -> Principal | None:
     row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
     if row is None or row.revoked_at is not None:
         return None
-    return Principal(owner=row.owner, role=Role(row.role), key_id=row.id)
+    return Principal(owner=row.owner, role=row.role, key_id=row.id)
 
 
 def list_keys(session: Session) -> Sequence[ApiKey]:
@@ -82,7 +78,7 @@ def revoke_key(session: Session, *, key_id: int) -> ApiKey:
 
 def has_admin_key(session: Session) -> bool:
     """Whether any live admin key exists (the first `make run` makes one when none does)."""
-    query = select(ApiKey.id).where(ApiKey.role == Role.admin.value, ApiKey.revoked_at.is_(None)).limit(1)
+    query = select(ApiKey.id).where(ApiKey.role == Role.admin, ApiKey.revoked_at.is_(None)).limit(1)
     return session.scalars(query).first() is not None
 
 
@@ -94,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create", help="make a key and print it (once)")
     create.add_argument("owner")
-    create.add_argument("--role", choices=[r.value for r in Role], default=Role.user.value)
+    create.add_argument("--role", choices=list(Role), default=Role.user)
     sub.add_parser("list", help="every key (never the key itself)")
     revoke = sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id", type=int)

@@ -26,7 +26,7 @@ def register_model_version(session: Session, *, job: Job, servable: bool = True)
     `servable` comes from the dataset's spec (core cannot read it). Idempotent: a job registers once. Does not commit: the worker records the job's outcome and
     its model version in one transaction, so a succeeded job is never seen without its version.
     """
-    if job.status != JobStatus.succeeded.value or not servable:
+    if job.status != JobStatus.succeeded or not servable:
         return None
     existing = session.scalar(select(ModelVersion).where(ModelVersion.job_id == job.id))
     if existing is not None:
@@ -69,13 +69,13 @@ def _best_checkpoint(session: Session, job: Job) -> Checkpoint | None:
 def _follow_best(session: Session, *, dataset: str, val_split: str | None) -> None:
     """Serve the best version scored on `val_split` unless an operator pinned one."""
     latest = _latest_event(session, dataset=dataset)
-    if latest is not None and latest.reason == ServingReason.promoted.value:
+    if latest is not None and latest.reason == ServingReason.promoted:
         return
     best = best_version(session, dataset=dataset, val_split=val_split)
     current = latest.model_version_id if latest is not None else None
     if best is not None and best.id != current:
         session.add(ServingEvent(dataset=dataset, model_version_id=best.id, previous_model_version_id=current,
-                                 reason=ServingReason.auto_best.value, at=utcnow()))
+                                 reason=ServingReason.auto_best, at=utcnow()))
 
 
 def best_version(session: Session, *, dataset: str, val_split: str | None) -> ModelVersion | None:
@@ -110,12 +110,6 @@ def list_model_versions(session: Session, *, dataset: str | None = None) -> Sequ
     return session.scalars(query).all()
 
 
-def serving_version(session: Session, *, dataset: str) -> ModelVersion | None:
-    """The version that serves `dataset` now; None when none was trained yet."""
-    latest = _latest_event(session, dataset=dataset)
-    return latest.model_version if latest is not None else None
-
-
 def serving_version_id(session: Session, *, dataset: str) -> int | None:
     """Just the id of the serving version: one indexed query, cheap enough to poll."""
     return session.scalar(
@@ -142,7 +136,7 @@ def promote(session: Session, *, model_id: int) -> ServingEvent:
     latest = _latest_event(session, dataset=version.dataset)
     event = ServingEvent(dataset=version.dataset, model_version_id=version.id,
                          previous_model_version_id=latest.model_version_id if latest is not None else None,
-                         reason=ServingReason.promoted.value, at=utcnow())
+                         reason=ServingReason.promoted, at=utcnow())
     session.add(event)
     session.commit()
     return event

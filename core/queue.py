@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import redis
 from celery import Celery
@@ -11,12 +12,14 @@ from core.settings import Settings, get_settings
 TRAIN_TASK = "trainserve.train_job"
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
-    """A Celery app on settings.redis_url with the delivery guarantees long trainings need."""
+def make_celery(settings: Settings | None = None, *, include: Sequence[str] = ()) -> Celery:
+    """A Celery app on settings.redis_url with the delivery guarantees long trainings need.
+
+    `include`: the modules a worker imports at start (its tasks and signal handlers)."""
     settings = settings or get_settings()
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set: start Redis (`make run` does) and point REDIS_URL at it")
-    app = Celery("trainserve", broker=settings.redis_url, backend=settings.redis_url)
+    app = Celery("trainserve", broker=settings.redis_url, backend=settings.redis_url, include=list(include))
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

@@ -26,7 +26,7 @@ from core.errors import BrokerUnavailable, ServiceError, SweepNotCancellable, Sw
 from core.orm import EpochMetric, Job, JobStatus, ModelVersion, Sweep, SweepStatus, utcnow
 
 _QUIET = NoPublisher()
-ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+ACTIVE = (JobStatus.queued, JobStatus.running)
 # metrics a sweep can rank by, and which way is better
 METRIC_MODES = {"val_accuracy": "max", "val_r2": "max", "val_loss": "min", "val_mse": "min"}
 
@@ -149,7 +149,7 @@ def create(session: Session, *, plan: SweepPlan, dispatcher: jobs.Dispatcher | N
     """Insert the sweep and launch its first `max_parallel` trials, in one transaction; then dispatch them."""
     sweep = Sweep(
         id=str(uuid.uuid4()), name=plan.name, model=plan.model, dataset=plan.dataset,
-        status=SweepStatus.queued.value, request=plan.request, trials=plan.trials, searched=plan.searched,
+        status=SweepStatus.queued, request=plan.request, trials=plan.trials, searched=plan.searched,
         metric=plan.metric, mode=METRIC_MODES[plan.metric], max_parallel=plan.max_parallel, asha=plan.asha,
         reuse={"dataset_checksum": plan.reuse.dataset_checksum, "code_version": plan.reuse.code_version}
         if plan.reuse is not None else None,
@@ -168,7 +168,7 @@ def advance(session: Session, *, sweep_id: str, dispatcher: jobs.Dispatcher | No
     """Launch waiting trials into free slots and settle the sweep's status. Safe to race: see the module."""
     for _ in range(3):  # another caller claimed the same trials first: read again and retry
         sweep = get_sweep(session, sweep_id=sweep_id)
-        if sweep.cancel_requested_at is not None or SweepStatus(sweep.status).is_terminal:
+        if sweep.cancel_requested_at is not None or sweep.status.is_terminal:
             session.rollback()
             return sweep
         launched = _launch(session, sweep)
@@ -185,7 +185,7 @@ def advance(session: Session, *, sweep_id: str, dispatcher: jobs.Dispatcher | No
 def advance_open(session: Session, *, dispatcher: jobs.Dispatcher | None) -> list[str]:
     """`advance` every unfinished sweep (the maintenance pass); returns their ids."""
     ids = session.scalars(select(Sweep.id).where(Sweep.status.in_(
-        [SweepStatus.queued.value, SweepStatus.running.value]))).all()
+        [SweepStatus.queued, SweepStatus.running]))).all()
     session.rollback()
     for sweep_id in ids:
         advance(session, sweep_id=sweep_id, dispatcher=dispatcher)
@@ -230,16 +230,16 @@ def _settle(session: Session, sweep: Sweep) -> None:
     counts = status_counts(session, sweep)
     active = sum(counts.get(s, 0) for s in ACTIVE)
     if len(sweep.trials) > sweep.launched or active:
-        started = sweep.launched > 0 and (counts.get(JobStatus.queued.value, 0) < sweep.launched)
+        started = sweep.launched > 0 and (counts.get(JobStatus.queued, 0) < sweep.launched)
         status = SweepStatus.running if started else SweepStatus.queued
-        values: dict[str, Any] = {"status": status.value}
+        values: dict[str, Any] = {"status": status}
     else:
         best = _best_succeeded(session, sweep)
         status = SweepStatus.succeeded if best is not None else SweepStatus.failed
-        values = {"status": status.value, "finished_at": utcnow(), "best_job_id": best,
+        values = {"status": status, "finished_at": utcnow(), "best_job_id": best,
                   "error": None if best else "no trial succeeded; see the trials' errors"}
     session.execute(update(Sweep).where(Sweep.id == sweep.id, Sweep.status.in_(
-        [SweepStatus.queued.value, SweepStatus.running.value])).values(**values)
+        [SweepStatus.queued, SweepStatus.running])).values(**values)
         .execution_options(synchronize_session=False))
     for key, value in values.items():
         setattr(sweep, key, value)
@@ -248,7 +248,7 @@ def _settle(session: Session, sweep: Sweep) -> None:
 
 def _best_succeeded(session: Session, sweep: Sweep) -> str | None:
     board = leaderboard(session, sweep)
-    return next((t.job_id for t in board if t.status == JobStatus.succeeded.value and t.metric is not None), None)
+    return next((t.job_id for t in board if t.status == JobStatus.succeeded and t.metric is not None), None)
 
 
 def _dispatch(session: Session, launched: list[Job], dispatcher: jobs.Dispatcher | None) -> None:
@@ -270,13 +270,13 @@ def cancel(session: Session, *, sweep_id: str, publisher: Publisher = _QUIET) ->
     sweep = get_sweep(session, sweep_id=sweep_id)
     now = utcnow()
     done = session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_(
-        [SweepStatus.queued.value, SweepStatus.running.value]))
-        .values(status=SweepStatus.cancelled.value, cancel_requested_at=now, finished_at=now,
+        [SweepStatus.queued, SweepStatus.running]))
+        .values(status=SweepStatus.cancelled, cancel_requested_at=now, finished_at=now,
                 error="cancelled on request")).rowcount == 1
     session.commit()
     session.refresh(sweep)
     if not done:
-        if sweep.status == SweepStatus.cancelled.value:
+        if sweep.status == SweepStatus.cancelled:
             return sweep  # cancelling twice is harmless
         raise SweepNotCancellable(sweep_id, sweep.status)
     active = session.scalars(select(Job.id).where(Job.sweep_id == sweep_id, Job.status.in_(ACTIVE))).all()

@@ -1,102 +1,11 @@
-"""The Celery app of the workers: `celery -A worker.app worker`."""
+"""The Celery app of the workers: `celery -A worker.app worker`.
+
+The app names the modules it loads (`include`); they import the app, never the reverse, so the
+worker package has no import circle (an import-linter contract in pyproject.toml keeps it so).
+Celery imports the included modules when a worker starts, before its first signal fires.
+"""
 from __future__ import annotations
 
-import logging
-import os
-import signal
-
-from billiard.exceptions import WorkerLostError
-from celery.signals import setup_logging, task_failure, worker_init, worker_process_init, worker_ready, worker_shutting_down
-
-from core import jobs
-from core.db import dispose_engines, session_scope
-from core.logs import configure_logging
-from core.orm import AttemptEnd
 from core.queue import make_celery
-from core.settings import get_settings
 
-log = logging.getLogger("trainserve.worker")
-
-celery_app = make_celery()
-_node: dict[str, str] = {}  # this worker's node name, once it is ready
-
-
-@setup_logging.connect
-def _structured_logs(loglevel=None, **_kwargs) -> None:
-    # connecting here stops Celery from configuring logging itself: our lines, JSON when not on a terminal
-    configure_logging(loglevel or get_settings().log_level)
-
-
-@worker_init.connect
-def _preload_engine(**_kwargs) -> None:
-    # import torch and the engine once in the parent so each forked child starts warm;
-    # importing is safe, only CUDA calls are not (and the engine makes none at import)
-    import ml.train  # noqa: F401
-    from core.datasets import find_uploaded, uploaded_names
-    from ml.data import use_uploaded_datasets
-    from ml.data.uploads import UploadedLookup
-
-    use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # inherited by the forked children
-
-@worker_process_init.connect
-def _fresh_child(**_kwargs) -> None:
-    # a forked pool child must not share the parent's DB or Redis sockets
-    dispose_engines()
-    from worker import runner
-
-    runner.reset_clients()
-
-
-@worker_shutting_down.connect
-def _tell_children_to_stop(**_kwargs) -> None:
-    # `docker stop` signals only this parent; warm shutdown would wait for the whole job. The
-    # children stop their job at a batch boundary, requeue it and return, so the parent can exit.
-    for pid in _pool_children():
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-
-def _pool_children() -> list[int]:
-    from billiard.process import active_children
-
-    return [p.pid for p in active_children() if p.pid]
-
-
-@worker_ready.connect
-def _requeue_jobs_this_worker_abandoned(sender=None, **_kwargs) -> None:
-    # jobs still 'running' under this node's name were cut off when it last stopped: run them again
-    hostname = getattr(sender, "hostname", None)
-    if not hostname:
-        return
-    _node["name"] = hostname
-    from worker.runner import dispatcher, publisher
-
-    with session_scope() as session:
-        ids = jobs.requeue_worker_jobs(session, worker=hostname, max_attempts=get_settings().max_attempts,
-                                       dispatcher=dispatcher(), publisher=publisher())
-    if ids:
-        log.warning("requeued %d job(s) %s was running when it last stopped: %s", len(ids), hostname, ", ".join(ids))
-
-
-@task_failure.connect
-def _requeue_job_whose_process_died(sender=None, exception=None, args=None, **_kwargs) -> None:
-    # the pool child died mid-training (killed, out of memory): it cannot record that, so the parent does
-    if not isinstance(exception, WorkerLostError) or not args:
-        return
-    from worker.runner import dispatcher, publisher
-
-    job_id = str(args[0])
-    hostname = _node.get("name")  # only this worker's run of the job: it may have moved on meanwhile
-    with session_scope() as session:
-        status = jobs.requeue(
-            session, job_id=job_id, worker=hostname, ended=AttemptEnd.process_died,
-            detail=f"the training process died ({exception})", max_attempts=get_settings().max_attempts,
-            dispatcher=dispatcher(), publisher=publisher())
-    if status is not None:
-        log.error("job %s: its training process died (%s); now %s", job_id, exception, status.value)
-
-
-# registers the task; imported last so the task module can import celery_app
-from worker import tasks  # noqa: E402,F401
+celery_app = make_celery(include=["worker.signals", "worker.tasks"])

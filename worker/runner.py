@@ -3,23 +3,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from functools import partial
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import redis
+from sqlalchemy.orm import Session
 
 from core import jobs, sweeps
-from core.bus import RedisPublisher, make_client
 from core.db import session_scope
 from core.model_registry import register_model_version
-from core.orm import AttemptEnd, JobStatus
-from core.queue import CeleryDispatcher
+from core.orm import AttemptEnd, Job, JobStatus
 from core.settings import get_settings
 from core.version import code_version
 from ml.catalog import dataset_is_servable, known_checksum
@@ -27,37 +25,10 @@ from ml.config import TrainConfig, config_from_dict
 from ml.errors import MLError, TrainingCancelled
 from ml.results import TrainResult
 from worker.callbacks import SqlCallbacks, shutdown_requested
+from worker.clients import dispatcher, publisher, redis_client
 from worker.heartbeat import Heartbeat
 
 log = logging.getLogger("trainserve.worker")
-
-_redis: redis.Redis | None = None
-
-
-def reset_clients() -> None:
-    """Forget the Redis client (after fork)."""
-    global _redis
-    _redis = None
-
-
-def _redis_client() -> redis.Redis | None:
-    global _redis
-    url = get_settings().redis_url
-    if _redis is None and url:
-        _redis = make_client(url)
-    return _redis
-
-
-def publisher() -> RedisPublisher:
-    """The worker's event publisher."""
-    return RedisPublisher(_redis_client())
-
-
-def dispatcher() -> CeleryDispatcher:
-    """The worker's way to put a job id back in the queue."""
-    from worker.app import celery_app
-
-    return CeleryDispatcher(celery_app)
 
 
 def run_job(job_id: str, *, worker: str) -> dict[str, Any]:
@@ -99,7 +70,7 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
         config = config_from_dict(run.config)
         _record_facts_before_training(job_id, config)
         callbacks = SqlCallbacks(
-            job_id, epochs=config.hyperparameters.epochs, publisher=publisher(), redis_client=_redis_client(),
+            job_id, epochs=config.hyperparameters.epochs, publisher=publisher(), redis_client=redis_client(),
             progress_interval_s=settings.progress_write_interval_s,
             cancel_poll_interval_s=settings.cancel_poll_interval_s, lost=beat.lost, resumed_epoch=run.resume_epoch,
             early_stop=partial(_early_stop_reason, job_id) if run.sweep_id else None,
@@ -179,36 +150,40 @@ def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks
             detail=f"the worker stopped at epoch {exc.epoch}, batch {exc.batch}; "
                    + ("checkpointed there" if stopped_at else "resumes from the last epoch checkpoint"),
             max_attempts=settings.max_attempts, dispatcher=dispatcher(), publisher=publisher())
-    log.info("job %s stopped for the worker's shutdown: now %s", job_id, status.value if status else "?")
-    return status.value if status else "lost"
+    log.info("job %s stopped for the worker's shutdown: now %s", job_id, status or "?")
+    return status or "lost"
 
 
 def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
     """Record a finished run in one transaction: status, test metrics, best checkpoint, model version."""
-    return _finish(
-        job_id, worker, JobStatus.succeeded,
-        best_checkpoint=str(result.best_checkpoint) if result.best_checkpoint else None,
-        on_succeeded=lambda session, job: register_model_version(
-            session, job=job, servable=dataset_is_servable(job.dataset)),
+    best_checkpoint = str(result.best_checkpoint) if result.best_checkpoint else None
+    outcome = jobs.Outcome(
         best_epoch=result.best_epoch, best_metric=_plain(result.best_metric),
         test_metrics=_plain(dataclasses.asdict(result.test)) if result.test is not None else None,
         result=_plain({
-            "stopped_early": result.stopped_early, "seconds": result.seconds,
-            "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+            "stopped_early": result.stopped_early, "seconds": result.seconds, "best_checkpoint": best_checkpoint,
             "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
             "extra": result.extra,
         }),
         device=result.device, torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
     )
+    return _finish(job_id, worker, JobStatus.succeeded, best_checkpoint=best_checkpoint, outcome=outcome,
+                   on_succeeded=lambda session, job: register_model_version(
+                       session, job=job, servable=dataset_is_servable(job.dataset)))
 
 
-def _finish(job_id: str, worker: str, status: JobStatus, **outcome: Any) -> str:
+def _finish(
+    job_id: str, worker: str, status: JobStatus, *, error: str | None = None, error_type: str | None = None,
+    best_checkpoint: str | None = None, outcome: jobs.Outcome | None = None,
+    on_succeeded: Callable[[Session, Job], object] | None = None,
+) -> str:
     with session_scope() as session:
-        done = jobs.finish(session, job_id=job_id, worker=worker, status=status, publisher=publisher(),
-                           retention=get_settings().checkpoint_retention, **outcome)
+        done = jobs.finish(session, job_id=job_id, worker=worker, status=status, error=error, error_type=error_type,
+                           best_checkpoint=best_checkpoint, outcome=outcome, on_succeeded=on_succeeded,
+                           publisher=publisher(), retention=get_settings().checkpoint_retention)
     if done:
         _advance_sweep(job_id)
-    return status.value if done else "lost"
+    return status if done else "lost"
 
 
 def _advance_sweep(job_id: str) -> None:

@@ -12,7 +12,6 @@ from api.jobs.presenters import job_dir, job_public
 from api.jobs.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from api.jobs.submit import submit_job
 from core import jobs as job_service
-from core.model_registry import serving_model_of_job
 from core.orm import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -83,5 +82,5 @@ def cancel_job(job: JobDep, request: Request, response: Response, session: Sessi
                           409: {"description": "running (cancel it first), or its model serves predictions"}})
 def delete_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> Response:
     """Remove a finished or queued job: its rows, checkpoints and files."""
-    job_service.delete(session, job_id=job.id, job_dir=job_dir(settings, job.id), serving_model=serving_model_of_job)
+    job_service.delete(session, job_id=job.id, job_dir=job_dir(settings, job.id))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,9 +5,9 @@ from core.orm.base import Base, utcnow
 from core.orm.checkpoint import Checkpoint
 from core.orm.dataset import UploadedDataset
 from core.orm.epoch_metric import EpochMetric
-from core.orm.job import TERMINAL_STATUSES, Job, JobStatus
+from core.orm.job import Job, JobStatus
 from core.orm.model_version import ModelVersion, ServingEvent, ServingReason
 from core.orm.sweep import Sweep, SweepStatus
 
 __all__ = ["ApiKey", "AttemptEnd", "Base", "Checkpoint", "EpochMetric", "Job", "JobAttempt", "JobStatus", "ModelVersion",
-           "Role", "ServingEvent", "ServingReason", "Sweep", "SweepStatus", "TERMINAL_STATUSES", "UploadedDataset", "utcnow"]
+           "Role", "ServingEvent", "ServingReason", "Sweep", "SweepStatus", "UploadedDataset", "utcnow"]

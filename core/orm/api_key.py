@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.orm.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, str_enum, utcnow
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """admin: everything; user: their own jobs and datasets, plus predict, catalog and registry reads."""
 
     admin = "admin"
@@ -26,7 +26,7 @@ class ApiKey(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     owner: Mapped[str] = mapped_column(String(64), index=True)
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(str_enum(Role, 16))
     # sha256 of the whole key: keys are 32 random bytes, so a fast hash cannot be brute-forced
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))  # the first characters, to tell keys apart in listings

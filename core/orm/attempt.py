@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.orm.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, str_enum, utcnow
 
 
-class AttemptEnd(str, enum.Enum):
+class AttemptEnd(enum.StrEnum):
     """Why an attempt ended. The crash reasons count towards `max_attempts`; a graceful stop does not."""
 
     succeeded = "succeeded"
@@ -27,7 +27,7 @@ class AttemptEnd(str, enum.Enum):
         return self in (AttemptEnd.process_died, AttemptEnd.worker_lost, AttemptEnd.worker_restarted)
 
 
-_END_VALUES = ", ".join(f"'{e.value}'" for e in AttemptEnd)
+_END_VALUES = ", ".join(f"'{e}'" for e in AttemptEnd)
 
 
 class JobAttempt(Base):
@@ -42,7 +42,7 @@ class JobAttempt(Base):
     worker: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended: Mapped[str | None] = mapped_column(String(32))  # an AttemptEnd
+    ended: Mapped[AttemptEnd | None] = mapped_column(str_enum(AttemptEnd, 32))
     detail: Mapped[str | None] = mapped_column(Text)  # what happened, in a sentence
     resumed_from_epoch: Mapped[int | None] = mapped_column(Integer)  # epochs done in its checkpoint; None: from scratch
     resumed_from_batch: Mapped[int | None] = mapped_column(Integer)  # set when that was a mid-epoch (stop) checkpoint

@@ -1,9 +1,10 @@
-"""The declarative base: one MetaData with a naming convention, and a UTC timestamp type."""
+"""The declarative base: one MetaData with a naming convention, a UTC timestamp type, enum columns."""
 from __future__ import annotations
 
+import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, Enum, MetaData
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -21,6 +22,16 @@ class Base(DeclarativeBase):
     """Base of every ORM class of the service."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def str_enum(enum_class: type[enum.StrEnum], length: int) -> Enum:
+    """A column type that stores an enum's string values in a VARCHAR(`length`) and reads back members.
+
+    Not a native enum and no constraint of its own: the tables keep their named CHECK constraints, so
+    the schema (and every stored value) is what it was when these columns were plain strings.
+    """
+    return Enum(enum_class, native_enum=False, create_constraint=False, length=length,
+                values_callable=lambda members: [m.value for m in members])
 
 
 def utcnow() -> datetime:

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.orm.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, str_enum, utcnow
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """A job's life: queued → running → succeeded | failed | cancelled | stopped (queued → cancelled too).
 
     `stopped`: a sweep's early stopping ended the trial (its metric lagged at a rung); not a failure.
@@ -26,11 +26,11 @@ class JobStatus(str, enum.Enum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
+        return self in _TERMINAL
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.stopped})
-_STATUS_VALUES = ", ".join(f"'{s.value}'" for s in JobStatus)
+_TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.stopped})
+_STATUS_VALUES = ", ".join(f"'{s}'" for s in JobStatus)
 
 
 class Job(Base):
@@ -44,7 +44,7 @@ class Job(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     model: Mapped[str] = mapped_column(String(64), index=True)
     dataset: Mapped[str] = mapped_column(String(64), index=True)
-    status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.queued.value)
+    status: Mapped[JobStatus] = mapped_column(str_enum(JobStatus, 16), index=True, default=JobStatus.queued)
     # the resolved TrainConfig (model, dataset, every hyperparameter including defaults)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     seed: Mapped[int] = mapped_column(Integer)
@@ -102,7 +102,3 @@ class Job(Base):
     attempts: Mapped[list["JobAttempt"]] = relationship(  # noqa: F821
         back_populates="job", order_by="JobAttempt.number", cascade="all, delete-orphan", passive_deletes=True
     )
-
-    @property
-    def status_enum(self) -> JobStatus:
-        return JobStatus(self.status)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, CheckConstraint, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.orm.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, str_enum, utcnow
 
 
 class ModelVersion(Base):
@@ -37,14 +37,14 @@ class ModelVersion(Base):
     auto_promotable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
-class ServingReason(str, enum.Enum):
+class ServingReason(enum.StrEnum):
     """Why a version started serving: best by validation accuracy, or pinned by an operator."""
 
     auto_best = "auto-best"
     promoted = "promoted"
 
 
-_REASONS = ", ".join(f"'{r.value}'" for r in ServingReason)
+_REASONS = ", ".join(f"'{r}'" for r in ServingReason)
 
 
 class ServingEvent(Base):
@@ -58,7 +58,7 @@ class ServingEvent(Base):
     model_version_id: Mapped[int] = mapped_column(Integer, ForeignKey("model_versions.id", ondelete="CASCADE"))
     previous_model_version_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("model_versions.id", ondelete="SET NULL"))
-    reason: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[ServingReason] = mapped_column(str_enum(ServingReason, 16))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     model_version: Mapped[ModelVersion] = relationship(foreign_keys=[model_version_id], lazy="joined")

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.orm.base import Base, UTCDateTime, utcnow
+from core.orm.base import Base, UTCDateTime, str_enum, utcnow
 
 
-class SweepStatus(str, enum.Enum):
+class SweepStatus(enum.StrEnum):
     """queued → running → succeeded | failed | cancelled (succeeded: at least one trial succeeded)."""
 
     queued = "queued"
@@ -25,7 +25,7 @@ class SweepStatus(str, enum.Enum):
         return self in (SweepStatus.succeeded, SweepStatus.failed, SweepStatus.cancelled)
 
 
-_STATUS_VALUES = ", ".join(f"'{s.value}'" for s in SweepStatus)
+_STATUS_VALUES = ", ".join(f"'{s}'" for s in SweepStatus)
 
 
 class Sweep(Base):
@@ -38,7 +38,7 @@ class Sweep(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     model: Mapped[str] = mapped_column(String(64))
     dataset: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), index=True, default=SweepStatus.queued.value)
+    status: Mapped[SweepStatus] = mapped_column(str_enum(SweepStatus, 16), index=True, default=SweepStatus.queued)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)  # as posted: search space, seed, options
     # the resolved config of every trial, in trial order; trial i becomes a job when `launched` passes i
     trials: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

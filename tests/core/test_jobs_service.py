@@ -11,7 +11,7 @@ from core import jobs
 from core.errors import BrokerUnavailable, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound
 from core.db import make_engine
 from core.migrate import upgrade
-from core.model_registry import promote, register_model_version, serving_model_of_job
+from core.model_registry import promote, register_model_version
 from core.orm import AttemptEnd, Job, JobStatus, utcnow
 
 pytestmark = pytest.mark.service
@@ -102,7 +102,8 @@ def test_only_a_running_job_finishes_and_a_finished_one_cannot_be_cancelled(db_s
     assert jobs.finish(db_session, job_id=job.id, status=JobStatus.succeeded) is False
     jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
     assert jobs.finish(db_session, job_id=job.id, worker="other@h", status=JobStatus.succeeded) is False
-    assert jobs.finish(db_session, job_id=job.id, worker="w@h", status=JobStatus.succeeded, best_epoch=2) is True
+    assert jobs.finish(db_session, job_id=job.id, worker="w@h", status=JobStatus.succeeded,
+                       outcome=jobs.Outcome(best_epoch=2)) is True
     assert jobs.finish(db_session, job_id=job.id, status=JobStatus.failed, error="x") is False
     db_session.refresh(job)
     assert job.status == "succeeded" and job.best_epoch == 2 and job.error is None
@@ -185,16 +186,14 @@ def test_retention_keeps_the_best_and_the_last_n_checkpoints(db_session, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-001.pt", "epoch-004.pt"]
 
 
-def test_delete_refuses_running_and_serving_jobs_and_removes_rows_and_files(db_session, tmp_path):
+def test_delete_refuses_running_jobs_and_removes_rows_and_files(db_session, tmp_path):
     job = _new_job(db_session)
     jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
     with pytest.raises(JobNotDeletable, match="running; cancel it first"):
-        jobs.delete(db_session, job_id=job.id, job_dir=tmp_path, serving_model=lambda s, j: None)
+        jobs.delete(db_session, job_id=job.id, job_dir=tmp_path)
     jobs.finish(db_session, job_id=job.id, status=JobStatus.failed, error="x")
-    with pytest.raises(JobNotDeletable, match="mlp #3"):
-        jobs.delete(db_session, job_id=job.id, job_dir=tmp_path, serving_model=lambda s, j: "mlp #3 (mnist)")
     (tmp_path / "epoch-001.pt").write_bytes(b"x")
-    jobs.delete(db_session, job_id=job.id, job_dir=tmp_path, serving_model=lambda s, j: None)
+    jobs.delete(db_session, job_id=job.id, job_dir=tmp_path)
     assert not tmp_path.exists()
     with pytest.raises(JobNotFound):
         jobs.get_job(db_session, job_id=job.id)
@@ -222,14 +221,14 @@ def test_a_job_whose_model_serves_cannot_be_deleted_and_the_error_names_the_mode
     job = _new_job(session)
     jobs.start(session, job_id=job.id, worker="w@h", code_version="v")
     _epoch(session, job.id, 1, tmp_path)
-    assert jobs.finish(session, job_id=job.id, status=JobStatus.succeeded, best_epoch=1,
-                       best_metric={"name": "val_accuracy", "value": 0.9},
+    assert jobs.finish(session, job_id=job.id, status=JobStatus.succeeded,
+                       outcome=jobs.Outcome(best_epoch=1, best_metric={"name": "val_accuracy", "value": 0.9}),
                        on_succeeded=lambda s, j: register_model_version(s, job=j)) is True
     version = register_model_version(session, job=job)  # already registered: the same version
     promote(session, model_id=version.id)  # no split on record, so serving only by hand
     session.commit()
     with pytest.raises(JobNotDeletable, match=r"its model mlp #\d+ \(mnist\) serves predictions"):
-        jobs.delete(session, job_id=job.id, job_dir=tmp_path / "files", serving_model=serving_model_of_job)
+        jobs.delete(session, job_id=job.id, job_dir=tmp_path / "files")
     session.close()
 
 

@@ -55,7 +55,7 @@ def test_registers_the_best_checkpoint_with_metrics(clean):
     assert "confusion_matrix" not in version.test_metrics
     # a job registers once
     assert registry.register_model_version(session, job=job).id == version.id
-    assert registry.serving_version(session, dataset=DATASET).id == version.id
+    assert registry.serving_version_id(session, dataset=DATASET) == version.id
 
 
 def test_unservable_jobs_are_not_registered(clean):
@@ -63,7 +63,7 @@ def test_unservable_jobs_are_not_registered(clean):
     assert registry.register_model_version(session, job=_succeeded_job(session, 0.9, status="failed")) is None
     regression = _succeeded_job(session, 0.1, dataset="synthetic_linear", best_metric_name="val_mse")
     assert registry.register_model_version(session, job=regression) is None
-    assert registry.serving_version(session, dataset=DATASET) is None
+    assert registry.serving_version_id(session, dataset=DATASET) is None
 
 
 def test_best_by_validation_accuracy_ties_go_to_the_newest(clean):
@@ -71,9 +71,9 @@ def test_best_by_validation_accuracy_ties_go_to_the_newest(clean):
     first = registry.register_model_version(session, job=_succeeded_job(session, 0.80))
     better = registry.register_model_version(session, job=_succeeded_job(session, 0.85))
     worse = registry.register_model_version(session, job=_succeeded_job(session, 0.70))
-    assert registry.serving_version(session, dataset=DATASET).id == better.id
+    assert registry.serving_version_id(session, dataset=DATASET) == better.id
     tie = registry.register_model_version(session, job=_succeeded_job(session, 0.85))
-    assert registry.serving_version(session, dataset=DATASET).id == tie.id
+    assert registry.serving_version_id(session, dataset=DATASET) == tie.id
     history = registry.serving_history(session, dataset=DATASET)
     assert [(e.model_version_id, e.reason) for e in history] == [
         (first.id, "auto-best"), (better.id, "auto-best"), (tie.id, "auto-best")]
@@ -94,7 +94,7 @@ def test_promote_pins_and_rolling_back_is_promoting_another(clean):
     assert registry.serving_version_id(session, dataset=DATASET) == old.id
 
     registry.promote(session, model_id=best.id)
-    assert registry.serving_version(session, dataset=DATASET).id == best.id
+    assert registry.serving_version_id(session, dataset=DATASET) == best.id
     history = [(e.model_version_id, e.reason, e.previous_model_version_id)
                for e in registry.serving_history(session, dataset=DATASET)]
     assert history == [(old.id, "auto-best", None), (new.id, "auto-best", old.id),

@@ -22,7 +22,7 @@ def _end(session, job_id: str, status: JobStatus = JobStatus.succeeded, accuraci
     for epoch, acc in enumerate(accuracies, start=1):
         session.add(EpochMetric(job_id=job_id, epoch=epoch, train_loss=1.0, val_accuracy=acc, lr=0.1, seconds=1.0,
                                 samples_per_second=1.0, created_at=utcnow()))
-    session.execute(update(Job).where(Job.id == job_id).values(status=status.value, finished_at=utcnow(),
+    session.execute(update(Job).where(Job.id == job_id).values(status=status, finished_at=utcnow(),
                                                                 code_version="v1", dataset_checksum="c1"))
     session.commit()
 

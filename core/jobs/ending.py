@@ -1,0 +1,162 @@
+"""A job's end: `finish` (the run ended), `cancel` (on request), `delete` (rows and files gone)."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.bus import NoPublisher, Publisher
+from core.errors import JobNotCancellable, JobNotDeletable
+from core.jobs.reads import get_job, list_attempts, list_checkpoints
+from core.model_registry import serving_model_of_job
+from core.orm import AttemptEnd, Checkpoint, Job, JobAttempt, JobStatus, utcnow
+
+_QUIET = NoPublisher()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run produced, recorded with its terminal status (every field is written, None too)."""
+
+    best_epoch: int | None = None
+    best_metric: dict[str, Any] | None = None
+    test_metrics: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    device: str | None = None
+    torch_version: str | None = None
+    dataset_checksum: str | None = None
+
+
+@dataclass(frozen=True)
+class StoppedAt:
+    """Where a graceful stop checkpointed: `batch` batches into `epoch`, in the file at `path`."""
+
+    path: str
+    epoch: int
+    batch: int
+
+
+def finish(
+    session: Session, *, job_id: str, status: JobStatus, worker: str | None = None, error: str | None = None,
+    error_type: str | None = None, best_checkpoint: str | None = None,
+    on_succeeded: Callable[[Session, Job], Any] | None = None, publisher: Publisher = _QUIET,
+    retention: int | None = None, outcome: Outcome | None = None,
+) -> bool:
+    """Move a running job (of `worker`, when given) to a terminal status; False if it was not running.
+
+    Status, outcome, the best checkpoint's flag, the attempt's end and `on_succeeded` (the model
+    registry) land in one transaction: a succeeded job is never seen without its model version.
+    """
+    assert status.is_terminal
+    values = dataclasses.asdict(outcome) if outcome is not None else {}
+    where = [Job.id == job_id, Job.status == JobStatus.running]
+    if worker is not None:
+        where.append(Job.worker == worker)
+    done = session.execute(
+        update(Job).where(*where)
+        .values(status=status, finished_at=utcnow(), error=error, error_type=error_type, **values)
+    ).rowcount == 1
+    if not done:
+        session.rollback()
+        return False
+    end_attempt(session, job_id, AttemptEnd(status), error)
+    if best_checkpoint is not None:
+        _mark_best_checkpoint(session, job_id=job_id, path=best_checkpoint)
+    if status is JobStatus.succeeded and on_succeeded is not None:
+        on_succeeded(session, get_job(session, job_id=job_id))
+    removed = _retention_victims(session, job_id, retention) if retention is not None else []
+    # mid-epoch stop checkpoints only serve the next attempt: a finished job needs them no more
+    removed += [a.stop_checkpoint for a in list_attempts(session, job_id=job_id) if a.stop_checkpoint]
+    session.commit()
+    _remove_files(removed)
+    publisher.publish(job_id, "status", {"status": status, "error": error})
+    return True
+
+
+def end_attempt(session: Session, job_id: str, ended: AttemptEnd, detail: str | None,
+                 stopped_at: StoppedAt | None = None) -> None:
+    """Close the job's open attempt. Flushes only."""
+    stop = dict(stop_checkpoint=stopped_at.path, stop_epoch=stopped_at.epoch, stop_batch=stopped_at.batch) \
+        if stopped_at is not None else {}
+    session.execute(
+        update(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.ended_at.is_(None))
+        .values(ended_at=utcnow(), ended=ended, detail=detail, **stop)
+    )
+    session.flush()
+
+
+def _mark_best_checkpoint(session: Session, *, job_id: str, path: str) -> None:
+    """Flag the row of the checkpoint file the finished run called best, and only that one. Flushes only."""
+    row = session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.path == path)).first()
+    if row is not None:
+        session.execute(update(Checkpoint).where(Checkpoint.job_id == job_id).values(is_best=Checkpoint.id == row.id))
+        session.flush()
+
+
+def _retention_victims(session: Session, job_id: str, keep_last: int) -> list[str]:
+    """Delete the rows of checkpoints that are neither best nor among the last `keep_last`; their paths."""
+    rows = list(list_checkpoints(session, job_id=job_id))
+    kept = {r.id for r in rows if r.is_best} | {r.id for r in rows[len(rows) - keep_last:]} if keep_last else \
+        {r.id for r in rows if r.is_best}
+    victims = [r for r in rows if r.id not in kept]
+    for row in victims:
+        session.delete(row)
+    session.flush()
+    return [r.path for r in victims]
+
+
+def _remove_files(paths: Collection[str]) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+
+
+def cancel(session: Session, *, job_id: str, publisher: Publisher = _QUIET) -> Job:
+    """Cancel a queued job at once, or flag a running one to stop; raises for finished jobs."""
+    job = get_job(session, job_id=job_id)
+    now = utcnow()
+    cancelled = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(status=JobStatus.cancelled, cancel_requested_at=now, finished_at=now,
+                error="cancelled before it started")
+    ).rowcount == 1
+    if not cancelled:  # running (or claimed meanwhile): flag it; the worker stops within a batch
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.status == JobStatus.running,
+                              Job.cancel_requested_at.is_(None))
+            .values(cancel_requested_at=now)
+        )
+    session.commit()
+    session.refresh(job)
+    if job.status == JobStatus.running:
+        publisher.raise_cancel_flag(job_id)
+        return job
+    if cancelled:
+        publisher.publish(job_id, "status", {"status": job.status, "error": job.error})
+    if job.status == JobStatus.cancelled:
+        return job  # cancelling twice is harmless
+    raise JobNotCancellable(job_id, job.status)
+
+
+def delete(session: Session, *, job_id: str, job_dir: Path) -> None:
+    """Remove a job that is not running, its rows and its files; raises JobNotDeletable otherwise
+    (also while the model it produced serves predictions: promote another first)."""
+    job = get_job(session, job_id=job_id)
+    if job.status == JobStatus.running:
+        raise JobNotDeletable(job_id, "it is running; cancel it first")
+    model = serving_model_of_job(session, job_id)
+    if model is not None:
+        raise JobNotDeletable(job_id, f"its model {model} serves predictions; promote another model first")
+    # conditional: a job that a worker started meanwhile is not deleted under it
+    gone = session.execute(sql_delete(Job).where(Job.id == job_id, Job.status != JobStatus.running)).rowcount
+    if not gone:
+        session.rollback()
+        raise JobNotDeletable(job_id, "it started running; cancel it first")
+    session.commit()
+    shutil.rmtree(job_dir, ignore_errors=True)

@@ -1,0 +1,101 @@
+"""Reading jobs and what they produced: rows as the database has them now. Reads never commit."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db import newest_page
+from core.errors import CheckpointNotFound, JobNotFound
+from core.orm import Checkpoint, EpochMetric, Job, JobAttempt, JobStatus
+
+
+def request_fingerprint(payload: dict[str, Any]) -> str:
+    """A stable digest of a job request, to tell a retry from a different request under the same key."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def get_job(session: Session, *, job_id: str, owner: str | None = None) -> Job:
+    """The job with this id, as the database has it now; raises JobNotFound (also when `owner` is given
+    and the job is someone else's: ids of others' jobs don't leak)."""
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None or (owner is not None and job.owner != owner):
+        raise JobNotFound(job_id)
+    return job
+
+
+def get_job_by_idempotency_key(session: Session, *, key: str) -> Job | None:
+    """The job created with this Idempotency-Key, if any."""
+    return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+
+
+def list_jobs(
+    session: Session, *, status: JobStatus | None = None, dataset: str | None = None, model: str | None = None,
+    offset: int = 0, limit: int = 50, owner: str | None = None,
+) -> tuple[Sequence[Job], int]:
+    """Jobs matching the filters (`owner`: only theirs), newest first, and how many match in all."""
+    query = select(Job)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
+    if status:
+        query = query.where(Job.status == status)
+    if dataset:
+        query = query.where(Job.dataset == dataset)
+    if model:
+        query = query.where(Job.model == model)
+    return newest_page(session, query, Job, offset=offset, limit=limit)
+
+
+def list_attempts(session: Session, *, job_id: str) -> Sequence[JobAttempt]:
+    """The job's attempts, first to last."""
+    return session.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)).all()
+
+
+def list_epoch_metrics(session: Session, *, job_id: str) -> Sequence[EpochMetric]:
+    """One row per finished epoch, in order."""
+    return session.scalars(
+        select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch)
+    ).all()
+
+
+def latest_epoch_metric(session: Session, *, job_id: str) -> EpochMetric | None:
+    """The last finished epoch, if any."""
+    return session.scalars(
+        select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch.desc()).limit(1)
+    ).first()
+
+
+def list_checkpoints(session: Session, *, job_id: str) -> Sequence[Checkpoint]:
+    """The job's checkpoints, by epoch."""
+    return session.scalars(
+        select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.epoch)
+    ).all()
+
+
+def best_checkpoint(session: Session, *, job_id: str) -> Checkpoint | None:
+    """The checkpoint flagged best, if any."""
+    return session.scalars(
+        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.is_best.is_(True))
+    ).first()
+
+
+def get_checkpoint(session: Session, *, job_id: str, epoch: int) -> Checkpoint:
+    """The job's checkpoint of `epoch`; raises CheckpointNotFound."""
+    row = session.scalars(
+        select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.epoch == epoch)
+    ).first()
+    if row is None:
+        raise CheckpointNotFound(job_id, epoch)
+    return row
+
+
+def disk_bytes(job_dir: Path) -> int:
+    """Bytes the job's files take on disk now."""
+    if not job_dir.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in job_dir.rglob("*") if p.is_file())
