@@ -17,7 +17,7 @@ from torch import nn
 from ml.callbacks import TrainCallbacks
 from ml.data.base import TensorSplit
 from ml.errors import TrainingCancelled, TrainingDiverged
-from ml.metrics import correct_count
+from ml.metrics import accuracy, correct_count, mse, r2_score
 from ml.models import OutputKind, memory_format, model_outputs
 from ml.results import Progress
 
@@ -182,15 +182,13 @@ def predict_outputs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> tor
 def evaluate(model: nn.Module, data: TensorSplit, *, loss_fn: LossFn, kind: OutputKind,
              tta: str = "none") -> dict[str, float]:
     """Loss and metric on a whole split: accuracy for classifiers, MSE and R² for regression."""
-    from ml.metrics import r2_score  # local: keeps the hot loop's namespace small
-
     if len(data) == 0:
         return {"loss": float("nan")}
     out = predict_outputs(model, data.x, tta)
     result = {"loss": float(loss_fn(out, data.y))}
     if kind == OutputKind.IDENTITY:
-        result["mse"] = float(((out.reshape(-1) - data.y.reshape(-1)) ** 2).mean())
+        result["mse"] = mse(out, data.y)
         result["r2"] = r2_score(out, data.y)
     else:
-        result["accuracy"] = float(correct_count(out, data.y, kind)) / len(data)
+        result["accuracy"] = accuracy(out, data.y, kind)
     return result

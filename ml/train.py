@@ -25,7 +25,7 @@ from ml.data.base import DatasetBundle, TensorSplit
 from ml.data.splits import TEST_SPLIT_SEED, VAL_SPLIT_SEED
 from ml.errors import InvalidConfig, TrainingCancelled
 from ml.loop import LossFn, evaluate, make_loss, predict_outputs, train_one_epoch, use_channels_last
-from ml.metrics import confusion_matrix, per_class_accuracy, predict, r2_score, top_mistakes
+from ml.metrics import confusion_matrix, mse, per_class_accuracy, predict, r2_score, top_mistakes
 from ml.models import ModelSpec, OutputKind, build_model, get_model_spec, output_kind
 from ml.results import CheckpointInfo, EpochMetrics, TestMetrics, TrainResult
 
@@ -418,8 +418,7 @@ def _test_metrics(model: nn.Module, test: TensorSplit, bundle: DatasetBundle, lo
     out = predict_outputs(model, test.x, tta)
     loss = float(loss_fn(out, test.y))
     if kind.is_regression:
-        return TestMetrics(loss=loss, mse=float(((out.reshape(-1) - test.y.reshape(-1)) ** 2).mean()),
-                           r2=r2_score(out, test.y))
+        return TestMetrics(loss=loss, mse=mse(out, test.y), r2=r2_score(out, test.y))
     pred, conf = predict(out, kind)
     cm = confusion_matrix(test.y, pred, bundle.num_classes)
     return TestMetrics(loss=loss, accuracy=float((pred == test.y).float().mean()),
