@@ -218,6 +218,7 @@ def setup(config: TrainConfig, device: torch.device, *, data_dir: Path, out_dir:
     precision = resolve_precision(hp.precision, device)
     spec = get_model_spec(config.model)
     bundle = load_run_data(config, data_dir, cache_dir=cache_dir, test_split_seed=test_split_seed)
+    # a step that changes the inputs belongs here: below, the model is built from bundle.input_shape
     validation = validation_split(bundle, hp)
     limit_evaluation(bundle, hp)
     splits = [_to(s, device) for s in (bundle.train, bundle.val, bundle.test)]
