@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> tuple[str, int]:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
+            # enums (the output kind) by value: weights_only loading reads plain types only
+            plain = {k: v.value if isinstance(v, Enum) else v for k, v in state.items()}
+            torch.save({"format_version": FORMAT_VERSION, **plain}, f)
             f.flush()
             os.fsync(f.fileno())
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -16,8 +17,8 @@ from torch import nn
 from ml.callbacks import TrainCallbacks
 from ml.data.base import TensorSplit
 from ml.errors import TrainingCancelled, TrainingDiverged
-from ml.metrics import correct_count
-from ml.models import memory_format, model_outputs
+from ml.metrics import accuracy, correct_count, mse, r2_score
+from ml.models import OutputKind, memory_format, model_outputs
 from ml.results import Progress
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -25,7 +26,7 @@ PROGRESS_INTERVAL_S = 0.25  # on_progress at most ~4 times a second
 CUDA_CHECK_EVERY = 50  # batches between finite-loss checks on CUDA (each check syncs)
 
 
-def make_loss(name: str, kind: str) -> LossFn:
+def make_loss(name: str, kind: OutputKind) -> LossFn:
     """The loss function for a loss name and an output kind (softmax, sigmoid or identity)."""
     if name == "cross_entropy":
         return F.cross_entropy
@@ -59,8 +60,32 @@ def use_channels_last(model: nn.Module, *splits: TensorSplit) -> list[TensorSpli
     return [TensorSplit(s.x.contiguous(memory_format=layout), s.y) if s.x.dim() == 4 else s for s in splits]
 
 
+@dataclass
+class EpochSums:
+    """The running sums of one pass. On CUDA the loss sum stays a device tensor, so no batch waits for the GPU."""
+
+    loss: torch.Tensor | float
+    metric: torch.Tensor
+    seen: int = 0
+
+    @classmethod
+    def start(cls, device: torch.device, partial: dict | None) -> "EpochSums":
+        """Zero sums, or those a cancelled pass of this epoch had reached."""
+        on_cuda = device.type == "cuda"
+        if partial is not None:
+            loss = partial["loss_sum"].to(device) if on_cuda else float(partial["loss_sum"])
+            return cls(loss, partial["metric_sum"].to(device), int(partial["seen"]))
+        loss = torch.zeros((), device=device, dtype=torch.float64) if on_cuda else 0.0
+        return cls(loss, torch.zeros((), device=device, dtype=torch.float64))
+
+    def as_partial(self, batch: int, seconds: float) -> dict:
+        """What a TrainingCancelled carries so the pass can continue at `batch` (0-based) with these sums."""
+        loss = self.loss if isinstance(self.loss, torch.Tensor) else torch.tensor(self.loss, dtype=torch.float64)
+        return {"batch": batch, "seen": self.seen, "seconds": seconds, "metric_sum": self.metric, "loss_sum": loss}
+
+
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: TensorSplit, *,
-                    loss_fn: LossFn, kind: str, batch_size: int, shuffle: torch.Generator,
+                    loss_fn: LossFn, kind: OutputKind, batch_size: int, shuffle: torch.Generator,
                     epoch: int, epochs: int, callbacks: TrainCallbacks, l1: float = 0.0,
                     augment: Callable | None = None, augment_gen: torch.Generator | None = None,
                     max_steps: int | None = None, partial: dict | None = None,
@@ -74,71 +99,70 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Te
     """
     model.train()
     x, y = data.x, data.y
-    n = len(y)
-    bs = min(batch_size, n)
-    batches = math.ceil(n / bs)
-    if max_steps is not None:
-        batches = min(batches, max_steps)
-    on_cuda = x.device.type == "cuda"
-    perm = torch.randperm(n, generator=shuffle).to(x.device)
+    bs = min(batch_size, len(y))
+    batches = math.ceil(len(y) / bs) if max_steps is None else min(math.ceil(len(y) / bs), max_steps)
+    perm = torch.randperm(len(y), generator=shuffle).to(x.device)
     l1_params = [p for name, p in model.named_parameters() if l1 > 0 and name.endswith("weight")]
-    lr = optimizer.param_groups[0]["lr"]
-    optimizer_name = type(optimizer).__name__.lower()
-
-    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64) if on_cuda else 0.0
-    metric_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-    seen, first = 0, 0
+    hint = divergence_hint(optimizer.param_groups[0]["lr"], type(optimizer).__name__.lower())
+    sums = EpochSums.start(x.device, partial)
+    first, elapsed = (int(partial["batch"]), float(partial["seconds"])) if partial is not None else (0, 0.0)
     start = last_progress = time.perf_counter()
-    if partial is not None:
-        first, seen = int(partial["batch"]), int(partial["seen"])
-        loss_sum = partial["loss_sum"].to(x.device) if on_cuda else float(partial["loss_sum"])
-        metric_sum = partial["metric_sum"].to(x.device)
-        start -= float(partial["seconds"])
+    start -= elapsed  # a continued pass reports its speed over the whole epoch
     for b in range(first, batches):
         if callbacks.should_stop():
-            raise TrainingCancelled(epoch, b + 1, None, partial={
-                "batch": b, "seen": seen, "seconds": time.perf_counter() - start, "metric_sum": metric_sum,
-                "loss_sum": loss_sum if on_cuda else torch.tensor(loss_sum, dtype=torch.float64)})
+            raise TrainingCancelled(epoch, b + 1, None, partial=sums.as_partial(b, time.perf_counter() - start))
         idx = perm[b * bs:(b + 1) * bs]
         xb, yb = x[idx], y[idx]
         if augment is not None:
             xb = augment(xb, augment_gen)
-        with torch.autocast(x.device.type, dtype=autocast, enabled=autocast is not None):
-            out = model(xb)
-            loss = loss_fn(out, yb)
-        total = loss + l1 * sum(p.abs().sum() for p in l1_params) if l1_params else loss
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-
-        m = len(idx)
-        seen += m
-        with torch.no_grad():
-            if on_cuda:
-                loss_sum += loss.detach() * m
-                if (b + 1) % CUDA_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
-                    raise TrainingDiverged(epoch, b + 1, float(loss_sum), divergence_hint(lr, optimizer_name))
-            else:
-                value = loss.item()  # free on CPU: no device to wait for
-                if not math.isfinite(value):
-                    raise TrainingDiverged(epoch, b + 1, value, divergence_hint(lr, optimizer_name))
-                loss_sum += value * m
-            if kind == "identity":
-                metric_sum += ((out.detach() - yb.reshape(out.shape)) ** 2).sum()
-            else:
-                metric_sum += correct_count(out.detach(), yb, kind)
-
+        out, loss = _step(model, optimizer, xb, yb, loss_fn=loss_fn, l1=l1, l1_params=l1_params, autocast=autocast)
+        _accumulate(sums, out, yb, loss, kind, epoch=epoch, batch=b + 1, hint=hint)
         now = time.perf_counter()
         if now - last_progress >= PROGRESS_INTERVAL_S:
             last_progress = now
-            callbacks.on_progress(Progress(epoch, epochs, b + 1, batches, seen / (now - start)))
+            callbacks.on_progress(Progress(epoch, epochs, b + 1, batches, sums.seen / (now - start)))
 
-    total_loss = float(loss_sum)
+    total_loss = float(sums.loss)
     if not math.isfinite(total_loss):
-        raise TrainingDiverged(epoch, batches, total_loss, divergence_hint(lr, optimizer_name))
+        raise TrainingDiverged(epoch, batches, total_loss, hint)
     seconds = time.perf_counter() - start
-    return {"loss": total_loss / max(1, seen), "metric": float(metric_sum) / max(1, seen),
-            "samples": seen, "steps": batches, "seconds": seconds}
+    return {"loss": total_loss / max(1, sums.seen), "metric": float(sums.metric) / max(1, sums.seen),
+            "samples": sums.seen, "steps": batches, "seconds": seconds}
+
+
+def _step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, *,
+          loss_fn: LossFn, l1: float, l1_params: list[nn.Parameter],
+          autocast: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch; the outputs and the loss (without the L1 penalty)."""
+    with torch.autocast(xb.device.type, dtype=autocast, enabled=autocast is not None):
+        out = model(xb)
+        loss = loss_fn(out, yb)
+    total = loss + l1 * sum(p.abs().sum() for p in l1_params) if l1_params else loss
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return out, loss
+
+
+@torch.no_grad()
+def _accumulate(sums: EpochSums, out: torch.Tensor, yb: torch.Tensor, loss: torch.Tensor, kind: OutputKind, *,
+                epoch: int, batch: int, hint: str) -> None:
+    """Add a batch's loss and metric to the sums; TrainingDiverged once the loss is no longer finite."""
+    m = len(yb)
+    sums.seen += m
+    if isinstance(sums.loss, torch.Tensor):  # on CUDA: check every CUDA_CHECK_EVERY batches (each check syncs)
+        sums.loss += loss.detach() * m
+        if batch % CUDA_CHECK_EVERY == 0 and not torch.isfinite(sums.loss):
+            raise TrainingDiverged(epoch, batch, float(sums.loss), hint)
+    else:
+        value = loss.item()  # free on CPU: no device to wait for
+        if not math.isfinite(value):
+            raise TrainingDiverged(epoch, batch, value, hint)
+        sums.loss += value * m
+    if kind == OutputKind.IDENTITY:
+        sums.metric += ((out.detach() - yb.reshape(out.shape)) ** 2).sum()
+    else:
+        sums.metric += correct_count(out.detach(), yb, kind)
 
 
 def eval_batch_size(sample_shape: tuple[int, ...]) -> int:
@@ -155,17 +179,16 @@ def predict_outputs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> tor
     return torch.cat([model_outputs(model, x[i:i + bs], tta) for i in range(0, len(x), bs)])
 
 
-def evaluate(model: nn.Module, data: TensorSplit, *, loss_fn: LossFn, kind: str, tta: str = "none") -> dict[str, float]:
+def evaluate(model: nn.Module, data: TensorSplit, *, loss_fn: LossFn, kind: OutputKind,
+             tta: str = "none") -> dict[str, float]:
     """Loss and metric on a whole split: accuracy for classifiers, MSE and R² for regression."""
-    from ml.metrics import r2_score  # local: keeps the hot loop's namespace small
-
     if len(data) == 0:
         return {"loss": float("nan")}
     out = predict_outputs(model, data.x, tta)
     result = {"loss": float(loss_fn(out, data.y))}
-    if kind == "identity":
-        result["mse"] = float(((out.reshape(-1) - data.y.reshape(-1)) ** 2).mean())
+    if kind == OutputKind.IDENTITY:
+        result["mse"] = mse(out, data.y)
         result["r2"] = r2_score(out, data.y)
     else:
-        result["accuracy"] = float(correct_count(out, data.y, kind)) / len(data)
+        result["accuracy"] = accuracy(out, data.y, kind)
     return result

@@ -5,22 +5,22 @@ from typing import Any
 
 import torch
 
-from ml.models import probabilities
+from ml.models import OutputKind, probabilities
 
 
-def predict(outputs: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(outputs: torch.Tensor, kind: OutputKind) -> tuple[torch.Tensor, torch.Tensor]:
     """Class outputs -> (predicted class, confidence in it)."""
     conf, pred = probabilities(outputs, kind).max(dim=1)
     return pred, conf
 
 
-def correct_count(outputs: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+def correct_count(outputs: torch.Tensor, y: torch.Tensor, kind: OutputKind) -> torch.Tensor:
     """Number of right predictions, as a tensor (no device sync)."""
-    pred = (outputs.reshape(-1) > 0).long() if kind == "sigmoid" else outputs.argmax(dim=1)
+    pred = (outputs.reshape(-1) > 0).long() if kind == OutputKind.SIGMOID else outputs.argmax(dim=1)
     return (pred == y).sum()
 
 
-def accuracy(outputs: torch.Tensor, y: torch.Tensor, kind: str) -> float:
+def accuracy(outputs: torch.Tensor, y: torch.Tensor, kind: OutputKind) -> float:
     """Fraction of right predictions."""
     return float(correct_count(outputs, y, kind)) / max(1, len(y))
 

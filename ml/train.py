@@ -1,12 +1,18 @@
-"""`train(config, ...)`: load data once, fit, checkpoint every epoch, test with the best (or last) weights."""
+"""`train(config, ...)`: load data once, fit, checkpoint every epoch, test with the best (or last) weights.
+
+A run is five steps: `setup` (device, data, model, optimizer, generators: a `Run`), `restore` (a fresh
+`RunState` or a checkpoint's), `fit` (epoch by epoch, keeping the `Best` one), `select` (load its
+weights) and `final_test` (test metrics, the model's report, plots: the `TrainResult`).
+"""
 from __future__ import annotations
 
 import hashlib
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -18,9 +24,9 @@ from ml.data import load_dataset
 from ml.data.base import DatasetBundle, TensorSplit
 from ml.data.splits import TEST_SPLIT_SEED, VAL_SPLIT_SEED
 from ml.errors import InvalidConfig, TrainingCancelled
-from ml.loop import evaluate, make_loss, predict_outputs, train_one_epoch, use_channels_last
-from ml.metrics import confusion_matrix, per_class_accuracy, predict, r2_score, top_mistakes
-from ml.models import build_model, get_model_spec, output_kind
+from ml.loop import LossFn, evaluate, make_loss, predict_outputs, train_one_epoch, use_channels_last
+from ml.metrics import confusion_matrix, mse, per_class_accuracy, predict, r2_score, top_mistakes
+from ml.models import ModelSpec, OutputKind, build_model, get_model_spec, output_kind
 from ml.results import CheckpointInfo, EpochMetrics, TestMetrics, TrainResult
 
 
@@ -80,12 +86,99 @@ def _to(split: TensorSplit, device: torch.device) -> TensorSplit:
     return TensorSplit(split.x.to(device), split.y.to(device))
 
 
-def _make_augmenter(bundle: DatasetBundle, kind: str):
-    if kind == "none":
+def _make_augmenter(bundle: DatasetBundle, augment: str):
+    if augment == "none":
         return None
     from ml.data.augment import make_augmenter  # only runs that augment need it
 
-    return make_augmenter(bundle.input_kind, kind, bundle.mean, bundle.std)
+    return make_augmenter(bundle.input_kind, augment, bundle.mean, bundle.std)
+
+
+@dataclass
+class Run:
+    """What `setup` builds for one run and the later steps share: data on its device, model and tools."""
+
+    config: TrainConfig
+    out_dir: Path
+    callbacks: TrainCallbacks
+    device: torch.device
+    precision: str  # what the step computes in: "fp32" or "bf16" (auto resolved)
+    spec: ModelSpec
+    bundle: DatasetBundle  # splits on the CPU, as loaded (reports and plots read them)
+    validation: dict[str, Any]  # which samples scored validation (see validation_split)
+    kind: OutputKind
+    loss_fn: LossFn
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    train_split: TensorSplit  # the three splits on the device, in the model's memory layout
+    val_split: TensorSplit
+    test_split: TensorSplit
+    shuffle_gen: torch.Generator
+    augmenter: Callable | None
+    augment_gen: torch.Generator | None
+    tta: str  # validation, test and serving all see the same view of an image
+
+    @property
+    def hp(self) -> Hyperparameters:
+        return self.config.hp
+
+    @property
+    def autocast(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.precision == "bf16" else None
+
+    @property
+    def metric_name(self) -> str:
+        return "val_mse" if self.kind.is_regression else "val_accuracy"
+
+
+@dataclass
+class Best:
+    """The epoch a run keeps: the best on validation so far, or the last one with select "last".
+
+    Checkpoints store it as a plain dict (`as_dict`), under "best", as they always have.
+    """
+
+    metric: str  # the EpochMetrics field compared: val_accuracy (higher is better) or val_mse (lower)
+    epoch: int | None = None
+    value: float | None = None
+    epochs_without_improvement: int = 0
+    checkpoint: str | None = None  # file name of the newest checkpoint written for the kept epoch
+
+    def observe(self, epoch: int, value: float | None, *, keep_last: bool, lower_is_better: bool) -> bool:
+        """Record an epoch's validation value; True when that epoch becomes the kept one."""
+        improved = keep_last or self.value is None or \
+            (value < self.value if lower_is_better else value > self.value)
+        if improved:
+            self.epoch, self.value, self.epochs_without_improvement = epoch, value, 0
+        else:
+            self.epochs_without_improvement += 1
+        return improved
+
+    def as_dict(self) -> dict[str, Any]:
+        """The checkpoint's "best" record (keys in the order checkpoints have always had)."""
+        return {"epoch": self.epoch, "metric": self.metric, "value": self.value,
+                "epochs_without_improvement": self.epochs_without_improvement, "checkpoint": self.checkpoint}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> "Best":
+        """Back from a checkpoint's "best" record."""
+        return cls(metric=record["metric"], epoch=record.get("epoch"), value=record.get("value"),
+                   epochs_without_improvement=record.get("epochs_without_improvement", 0),
+                   checkpoint=record.get("checkpoint"))
+
+
+@dataclass
+class RunState:
+    """Where a run stands between epochs: fresh, or restored from a checkpoint, then moved on by `fit`."""
+
+    best: Best
+    history: list[EpochMetrics] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None  # the kept epoch's weights, on the CPU
+    next_epoch: int = 1
+    steps_done: int = 0
+    last_checkpoint: Path | None = None
+    partial: dict[str, Any] | None = None  # a cancelled epoch to continue at its batch
+    stopped_early: bool = False
 
 
 def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir: Path | str,
@@ -99,140 +192,192 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     started = time.perf_counter()
     _apply_thread_setting()
     config = config if isinstance(config, TrainConfig) else config_from_dict(config)
-    hp, callbacks = config.hp, callbacks or NoCallbacks()
-    out_dir = Path(out_dir)
-    device = resolve_device(hp.device)
-    precision = resolve_precision(hp.precision, device)
-    autocast = torch.bfloat16 if precision == "bf16" else None
-    resume = load_checkpoint(resume_from) if resume_from else None
-    if resume is not None:
-        _check_resumable(config, resume)
+    device = resolve_device(config.hp.device)
+    resume = open_resume(resume_from, config)  # a wrong checkpoint fails before any data is loaded
+    run = setup(config, device, data_dir=Path(data_dir), out_dir=Path(out_dir), callbacks=callbacks or NoCallbacks(),
+                cache_dir=Path(cache_dir) if cache_dir else None, test_split_seed=test_split_seed)
+    state = restore(run, resume, resume_from)
+    fit(run, state)
+    select(run, state)
+    return final_test(run, state, started)
 
+
+def open_resume(resume_from: Path | str | None, config: TrainConfig) -> dict[str, Any] | None:
+    """The checkpoint to resume from (None for a fresh run), checked against `config`."""
+    if not resume_from:
+        return None
+    resume = load_checkpoint(resume_from)
+    _check_resumable(config, resume)
+    return resume
+
+
+def setup(config: TrainConfig, device: torch.device, *, data_dir: Path, out_dir: Path, callbacks: TrainCallbacks,
+          cache_dir: Path | None, test_split_seed: int) -> Run:
+    """Load the data and build the model, loss, optimizer and generators of a run, on `device`."""
+    hp = config.hp
+    precision = resolve_precision(hp.precision, device)
     spec = get_model_spec(config.model)
-    bundle = load_dataset(config.dataset, Path(data_dir), image_size=getattr(hp, "image_size", None),
-                          val_fraction=hp.val_fraction, seed=hp.seed,
-                          max_train_samples=hp.max_train_samples,
-                          cache_dir=Path(cache_dir) if cache_dir else None, test_split_seed=test_split_seed)
+    bundle = load_run_data(config, data_dir, cache_dir=cache_dir, test_split_seed=test_split_seed)
+    # a step that changes the inputs belongs here: below, the model is built from bundle.input_shape
     validation = validation_split(bundle, hp)
-    if hp.max_eval_samples is not None:  # smoke mode: evaluation would dominate a tiny run
-        n = hp.max_eval_samples
-        bundle.val = TensorSplit(bundle.val.x[:n], bundle.val.y[:n])
-        bundle.test = TensorSplit(bundle.test.x[:n], bundle.test.y[:n])
-    train_split, val_split, test_split = (_to(s, device) for s in (bundle.train, bundle.val, bundle.test))
+    limit_evaluation(bundle, hp)
+    splits = [_to(s, device) for s in (bundle.train, bundle.val, bundle.test)]
     kind = output_kind(config)
     loss_fn = spec.custom_losses[hp.loss]() if hp.loss in spec.custom_losses else make_loss(hp.loss, kind)
-
-    torch.manual_seed(hp.seed)  # weights and dropout
-    model = build_model(config, bundle.input_shape, bundle.num_classes)
-    if spec.prepare is not None:
-        spec.prepare(model, bundle)
-    model.to(device)
-    train_split, val_split, test_split = use_channels_last(model, train_split, val_split, test_split)
+    model = make_model(config, spec, bundle, device)
+    train_split, val_split, test_split = use_channels_last(model, *splits)
     optimizer = make_optimizer(model, hp)
     shuffle_gen = torch.Generator().manual_seed(hp.seed)
     augmenter = _make_augmenter(bundle, getattr(hp, "augment", "none"))
     augment_gen = torch.Generator(device=device).manual_seed(hp.seed + 1) if augmenter else None
-    tta = getattr(hp, "tta", "none")  # validation, test and serving all see the same view of an image
+    return Run(config=config, out_dir=out_dir, callbacks=callbacks, device=device, precision=precision, spec=spec,
+               bundle=bundle, validation=validation, kind=kind, loss_fn=loss_fn, model=model, optimizer=optimizer,
+               train_split=train_split, val_split=val_split, test_split=test_split, shuffle_gen=shuffle_gen,
+               augmenter=augmenter, augment_gen=augment_gen, tta=getattr(hp, "tta", "none"))
 
-    history: list[EpochMetrics] = []
-    metric_name = "val_mse" if kind == "identity" else "val_accuracy"
-    best: dict[str, Any] = {"epoch": None, "metric": metric_name, "value": None,
-                            "epochs_without_improvement": 0, "checkpoint": None}
-    best_state: dict[str, torch.Tensor] | None = None
-    start_epoch, steps_done = 1, 0
-    last_ckpt: Path | None = None
-    if resume is not None:
-        model.load_state_dict(resume["model_state"])
-        optimizer.load_state_dict(resume["optimizer_state"])
-        restore_rng(resume["rng"], shuffle_gen, augment_gen)
-        history = [EpochMetrics(**m) for m in resume["metrics"]]
-        best = dict(resume["best"])
-        best_state = resume.get("best_model_state") or resume["model_state"]
-        start_epoch, steps_done = resume["epoch"] + 1, resume.get("step", 0)
-        last_ckpt = Path(resume_from)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
-    def state_at(done_epoch: int) -> dict[str, Any]:
-        """Everything a resumed run needs, as of the end of `done_epoch` (or a batch boundary after it)."""
-        return {
-            "model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
-            "epoch": done_epoch, "step": steps_done, "rng": capture_rng(shuffle_gen, augment_gen),
-            "config": config.model_dump(), "metrics": [m.as_dict() for m in history],
-            "best": dict(best), "dataset": dataset_record(bundle), "output": kind,
-            "torch_version": str(torch.__version__),  # a plain str: weights_only loading refuses TorchVersion
-        }
+def load_run_data(config: TrainConfig, data_dir: Path, *, cache_dir: Path | None, test_split_seed: int) -> DatasetBundle:
+    """The run's dataset, split and normalised as its hyperparameters say (on the CPU)."""
+    hp = config.hp
+    return load_dataset(config.dataset, data_dir, image_size=getattr(hp, "image_size", None),
+                        val_fraction=hp.val_fraction, seed=hp.seed, max_train_samples=hp.max_train_samples,
+                        cache_dir=cache_dir, test_split_seed=test_split_seed)
 
-    partial = resume.get("partial") if resume is not None else None
-    stopped_early = False
-    for epoch in range(start_epoch, hp.epochs + 1):
-        lr = epoch_lr(hp, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        steps_left = None if hp.max_steps is None else hp.max_steps - steps_done
-        if partial is not None:  # the pass draws the same permutation again, then skips what was done
-            shuffle_gen.set_state(partial["shuffle_before"])
-        shuffle_before = shuffle_gen.get_state()
-        try:
-            stats = train_one_epoch(model, optimizer, train_split, loss_fn=loss_fn, kind=kind,
-                                    batch_size=hp.batch_size, shuffle=shuffle_gen, epoch=epoch,
-                                    epochs=hp.epochs, callbacks=callbacks, l1=hp.l1,
-                                    augment=augmenter, augment_gen=augment_gen, max_steps=steps_left,
-                                    partial=partial, autocast=autocast)
-        except TrainingCancelled as exc:
-            # a checkpoint at this batch boundary: stopping costs no work, and resuming is exact
-            state = {**state_at(epoch - 1), "best_model_state": best_state,
-                     "partial": {**exc.partial, "epoch": epoch, "shuffle_before": shuffle_before}}
-            stop = out_dir / f"stopped-epoch-{epoch:03d}.pt"
-            save_checkpoint(stop, state)
-            raise TrainingCancelled(exc.epoch, exc.batch, last_ckpt, stop_checkpoint=stop) from None
-        partial = None
-        steps_done += stats["steps"]
-        val = evaluate(model, val_split, loss_fn=loss_fn, kind=kind, tta=tta)
-        metrics = _epoch_metrics(epoch, kind, stats, val, lr)
-        history.append(metrics)
-        callbacks.on_epoch_end(metrics)
 
-        value = getattr(metrics, metric_name)
-        # select "last": each epoch replaces the one before, so the final epoch is the one kept
-        improved = hp.select == "last" or best["value"] is None or \
-            (value < best["value"] if kind == "identity" else value > best["value"])
-        if improved:
-            best.update(epoch=epoch, value=value, epochs_without_improvement=0)
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        else:
-            best["epochs_without_improvement"] += 1
-        stopped_early = bool(hp.early_stopping_patience) and \
-            best["epochs_without_improvement"] >= hp.early_stopping_patience
-        out_of_steps = hp.max_steps is not None and steps_done >= hp.max_steps
-        finishing = epoch == hp.epochs or stopped_early or out_of_steps
-        # a new best is written at once; with select "last" every epoch is the new best, so only
-        # checkpoint_every (and the final epoch) decide
-        if (improved and hp.select == "best") or finishing or epoch % hp.checkpoint_every == 0:
-            path = out_dir / checkpoint_name(epoch)
-            if improved:
-                best["checkpoint"] = path.name
-            state = state_at(epoch)
-            if not improved:  # keeps every checkpoint self-contained for resume and testing
-                state["best_model_state"] = best_state
-            sha, size = save_checkpoint(path, state)
-            last_ckpt = path
-            callbacks.on_checkpoint(CheckpointInfo(path=path, epoch=epoch, sha256=sha, size_bytes=size,
-                                                   is_best=improved, metrics=metrics.as_dict()))
-        if stopped_early or out_of_steps:
+def limit_evaluation(bundle: DatasetBundle, hp: Hyperparameters) -> None:
+    """Smoke mode (max_eval_samples): cut validation and test, which would dominate a tiny run."""
+    if hp.max_eval_samples is not None:
+        n = hp.max_eval_samples
+        bundle.val = TensorSplit(bundle.val.x[:n], bundle.val.y[:n])
+        bundle.test = TensorSplit(bundle.test.x[:n], bundle.test.y[:n])
+
+
+def make_model(config: TrainConfig, spec: ModelSpec, bundle: DatasetBundle, device: torch.device) -> nn.Module:
+    """A fresh model from the run's seed (weights and dropout), prepared by its spec, on `device`."""
+    torch.manual_seed(config.hp.seed)
+    model = build_model(config, bundle.input_shape, bundle.num_classes)
+    if spec.prepare is not None:
+        spec.prepare(model, bundle)
+    return model.to(device)
+
+
+def restore(run: Run, resume: dict[str, Any] | None, resume_from: Path | str | None) -> RunState:
+    """A fresh RunState, or the checkpoint's: weights, optimizer, random states, history and best epoch."""
+    if resume is None:
+        return RunState(best=Best(metric=run.metric_name))
+    run.model.load_state_dict(resume["model_state"])
+    run.optimizer.load_state_dict(resume["optimizer_state"])
+    restore_rng(resume["rng"], run.shuffle_gen, run.augment_gen)
+    return RunState(best=Best.from_dict(resume["best"]), history=[EpochMetrics(**m) for m in resume["metrics"]],
+                    best_state=resume.get("best_model_state") or resume["model_state"],
+                    next_epoch=resume["epoch"] + 1, steps_done=resume.get("step", 0),
+                    last_checkpoint=Path(resume_from), partial=resume.get("partial"))
+
+
+def fit(run: Run, state: RunState) -> None:
+    """Train epoch by epoch until the last one, early stopping or max_steps; checkpoints as `select` says."""
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(state.next_epoch, run.hp.epochs + 1):
+        if not fit_epoch(run, state, epoch):
             break
 
-    model.load_state_dict(best_state)  # test with the best epoch's weights
-    test = _test_metrics(model, test_split, bundle, loss_fn, kind, tta)
-    extra = spec.report(model, bundle) if spec.report is not None else {}
+
+def fit_epoch(run: Run, state: RunState, epoch: int) -> bool:
+    """Train and validate one epoch, keep it if it is the best, checkpoint; False when the run should stop."""
+    hp = run.hp
+    lr = epoch_lr(hp, epoch)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    stats = _train_pass(run, state, epoch)
+    state.steps_done += stats["steps"]
+    val = evaluate(run.model, run.val_split, loss_fn=run.loss_fn, kind=run.kind, tta=run.tta)
+    metrics = _epoch_metrics(epoch, run.kind, stats, val, lr)
+    state.history.append(metrics)
+    run.callbacks.on_epoch_end(metrics)
+
+    # select "last": each epoch replaces the one before, so the final epoch is the one kept
+    improved = state.best.observe(epoch, getattr(metrics, run.metric_name), keep_last=hp.select == "last",
+                                  lower_is_better=run.kind.is_regression)
+    if improved:
+        state.best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+    state.stopped_early = bool(hp.early_stopping_patience) and \
+        state.best.epochs_without_improvement >= hp.early_stopping_patience
+    out_of_steps = hp.max_steps is not None and state.steps_done >= hp.max_steps
+    finishing = epoch == hp.epochs or state.stopped_early or out_of_steps
+    # a new best is written at once; with select "last" every epoch is the new best, so only
+    # checkpoint_every (and the final epoch) decide
+    if (improved and hp.select == "best") or finishing or epoch % hp.checkpoint_every == 0:
+        _save_epoch_checkpoint(run, state, epoch, improved, metrics)
+    return not (state.stopped_early or out_of_steps)
+
+
+def _train_pass(run: Run, state: RunState, epoch: int) -> dict[str, float]:
+    """One training pass; a cancel writes a checkpoint at its batch boundary before it propagates."""
+    hp = run.hp
+    steps_left = None if hp.max_steps is None else hp.max_steps - state.steps_done
+    if state.partial is not None:  # the pass draws the same permutation again, then skips what was done
+        run.shuffle_gen.set_state(state.partial["shuffle_before"])
+    shuffle_before = run.shuffle_gen.get_state()
+    try:
+        stats = train_one_epoch(run.model, run.optimizer, run.train_split, loss_fn=run.loss_fn, kind=run.kind,
+                                batch_size=hp.batch_size, shuffle=run.shuffle_gen, epoch=epoch,
+                                epochs=hp.epochs, callbacks=run.callbacks, l1=hp.l1,
+                                augment=run.augmenter, augment_gen=run.augment_gen, max_steps=steps_left,
+                                partial=state.partial, autocast=run.autocast)
+    except TrainingCancelled as exc:
+        # a checkpoint at this batch boundary: stopping costs no work, and resuming is exact
+        checkpoint = {**checkpoint_state(run, state, epoch - 1), "best_model_state": state.best_state,
+                      "partial": {**exc.partial, "epoch": epoch, "shuffle_before": shuffle_before}}
+        stop = run.out_dir / f"stopped-epoch-{epoch:03d}.pt"
+        save_checkpoint(stop, checkpoint)
+        raise TrainingCancelled(exc.epoch, exc.batch, state.last_checkpoint, stop_checkpoint=stop) from None
+    state.partial = None
+    return stats
+
+
+def checkpoint_state(run: Run, state: RunState, done_epoch: int) -> dict[str, Any]:
+    """Everything a resumed run needs, as of the end of `done_epoch` (or a batch boundary after it)."""
+    return {
+        "model_state": run.model.state_dict(), "optimizer_state": run.optimizer.state_dict(),
+        "epoch": done_epoch, "step": state.steps_done, "rng": capture_rng(run.shuffle_gen, run.augment_gen),
+        "config": run.config.model_dump(), "metrics": [m.as_dict() for m in state.history],
+        "best": state.best.as_dict(), "dataset": dataset_record(run.bundle), "output": run.kind.value,
+        "torch_version": str(torch.__version__),  # a plain str: weights_only loading refuses TorchVersion
+    }
+
+
+def _save_epoch_checkpoint(run: Run, state: RunState, epoch: int, improved: bool, metrics: EpochMetrics) -> None:
+    path = run.out_dir / checkpoint_name(epoch)
+    if improved:
+        state.best.checkpoint = path.name
+    checkpoint = checkpoint_state(run, state, epoch)
+    if not improved:  # keeps every checkpoint self-contained for resume and testing
+        checkpoint["best_model_state"] = state.best_state
+    sha, size = save_checkpoint(path, checkpoint)
+    state.last_checkpoint = path
+    run.callbacks.on_checkpoint(CheckpointInfo(path=path, epoch=epoch, sha256=sha, size_bytes=size,
+                                               is_best=improved, metrics=metrics.as_dict()))
+
+
+def select(run: Run, state: RunState) -> None:
+    """Load the kept epoch's weights (the best on validation, or the last with select "last") to test them."""
+    run.model.load_state_dict(state.best_state)
+
+
+def final_test(run: Run, state: RunState, started: float) -> TrainResult:
+    """Score the selected weights on the test split, collect the model's report and write the plots."""
+    test = _test_metrics(run.model, run.test_split, run.bundle, run.loss_fn, run.kind, run.tta)
+    extra = run.spec.report(run.model, run.bundle) if run.spec.report is not None else {}
+    best = state.best
     result = TrainResult(
-        config=config.model_dump(), epochs=history, best_epoch=best["epoch"],
-        best_metric={"name": metric_name, "value": best["value"], "split": validation}, test=test,
-        best_checkpoint=out_dir / best["checkpoint"] if best.get("checkpoint") else None,
-        last_checkpoint=last_ckpt, stopped_early=stopped_early, device=device.type,
-        dataset_checksum=bundle.checksum, torch_version=torch.__version__,
-        seconds=round(time.perf_counter() - started, 3), extra=extra, precision=precision,
+        config=run.config.model_dump(), epochs=state.history, best_epoch=best.epoch,
+        best_metric={"name": run.metric_name, "value": best.value, "split": run.validation}, test=test,
+        best_checkpoint=run.out_dir / best.checkpoint if best.checkpoint else None,
+        last_checkpoint=state.last_checkpoint, stopped_early=state.stopped_early, device=run.device.type,
+        dataset_checksum=run.bundle.checksum, torch_version=torch.__version__,
+        seconds=round(time.perf_counter() - started, 3), extra=extra, precision=run.precision,
     )
-    _write_plots(result, bundle, out_dir)
+    _write_plots(result, run.bundle, run.out_dir)
     return result
 
 
@@ -258,24 +403,23 @@ def _check_resumable(config: TrainConfig, resume: dict[str, Any]) -> None:
                               f"(got {config.hp.epochs})"}])
 
 
-def _epoch_metrics(epoch: int, kind: str, stats: dict, val: dict, lr: float) -> EpochMetrics:
+def _epoch_metrics(epoch: int, kind: OutputKind, stats: dict, val: dict, lr: float) -> EpochMetrics:
     common = dict(epoch=epoch, train_loss=stats["loss"], val_loss=val["loss"], lr=lr,
                   seconds=round(stats["seconds"], 4),
                   samples_per_second=round(stats["samples"] / max(stats["seconds"], 1e-9), 1))
-    if kind == "identity":
+    if kind.is_regression:
         return EpochMetrics(**common, train_mse=stats["metric"], val_mse=val.get("mse"), val_r2=val.get("r2"))
     return EpochMetrics(**common, train_accuracy=stats["metric"], val_accuracy=val.get("accuracy"))
 
 
-def _test_metrics(model: nn.Module, test: TensorSplit, bundle: DatasetBundle, loss_fn, kind: str,
+def _test_metrics(model: nn.Module, test: TensorSplit, bundle: DatasetBundle, loss_fn, kind: OutputKind,
                   tta: str) -> TestMetrics | None:
     if len(test) == 0:
         return None
     out = predict_outputs(model, test.x, tta)
     loss = float(loss_fn(out, test.y))
-    if kind == "identity":
-        return TestMetrics(loss=loss, mse=float(((out.reshape(-1) - test.y.reshape(-1)) ** 2).mean()),
-                           r2=r2_score(out, test.y))
+    if kind.is_regression:
+        return TestMetrics(loss=loss, mse=mse(out, test.y), r2=r2_score(out, test.y))
     pred, conf = predict(out, kind)
     cm = confusion_matrix(test.y, pred, bundle.num_classes)
     return TestMetrics(loss=loss, accuracy=float((pred == test.y).float().mean()),

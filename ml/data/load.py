@@ -93,6 +93,26 @@ def load_dataset(
 ) -> DatasetBundle:
     """Dataset `name` from DATA_DIR, split train/val/test, images normalised with the train split's stats."""
     spec = get_dataset_spec(name)
+    _check_split_options(spec, val_fraction, max_train_samples)
+    size = _check_image_size(spec, image_size)
+    raw = _raw(spec, Path(data_dir), size, Path(cache_dir) if cache_dir is not None else None)
+    idx = split_indices(
+        raw.y, has_test=spec.has_test_split, val_fraction=val_fraction, seed=seed,
+        max_train_samples=max_train_samples, test_split_seed=test_split_seed,
+    )
+    splits, mean, std = _normalised_splits(raw, spec, idx)
+    extra = _bundle_extra(raw, spec, idx)
+    extra.update({"seed": seed, "val_fraction": val_fraction, "max_train_samples": max_train_samples,
+                  "sizes": {k: len(s) for k, s in splits.items()}})
+    return DatasetBundle(
+        name=spec.name, task=spec.task, input_kind=spec.input_kind, classes=list(spec.classes),
+        input_shape=tuple(raw.x.shape[1:]), train=splits["train"], val=splits["val"], test=splits["test"],
+        mean=mean, std=std, image_size=int(raw.x.shape[-1]) if raw.x.dtype == torch.uint8 else None,
+        checksum=raw.checksum, extra=extra,
+    )
+
+
+def _check_split_options(spec: DatasetSpec, val_fraction: float, max_train_samples: int | None) -> None:
     limit = 1.0 if spec.has_test_split else round(1.0 - TEST_FRACTION, 6)  # folders also lose a test share
     if not 0.0 <= val_fraction < limit:
         raise InvalidConfig([{
@@ -102,46 +122,27 @@ def load_dataset(
         raise InvalidConfig([{
             "field": "hyperparameters.max_train_samples", "message": f"must be >= 1, got {max_train_samples}",
         }])
-    size = _check_image_size(spec, image_size)
-    raw = _raw(spec, Path(data_dir), size, Path(cache_dir) if cache_dir is not None else None)
 
-    idx = split_indices(
-        raw.y, has_test=spec.has_test_split, val_fraction=val_fraction, seed=seed,
-        max_train_samples=max_train_samples, test_split_seed=test_split_seed,
-    )
+
+def _normalised_splits(raw: RawDataset, spec: DatasetSpec,
+                       idx: dict[str, torch.Tensor]) -> tuple[dict[str, TensorSplit], list[float], list[float]]:
+    """train/val/test as float tensors; uint8 images normalised with the training images' channel stats."""
     test_x, test_y = (raw.test_x, raw.test_y) if spec.has_test_split else (raw.x[idx["test"]], raw.y[idx["test"]])
     parts = {"train": (raw.x[idx["train"]], raw.y[idx["train"]]), "val": (raw.x[idx["val"]], raw.y[idx["val"]]),
              "test": (test_x, test_y)}
+    if raw.x.dtype != torch.uint8:
+        return {k: TensorSplit(x.float().contiguous(), y.clone()) for k, (x, y) in parts.items()}, [], []
+    # statistics of the training images only (val and test excluded), before subsetting
+    pool = idx["train_pool"]
+    mean, std = channel_stats(parts["train"][0] if len(pool) == len(idx["train"]) else raw.x[pool])
+    return {k: TensorSplit(normalize(x, mean, std).contiguous(), y.clone()) for k, (x, y) in parts.items()}, mean, std
 
-    mean: list[float] = []
-    std: list[float] = []
-    if raw.x.dtype == torch.uint8:
-        # statistics of the training images only (val and test excluded), before subsetting
-        pool = idx["train_pool"]
-        mean, std = channel_stats(parts["train"][0] if len(pool) == len(idx["train"]) else raw.x[pool])
-        splits = {k: TensorSplit(normalize(x, mean, std).contiguous(), y.clone()) for k, (x, y) in parts.items()}
-    else:
-        splits = {k: TensorSplit(x.float().contiguous(), y.clone()) for k, (x, y) in parts.items()}
 
+def _bundle_extra(raw: RawDataset, spec: DatasetSpec, idx: dict[str, torch.Tensor]) -> dict:
+    """The loader's extra facts, the test photos' files, and how uploads are framed."""
     extra = dict(raw.extra)
     files = extra.pop("files", None)
     if files is not None and not spec.has_test_split:  # lets a report name the photo behind a mistake
         extra["test_files"] = [files[i] for i in idx["test"].tolist()]
     extra.update({"upload_framing": spec.upload_framing, "columns": list(spec.columns)})
-    extra.update({"seed": seed, "val_fraction": val_fraction, "max_train_samples": max_train_samples,
-                  "sizes": {k: len(s) for k, s in splits.items()}})
-    return DatasetBundle(
-        name=spec.name,
-        task=spec.task,
-        input_kind=spec.input_kind,
-        classes=list(spec.classes),
-        input_shape=tuple(raw.x.shape[1:]),
-        train=splits["train"],
-        val=splits["val"],
-        test=splits["test"],
-        mean=mean,
-        std=std,
-        image_size=int(raw.x.shape[-1]) if raw.x.dtype == torch.uint8 else None,
-        checksum=raw.checksum,
-        extra=extra,
-    )
+    return extra

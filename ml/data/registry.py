@@ -70,7 +70,7 @@ _REGISTRY: dict[str, DatasetSpec] = {}
 _uploaded: UploadedDatasets | None = None
 # modules of this package that hold no dataset
 _NOT_DATASETS = frozenset({"registry", "base", "load", "splits", "checksum", "transforms", "augment", "idx",
-                           "uploads", "upload_images", "upload_tables", "zipsafe"})
+                           "uploads", "zipsafe"})
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:

@@ -14,7 +14,7 @@ from ml.checkpoint import load_checkpoint
 from ml.data.transforms import normalize, photo_to_uint8
 from ml.inference.content import nothing_to_read
 from ml.inference.digits import frame, style_for
-from ml.models import build_model, memory_format, model_outputs, output_kind, probabilities
+from ml.models import OutputKind, build_model, memory_format, model_outputs, output_kind, probabilities
 
 # Bump when serving preprocessing changes what a model sees for the same upload; responses carry it.
 PREPROCESSING_VERSION = 2
@@ -68,7 +68,7 @@ class Predictor:
     """A model and the preprocessing of the dataset it was trained on."""
 
     def __init__(self, model: torch.nn.Module, *, dataset: dict[str, Any], config: dict[str, Any],
-                 output: str, device: torch.device, checkpoint_path: Path | None = None):
+                 output: OutputKind | str, device: torch.device, checkpoint_path: Path | None = None):
         if dataset.get("task") not in ("classification", "binary") or dataset.get("input_kind") not in ("grayscale", "photos"):
             raise ValueError(f"{config.get('model')} on {dataset.get('name')} is not an image classifier; "
                              "only image classifiers can be served")
@@ -77,7 +77,7 @@ class Predictor:
         self.model = model.eval().to(memory_format=self._layout)
         self.dataset = dataset
         self.config = config
-        self.output = output
+        self.output = OutputKind(output)  # a checkpoint stores the plain string
         self.device = device
         self.checkpoint_path = checkpoint_path
         self.classes: list[str] = list(dataset["classes"])

@@ -9,14 +9,14 @@ import torch
 
 from ml.checkpoint import load_checkpoint
 from ml.errors import BadUpload
-from ml.models import build_model, output_kind, probabilities
+from ml.models import OutputKind, build_model, output_kind, probabilities
 
 
 class RowPredictor:
     """A table model and the column order it was trained with."""
 
-    def __init__(self, model: torch.nn.Module, *, dataset: dict[str, Any], output: str):
-        self.model, self.dataset, self.output = model.eval(), dataset, output
+    def __init__(self, model: torch.nn.Module, *, dataset: dict[str, Any], output: OutputKind | str):
+        self.model, self.dataset, self.output = model.eval(), dataset, OutputKind(output)
         self.columns: list[str] = list(dataset.get("columns") or [])
         self.classes: list[str] = list(dataset.get("classes") or [])
 
@@ -56,7 +56,7 @@ class RowPredictor:
         x = self.features(rows)
         with torch.inference_mode():
             outputs = self.model(x)
-        if self.output == "identity":
+        if self.output.is_regression:
             return [{"value": float(v)} for v in outputs.reshape(-1).tolist()]
         probs = probabilities(outputs, self.output)
         k = max(1, min(int(top_k), len(self.classes)))

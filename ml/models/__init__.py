@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ml.models.outputs import OutputKind
 from ml.models.spec import ModelSpec, get_model_spec, model_specs, register_model_spec
 
-__all__ = ["ModelSpec", "build_model", "get_model_spec", "memory_format", "model_names", "model_outputs", "model_specs",
-           "output_kind", "probabilities", "register_model_spec"]
+__all__ = ["ModelSpec", "OutputKind", "build_model", "get_model_spec", "memory_format", "model_names", "model_outputs",
+           "model_specs", "output_kind", "probabilities", "register_model_spec"]
 
 
 def model_names() -> list[str]:
@@ -28,17 +29,18 @@ def _as_config(config):
     return config if isinstance(config, TrainConfig) else config_from_dict(config)
 
 
-def output_kind(config) -> str:
-    """'identity' (regression), 'sigmoid' (one logit or score) or 'softmax' (a logit per class)."""
+def output_kind(config) -> OutputKind:
+    """IDENTITY (regression), SIGMOID (one logit or score) or SOFTMAX (a logit per class)."""
     config = _as_config(config)
     if config.task == "regression":
-        return "identity"
-    return "sigmoid" if config.hp.loss in get_model_spec(config.model).single_output_losses else "softmax"
+        return OutputKind.IDENTITY
+    single = config.hp.loss in get_model_spec(config.model).single_output_losses
+    return OutputKind.SIGMOID if single else OutputKind.SOFTMAX
 
 
 def num_outputs(config, num_classes: int) -> int:
     """Output units: 1 for regression and single-logit losses, else one per class."""
-    return 1 if output_kind(config) in ("identity", "sigmoid") else num_classes
+    return output_kind(config).units or num_classes
 
 
 def build_model(config: Any, input_shape, num_classes: int) -> nn.Module:
@@ -86,11 +88,11 @@ def model_outputs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch
     return out / (len(views) + 1)  # logits: the mean is the geometric mean of odds
 
 
-def probabilities(outputs: torch.Tensor, kind: str) -> torch.Tensor:
-    """Model outputs -> class probabilities (n, classes); for 'sigmoid' the classes are [0, 1]."""
-    if kind == "sigmoid":
+def probabilities(outputs: torch.Tensor, kind: OutputKind | str) -> torch.Tensor:
+    """Model outputs -> class probabilities (n, classes); for SIGMOID the classes are [0, 1]."""
+    if kind == OutputKind.SIGMOID:
         p1 = torch.sigmoid(outputs.reshape(-1, 1).float())
         return torch.cat([1 - p1, p1], dim=1)
-    if kind == "softmax":
+    if kind == OutputKind.SOFTMAX:
         return torch.softmax(outputs.float(), dim=1)
     raise ValueError("regression outputs have no class probabilities")

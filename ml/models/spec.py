@@ -142,4 +142,4 @@ def _load_builtin() -> None:
     import_modules("ml.models", _NOT_MODELS)
 
 
-_NOT_MODELS = frozenset({"spec", "layers"})
+_NOT_MODELS = frozenset({"spec", "layers", "outputs"})

@@ -7,7 +7,10 @@ from torch import nn
 
 from ml.config import resolve_config
 from tests.utils.pairs import VALID_PAIRS
-from ml.models import build_model, get_model_spec, model_names, output_kind, probabilities, register_model_spec
+from ml.checkpoint import save_checkpoint
+from ml.models import (
+    OutputKind, build_model, get_model_spec, model_names, output_kind, probabilities, register_model_spec,
+)
 from ml.models.layers import PolynomialFeatures
 
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cats_dogs": (3, 64, 64),
@@ -30,7 +33,7 @@ def test_every_pair_builds_with_the_right_output_width(model, dataset):
     config = resolve_config(model, dataset, {})
     net = build_model(config, SHAPES[dataset], CLASSES[dataset])
     out = net.eval()(torch.randn(4, *SHAPES[dataset]))
-    expected = 1 if output_kind(config) in ("identity", "sigmoid") else CLASSES[dataset]
+    expected = 1 if output_kind(config) in (OutputKind.IDENTITY, OutputKind.SIGMOID) else CLASSES[dataset]
     assert out.shape == (4, expected)
 
 
@@ -59,9 +62,17 @@ def test_cnn_variant_follows_the_input():
 
 def test_logistic_regression_has_one_logit_and_sigmoid_probabilities():
     config = resolve_config("logistic_regression", "cats_dogs", {})
-    assert output_kind(config) == "sigmoid"
-    p = probabilities(torch.tensor([[0.0], [100.0]]), "sigmoid")
+    assert output_kind(config) is OutputKind.SIGMOID
+    p = probabilities(torch.tensor([[0.0], [100.0]]), OutputKind.SIGMOID)
     assert torch.allclose(p, torch.tensor([[0.5, 0.5], [0.0, 1.0]]))
+
+
+def test_output_kinds_keep_the_strings_stored_configs_and_checkpoints_hold(tmp_path):
+    assert [k.value for k in OutputKind] == ["identity", "sigmoid", "softmax"]
+    assert OutputKind("softmax") is OutputKind.SOFTMAX and f"{OutputKind.IDENTITY}" == "identity"
+    save_checkpoint(tmp_path / "c.pt", {"output": output_kind(resolve_config("mlp", "mnist", {}))})
+    stored = torch.load(tmp_path / "c.pt", weights_only=True)["output"]  # an enum object would be refused here
+    assert type(stored) is str and stored == "softmax"
 
 
 def test_polynomial_features_are_standardised_on_fit():

@@ -92,7 +92,7 @@ def test_a_photo_model_exports_with_its_tta_inside(tmp_path, fmt, tta):
     without_tta = torch.softmax(predictor.model(pixels), 1)[:, 1]
     assert not torch.allclose(without_tta, dog, atol=1e-4)  # the views really changed the answer
     if tta == "zoom_flip":
-        from ml.models import model_outputs, probabilities
+        from ml.models import OutputKind, model_outputs, probabilities
 
-        mirrored = probabilities(model_outputs(predictor.model, pixels, "flip"), "softmax")[:, 1]
+        mirrored = probabilities(model_outputs(predictor.model, pixels, "flip"), OutputKind.SOFTMAX)[:, 1]
         assert not torch.allclose(mirrored, dog, atol=1e-4)  # and the zoom is inside too

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ml.data.uploads import DEFAULT_IMAGE_SIZE, IGNORED, IMAGES_DIR, UploadLimits, refusals
+from ml.data.uploads.common import DEFAULT_IMAGE_SIZE, IGNORED, IMAGES_DIR, UploadLimits, refusals
 from ml.data.zipsafe import safe_extract
 from ml.errors import BadImage, BadUpload
 
@@ -21,6 +21,7 @@ def _class_root(extracted: Path) -> Path:
 
 
 def ingest_images(source: Path, out_dir: Path, limits: UploadLimits) -> dict[str, Any]:
+    """Check, decode and re-encode a zip of class folders as PNGs under `out_dir`; the manifest."""
     from ml.inference.decode import decode_upload
 
     extracted = out_dir / "extracted"

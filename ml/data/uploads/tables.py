@@ -7,12 +7,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ml.data.uploads import TABLE_FILE, UploadLimits, refusals
+from ml.data.uploads.common import TABLE_FILE, UploadLimits, refusals
 from ml.errors import BadUpload, UploadTooLarge
 
 # a whole-number target with at most this many distinct values is taken as class labels
 MAX_INFERRED_CLASSES = 20
 MAX_CLASSES = 1000
+
 
 def _read_rows(source: Path, limits: UploadLimits) -> tuple[list[str], list[tuple[int, list[str]]]]:
     try:
