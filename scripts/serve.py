@@ -21,7 +21,7 @@ from rich.panel import Panel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from client.config import config_path, save_config  # noqa: E402
+from client.config import config_path, save_config, saved_key  # noqa: E402
 from core.db import session_scope  # noqa: E402
 from core.embedded_redis import start_redis  # noqa: E402
 from core.keys import create_key, has_admin_key  # noqa: E402
@@ -92,11 +92,14 @@ def ensure_admin_key(settings: Settings) -> str | None:
     if settings.auth == "off":
         log("AUTH=off: no API keys (allowed only on a loopback address)")
         return None
+    url = f"http://{settings.host}:{settings.port}"
     with session_scope(settings.database_url) as session:
         if has_admin_key(session):
+            if saved_key():  # the key saved by the first start: follow a changed PORT or HOST
+                save_config(url)
             return None
         _row, key = create_key(session, owner="admin", role=Role.admin)
-    path = save_config(f"http://{settings.host}:{settings.port}", key)
+    path = save_config(url, key)
     log(f"created the admin API key (shown once, below; saved in {path})")
     return key
 
