@@ -192,3 +192,36 @@ def test_the_predict_page_defaults_to_the_served_digit_set_beside_an_uploaded_im
     row = tab.page.locator(f'tr[data-job="{shapes_job["id"]}"]')
     row.wait_for(timeout=10_000)
     assert shapes_job["id"] in row.inner_text() and row.locator("button.copy").count() == 1
+
+
+def test_a_sweep_started_from_the_form_shows_its_leaderboard(tab, service):
+    tab.open("/sweeps")
+    form = tab.page.locator("#sweep-form")
+    form.wait_for(timeout=15_000)
+    tab.page.select_option("#sweep-model", "mlp")
+    tab.page.select_option("#sweep-dataset", "mnist")
+    # a value out of range first: the API's 422 appears beside the searched row it names
+    tab.page.fill("#sweep-grid .grid-values", "0.1, 100")
+    tab.page.fill("#sweep-fixed", '{"epochs": 1, "max_train_samples": 512, "max_eval_samples": 500, "hidden_sizes": [16]}')
+    tab.page.click("#sweep-form button[type=submit]")
+    error = tab.page.locator('[data-field="search.grid.lr"] .error')
+    error.wait_for(timeout=10_000)
+    said = service.post("/v1/sweeps", json={"model": "mlp", "dataset": "mnist", "search": {"grid": {"lr": [0.1, 100]}}})
+    assert said.status_code == 422
+    assert error.inner_text() == next(d["msg"] for d in said.json()["detail"] if d["field"] == "search.grid.lr")
+    tab.page.click("#sweep-add-row")
+    tab.page.fill("#sweep-grid .field:nth-child(1) .grid-values", "0.1, 0.01")
+    tab.page.select_option("#sweep-grid .field:nth-child(2) .grid-name", "batch_size")
+    tab.page.fill("#sweep-grid .field:nth-child(2) .grid-values", "32, 64")
+    tab.page.click("#sweep-form button[type=submit]")
+    tab.page.wait_for_url("**/#/sweeps/*", timeout=10_000)
+    sweep_id = tab.page.url.rsplit("/", 1)[1]
+    # the page follows the sweep's event stream to the end: four ranked trials with their metric
+    tab.page.locator("h1 .status.succeeded").wait_for(timeout=180_000)
+    sweep = service.get(f"/v1/sweeps/{sweep_id}").json()
+    assert sweep["total"] == 4 and sweep["status"] == "succeeded"
+    board = tab.page.inner_text("main table")
+    for trial in sweep["trials"]:
+        assert trial["job_id"] in board
+    assert board.index(sweep["trials"][0]["job_id"]) < board.index(sweep["trials"][-1]["job_id"])
+    tab.screenshot("sweep")

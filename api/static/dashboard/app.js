@@ -508,7 +508,70 @@ async function sweepsPage() {
       el("td", {}, `${s.model} / ${s.dataset}`), el("td", {}, el("span", { class: `status ${s.status}` }, s.status)),
       el("td", {}, `${s.total}: ${countsText(s.counts)}`),
       el("td", {}, s.best ? `${s.metric} ${num(s.best.metric)}` : "–")))) :
-    el("p", {}, "No sweep yet: POST /v1/sweeps (see the README)."));
+    el("p", {}, "No sweep yet."), el("section", { id: "new-sweep" }, el("h2", {}, "New sweep"), el("p", {}, "Loading the catalog…")));
+  sweepForm(document.getElementById("new-sweep")).catch((err) => document.getElementById("new-sweep").append(errorBox(err)));
+}
+
+// "0.1, 0.01" or "[64], [128, 64]" → the values one searched hyperparameter takes (JSON where it parses)
+function parseValues(text) {
+  if (!text.trim()) return [];
+  try { return JSON.parse(`[${text}]`); } catch { return text.split(",").map((v) => v.trim()).filter(Boolean); }
+}
+
+// A grid sweep from the catalog: rows of (hyperparameter, values), fixed values as JSON; the API's 422
+// (e.g. search.grid.lr out of range) appears beside the row it names.
+async function sweepForm(section) {
+  const models = (await api("/v1/catalog")).models;
+  const modelSelect = el("select", { name: "model", id: "sweep-model" }, models.map((m) => el("option", { value: m.name }, m.name)));
+  const datasetSelect = el("select", { name: "dataset", id: "sweep-dataset" });
+  const nameInput = el("input", { name: "name", placeholder: "optional label" });
+  const parallel = el("input", { type: "number", name: "max_parallel", min: 1, max: 256, value: 2 });
+  const fixed = el("input", { id: "sweep-fixed", placeholder: '{"epochs": 3}', size: 40 });
+  const grid = el("div", { class: "fields", id: "sweep-grid" });
+  const message = el("p", { class: "error" });
+  const current = () => models.find((m) => m.name === modelSelect.value);
+  const addRow = (wanted) => {
+    const names = Object.keys(current().hyperparameters_schema.properties);
+    const select = el("select", { class: "grid-name" }, names.map((n) => el("option", { value: n, selected: n === wanted }, n)));
+    const row = el("div", { class: "field" }, select, el("input", { class: "grid-values", placeholder: "0.1, 0.01" }), el("div", { class: "error" }));
+    const name = () => row.setAttribute("data-field", `search.grid.${select.value}`);
+    select.addEventListener("change", name);
+    name();
+    grid.append(row);
+  };
+  const reset = () => {
+    datasetSelect.replaceChildren(...current().datasets.map((d) => el("option", { value: d }, d)));
+    grid.replaceChildren();
+    addRow("lr");
+  };
+  modelSelect.addEventListener("change", reset);
+  reset();
+  const form = el("form", { id: "sweep-form", novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    form.querySelectorAll(".field .error").forEach((e) => (e.textContent = ""));
+    message.textContent = "";
+    const search = {};
+    for (const row of grid.children) {
+      const values = parseValues(row.querySelector(".grid-values").value);
+      if (values.length) search[row.querySelector(".grid-name").value] = values;
+    }
+    let hyperparameters;
+    try { hyperparameters = JSON.parse(fixed.value.trim() || "{}"); } catch { message.textContent = "fixed hyperparameters: not JSON"; return; }
+    try {
+      const sweep = await postJson("/v1/sweeps", { model: modelSelect.value, dataset: datasetSelect.value, name: nameInput.value || null,
+        hyperparameters, search: { grid: search }, max_parallel: Number(parallel.value) || 1 });
+      location.hash = `#/sweeps/${sweep.id}`;
+    } catch (err) { showFieldErrors(form, err, message); }
+  } },
+  el("div", { class: "fields" }, el("div", { class: "field" }, el("label", {}, "model"), modelSelect),
+    el("div", { class: "field" }, el("label", {}, "dataset"), datasetSelect),
+    el("div", { class: "field" }, el("label", {}, "name"), nameInput),
+    el("div", { class: "field" }, el("label", {}, "trials at once"), parallel)),
+  el("h2", {}, "Searched (values separated by commas: every combination is a trial)"), grid,
+  el("p", {}, el("button", { type: "button", id: "sweep-add-row", onclick: () => addRow() }, "Search another hyperparameter")),
+  el("div", { class: "field", "data-field": "hyperparameters" }, el("label", {}, "fixed hyperparameters (JSON; the rest are the dataset's defaults)"), fixed),
+  message, el("button", { type: "submit" }, "Start sweep"));
+  section.replaceChildren(el("h2", {}, "New sweep"), form);
 }
 
 async function sweepPage(sweepId) {
