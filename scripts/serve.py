@@ -104,11 +104,11 @@ def ensure_admin_key(settings: Settings) -> str | None:
     return key
 
 
-def workers_answer(redis_url: str) -> bool:
+def workers_answer(broker: Celery) -> bool:
     """A Celery worker on this broker answers a ping (it has finished starting)."""
     try:
-        return bool(Celery(broker=redis_url).control.ping(timeout=0.5))
-    except Exception:  # the broker is not reachable yet: not ready
+        return bool(broker.control.ping(timeout=0.5))
+    except Exception:  # any broker error while it starts means "not yet", never a crash of the launcher
         return False
 
 
@@ -135,6 +135,7 @@ def supervise(settings: Settings, env: dict[str, str], key: str | None, children
               stopping: list[bool]) -> int:
     """Print the welcome box once the API and a worker answer; return 1 if a child dies, 0 when asked to stop."""
     url = f"http://{settings.host}:{settings.port}"
+    broker = Celery(broker=env["REDIS_URL"])
     api_up = announced = False
     while not stopping:
         for name, process in children:
@@ -146,7 +147,7 @@ def supervise(settings: Settings, env: dict[str, str], key: str | None, children
                 api_up = httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
             except httpx.HTTPError:
                 pass
-        if api_up and not announced and workers_answer(env["REDIS_URL"]):
+        if api_up and not announced and workers_answer(broker):
             Console(highlight=False, soft_wrap=False).print(welcome(settings, url, key, env["DATA_DIR"]))
             announced = True
         time.sleep(0.2)
