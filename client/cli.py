@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -198,11 +199,14 @@ def jobs(ctx: typer.Context,
     """Jobs, newest first, with full ids and each one's best validation figure."""
     table = Table()
     id_column(table)
-    for column in ("name", "model", "dataset", "status", "progress", "best"):
-        table.add_column(column, overflow="fold")
+    table.add_column("model · dataset (name)", overflow="fold", min_width=12)
+    for column in ("status", "best"):  # short: kept whole, the names fold instead
+        table.add_column(column, no_wrap=True)
     for job in client(ctx).jobs(status=status, dataset=dataset, model=model, limit=limit):
-        table.add_row(job["id"], job.get("name") or "", job["model"], job["dataset"], job["status"],
-                      _pct((job.get("progress") or {}).get("fraction")), best_figure(job.get("best")))
+        fraction = (job.get("progress") or {}).get("fraction")
+        state = job["status"] + (f" {_pct(fraction)}" if job["status"] == "running" else "")
+        what = f"{job['model']} · {job['dataset']}" + (f" ({job['name']})" if job.get("name") else "")
+        table.add_row(job["id"], what, state, best_figure(job.get("best")))
     out.print(table)
 
 
@@ -238,14 +242,17 @@ def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
 def leaderboard(sweep: dict[str, Any]) -> Table:
     """The sweep's trials, best first: searched values, status, the metric and its epoch, full job ids."""
     counts = ", ".join(f"{n} {k}" for k, n in sweep["counts"].items() if n)
+    # light rules, no edge padding: rank, values, status, metric and the full job id fit 80 columns
     table = Table(title=f"sweep {sweep['id']} · {sweep['model']} on {sweep['dataset']} · {sweep['status']}"
-                        f" · {counts} · best by {sweep['metric']} ({sweep['mode']})", title_justify="left")
+                        f" · {counts} · best by {sweep['metric']} ({sweep['mode']})", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
     searched = list(dict.fromkeys(k for t in sweep["trials"] for k in t["hyperparameters"]))
-    table.add_column("rank", justify="right")
-    for name in searched:
+    table.add_column("#", justify="right", no_wrap=True)
+    for name in searched:  # a long name folds in the header; the values are short
         table.add_column(name, overflow="fold")
-    for column in ("status", sweep["metric"], "epoch"):
-        table.add_column(column, justify="right")
+    table.add_column("status", no_wrap=True)
+    table.add_column(sweep["metric"].removeprefix("val_"), justify="right", no_wrap=True)
+    table.add_column("ep", justify="right", no_wrap=True)
     id_column(table, "job")
     for rank, trial in enumerate(sweep["trials"], 1):
         metric = trial.get("metric")
@@ -264,6 +271,7 @@ def watch_sweep(api: Client, sweep_id: str, poll_s: float = 1.0) -> int:
                 time.sleep(poll_s)
                 sweep = api.sweep(sweep_id)
                 live.update(leaderboard(sweep))
+        out.line()
     except KeyboardInterrupt:
         err.print(f"detached; sweep {sweep_id} keeps running (trainserve sweeps {sweep_id} --watch)")
         return DETACHED
@@ -305,14 +313,16 @@ def sweeps(ctx: typer.Context, sweep_id: Annotated[str | None, typer.Argument(he
             raise typer.Exit(watch_sweep(api, sweep_id))
         out.print(leaderboard(api.sweep(sweep_id)))
         return
-    table = Table()
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
     id_column(table)
-    for column in ("name", "model", "dataset", "status", "trials", "best"):
-        table.add_column(column, overflow="fold")
+    table.add_column("model · dataset (name)", overflow="fold")
+    for column in ("status", "best"):
+        table.add_column(column, no_wrap=True)
     for row in api.sweeps(limit=limit):
         best = row.get("best") or {}
-        table.add_row(row["id"], row.get("name") or "", row["model"], row["dataset"], row["status"], str(row["total"]),
-                      "–" if best.get("metric") is None else f"{row['metric']} {best['metric']:.4f}")
+        what = f"{row['model']} · {row['dataset']}, {row['total']} trials" + (f" ({row['name']})" if row.get("name") else "")
+        table.add_row(row["id"], what, row["status"], "–" if best.get("metric") is None
+                      else f"{row['metric'].removeprefix('val_')} {best['metric']:.4g}")
     out.print(table)
 
 
