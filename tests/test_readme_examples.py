@@ -214,8 +214,8 @@ def test_every_api_example_in_the_readme_and_docs_runs_as_pasted(service, api_ur
     model_id = served_model(service, job)
     assert service.post(f"/v1/models/{model_id}/promote").status_code == 200
     wait_until_serving(service, "mnist", model_id)
+    time.sleep(1.1)  # $AT has whole seconds: a time after the promotion, not its truncated second
     at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # a time when that model served
-    time.sleep(1.1)
     sweep = wait_sweep(service, create_sweep(service, {"model": "mlp", "dataset": "mnist", "max_parallel": 2,
                                                        "hyperparameters": TINY_TRIAL,
                                                        "search": {"grid": {"lr": [0.1, 0.01]}}})["id"])
