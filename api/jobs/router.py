@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from api.auth import PrincipalDep
 from api.deps import SessionDep, SettingsDep
 from api.jobs.deps import JobDep
-from api.jobs.presenters import job_dir, job_public
+from api.jobs.presenters import job_dir, job_public, jobs_public
 from api.jobs.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from api.jobs.submit import submit_job
 from core import jobs as job_service
@@ -50,7 +50,7 @@ def list_jobs(
     rows, count = job_service.list_jobs(session, status=status_.value if status_ else None,
                                         dataset=dataset, model=model, offset=offset, limit=limit,
                                         owner=principal.owner_filter)
-    return JobsPublic(data=[job_public(session, j) for j in rows], count=count, offset=offset, limit=limit)
+    return JobsPublic(data=jobs_public(session, rows), count=count, offset=offset, limit=limit)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "unknown job id"}})

@@ -1,0 +1,96 @@
+"""A page of jobs costs a fixed number of SQL statements whatever its size (no query per listed job)."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from core.db import get_engine, session_scope
+from core.keys import create_key
+from core.migrate import upgrade
+from core.orm import AttemptEnd, EpochMetric, Job, JobAttempt, JobStatus, Role, utcnow
+from core.settings import Settings
+from tests.utils.clients import bearer
+
+
+def _add_jobs(url: str, n: int, epochs: int = 5) -> None:
+    """`n` finished jobs, each with two attempts and `epochs` epoch rows (best: the middle one)."""
+    now = utcnow()
+    with session_scope(url) as session:
+        for i in range(n):
+            job = Job(id=str(uuid.uuid4()), model="mlp", dataset="mnist", seed=i, owner="alice",
+                      config={"model": "mlp", "dataset": "mnist", "hyperparameters": {"epochs": epochs}},
+                      status=JobStatus.succeeded, created_at=now - timedelta(seconds=i), best_epoch=epochs // 2 + 1,
+                      best_metric={"name": "val_accuracy", "value": 0.9})
+            job.attempts = [JobAttempt(number=k, worker="w", started_at=now, ended_at=now,
+                                       ended=AttemptEnd.worker_lost if k == 1 else AttemptEnd.succeeded)
+                            for k in (1, 2)]
+            job.epoch_metrics = [EpochMetric(epoch=e, train_loss=1.0 / e, val_accuracy=0.8 + e / 100, lr=0.1,
+                                             seconds=1.0, samples_per_second=100.0) for e in range(1, epochs + 1)]
+            session.add(job)
+        session.commit()
+
+
+@pytest.fixture
+def app_with_jobs(tmp_path):
+    from api.main import create_app
+    from ml.data.registry import use_uploaded_datasets
+
+    url = f"sqlite:///{tmp_path / 'list.db'}"
+    upgrade(url)
+    with session_scope(url) as session:
+        key = create_key(session, owner="alice", role=Role.user)[1]
+    _add_jobs(url, 100)
+    try:
+        with TestClient(create_app(Settings(database_url=url, redis_url=None))) as client:
+            client.headers.update(bearer(key))
+            yield client, get_engine(url)
+    finally:
+        use_uploaded_datasets(None)  # create_app installs the DB lookup process-wide
+
+
+def _statements(engine, call) -> tuple[object, list[str]]:
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        return call(), seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_page_of_100_jobs_costs_at_most_5_statements(app_with_jobs):
+    client, engine = app_with_jobs
+    response, seen = _statements(engine, lambda: client.get("/v1/jobs", params={"limit": 100}))
+    assert response.status_code == 200, response.text
+    page = response.json()
+    assert page["count"] == 100 and len(page["data"]) == 100
+    print(f"\nGET /v1/jobs?limit=100: {len(seen)} SQL statements")
+    assert len(seen) <= 5, "\n".join(seen)
+    # and the page still says what each job's presenter used to read row by row
+    job = page["data"][0]
+    assert [a["number"] for a in job["attempts"]] == [1, 2]
+    assert job["latest_metrics"]["epoch"] == 5 and job["best"]["epoch"] == 3
+    assert job["best"]["metrics"]["epoch"] == 3
+
+
+def test_a_page_costs_the_same_statements_at_1_and_100_jobs(app_with_jobs):
+    client, engine = app_with_jobs
+    _, one = _statements(engine, lambda: client.get("/v1/jobs", params={"limit": 1}))
+    _, hundred = _statements(engine, lambda: client.get("/v1/jobs", params={"limit": 100}))
+    assert len(one) == len(hundred)
+
+
+def test_one_job_reads_its_attempts_once(app_with_jobs):
+    client, engine = app_with_jobs
+    job_id = client.get("/v1/jobs", params={"limit": 1}).json()["data"][0]["id"]
+    response, seen = _statements(engine, lambda: client.get(f"/v1/jobs/{job_id}"))
+    assert response.status_code == 200
+    assert sum("job_attempts" in s for s in seen) == 1, seen
+    assert sum("epoch_metrics" in s for s in seen) == 1, seen
