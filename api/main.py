@@ -33,6 +33,7 @@ from api.registry import router as registry
 from api.sweeps import events as sweep_events
 from api.sweeps import router as sweeps
 from core.datasets import find_uploaded, uploaded_names
+from core.keys import KeyCache
 from core.bus import RedisPublisher
 from core.logs import configure_logging
 from core.maintenance import maintenance_pass
@@ -71,6 +72,8 @@ ROUTERS = [
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    # sync routes and SQL reads share these threads; the database pool is sized to cover them (core.settings)
+    to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
     app.state.celery = make_celery(settings) if settings.redis_url else None
     app.state.redis = redis_async.Redis.from_url(settings.redis_url) if settings.redis_url else None
     app.state.redis_sync = (redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
@@ -127,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings.log_level)
     install_error_handlers(app)
+    app.state.key_cache = KeyCache(app.state.settings.auth_cache_ttl_s, app.state.settings.auth_cache_max_keys)
     app.state.predict_buckets = TokenBuckets(app.state.settings.predict_rate_per_s, app.state.settings.predict_burst)
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk
     app.add_middleware(BodySizeLimit, caps=body_caps(app.state.settings),

@@ -1,9 +1,11 @@
 """Jobs and their checkpoints as public schemas (the one place that knows both the rows and the responses)."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api.jobs.schemas import (
@@ -13,6 +15,8 @@ from core.jobs import ShownEpochs, disk_bytes, shown_epochs
 from core.settings import Settings
 from core.orm import Checkpoint, Job, JobAttempt, JobStatus
 from core.progress import progress_payload, resumed_fraction
+
+log = logging.getLogger("trainserve.api")
 
 
 def job_links(job_id: str) -> JobLinks:
@@ -61,9 +65,19 @@ def jobs_public(session: Session, jobs: Sequence[Job]) -> list[JobPublic]:
     return [_present(job, shown.get(job.id, ShownEpochs()), list(job.attempts), None) for job in jobs]
 
 
-def submitted_public(job: Job) -> JobPublic:
-    """A job just committed, from what was committed alone (no read): a fresh job has no attempt yet."""
-    return _present(job, ShownEpochs(), [], None)
+def accepted_public(session: Session, job: Job, *, created: bool) -> JobPublic:
+    """The answer to a submission. A job this request committed is presented from what was committed when
+    a read after the commit fails (a fresh job has no attempt or epoch yet): the commit decided the answer
+    (202), and a client told 503 would submit it again."""
+    if created and job.status == JobStatus.queued:
+        return _present(job, ShownEpochs(), [], None)  # nothing to read yet
+    try:
+        return job_public(session, job)
+    except SQLAlchemyError:
+        if not created:
+            raise
+        log.warning("job %s was committed, but reading it back failed; answered from the committed row", job.id)
+        return _present(job, ShownEpochs(), [], None)
 
 
 def _present(job: Job, shown: ShownEpochs, attempts: list[JobAttempt], disk: int | None) -> JobPublic:
