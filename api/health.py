@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep
 from core.db import sqlite_free_bytes
 
-# not ready this long after a write failed for a full disk (the 503's Retry-After): PostgreSQL's disk
-# cannot be looked at from here, so its last failed write is the evidence
+# PostgreSQL's disk cannot be looked at from here: not ready this long after a write failed for a full
+# disk (the 503's Retry-After)
 DISK_FULL_HOLD_S = 60.0
 # a SQLite database whose filesystem has less than this free is about to refuse writes
 MIN_FREE_BYTES = 1024 * 1024
@@ -49,10 +49,10 @@ def _database(request: Request, session: Session) -> str:
         session.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means not ready; say which
         return f"unreachable: {type(exc).__name__}"
+    free = sqlite_free_bytes(request.app.state.settings.database_url)
+    if free is not None:  # SQLite: its disk is ours to look at
+        return "ok" if free >= MIN_FREE_BYTES else f"disk full: {free:,} bytes free where the database is"
     full_at = getattr(request.app.state, "database_full_at", None)
     if full_at is not None and time.monotonic() - full_at < DISK_FULL_HOLD_S:
         return "disk full: a write failed for lack of space"
-    free = sqlite_free_bytes(request.app.state.settings.database_url)
-    if free is not None and free < MIN_FREE_BYTES:
-        return f"disk full: {free:,} bytes free where the database is"
     return "ok"

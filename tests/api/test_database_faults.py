@@ -1,0 +1,77 @@
+"""A full database disk, for real: SQLite on a small tmpfs filled to the last byte. Writes answer a JSON
+503 with Retry-After (never a plain 500), reads keep working, /readyz says not ready; freeing space heals it."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from core.db import session_scope
+from core.keys import create_key
+from core.migrate import upgrade
+from core.orm import Role
+from tests.utils.clients import api_client
+from tests.utils.jobs import TINY_LINEAR
+from tests.utils.stack import serve_api, stop_group
+
+pytestmark = pytest.mark.service
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Path:
+    """A 2 MiB tmpfs (needs root; skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    """Write a file until the disk has no byte left; returns it."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for block in (65536, 512, 1):  # big blocks, then the last bytes
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_database_disk_is_a_json_503_and_not_ready(small_disk, service_env, tmp_path):
+    url = f"sqlite:///{small_disk / 'trainserve.db'}"
+    upgrade(url)
+    with session_scope(url) as session:
+        key = create_key(session, owner="ops", role=Role.admin)[1]
+    env = {**service_env, "DATABASE_URL": url, "VAR_DIR": str(tmp_path / "var")}
+    api, base = serve_api(env, tmp_path / "api.log")
+    try:
+        with api_client(base, key, timeout=60) as client:
+            assert client.post("/v1/jobs", json=TINY_LINEAR).status_code == 202  # room to write, before
+            filler = _fill(small_disk)
+            answers = [client.post("/v1/jobs", json=TINY_LINEAR) for _ in range(5)]
+            answers.append(client.post("/v1/keys", json={"owner": "dora", "role": "user"}))
+            for answer in answers:
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["content-type"] == "application/json"
+                assert "disk is full" in answer.json()["detail"] and answer.headers["Retry-After"] == "60"
+            assert client.get("/v1/jobs").json()["count"] == 1  # reads still work
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["database"].startswith("disk full"), ready.text
+
+            filler.unlink()  # an operator frees space: ready again, and writes work
+            ready = client.get("/readyz")
+            assert ready.json()["database"] == "ok", ready.text
+            assert client.post("/v1/jobs", json=TINY_LINEAR).status_code == 202
+    finally:
+        stop_group(api)
+    assert "Traceback" not in (tmp_path / "api.log").read_text()
