@@ -13,6 +13,7 @@ from sqlalchemy import exc as sql_errors
 
 from api.auth import AdminOnly, NotAuthenticated
 from api.deps import app_settings
+from api.in_flight import ServerBusy
 from api.plots.errors import NoSuchPlot
 from api.predict.errors import (
     ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
@@ -40,6 +41,8 @@ STATUS: dict[type[Exception], int] = {
     InvalidConfig: 422, BadUpload: 422, UploadTooLarge: 413,
     # api: who is calling
     NotAuthenticated: 401, AdminOnly: 403,
+    # api: too many requests at once (answered by api/in_flight.py's middleware, with this status)
+    ServerBusy: 503,
     # api: predictions
     UnreadableForm: 400, NotServed: 404, NoModelYet: 404, UnknownModelId: 404, TooManyFiles: 413,
     OptionGivenTwice: 422, WrongDataset: 422, UnreadableFile: 422, RateLimited: 429, ModelUnavailable: 503,

@@ -18,7 +18,8 @@ from api.auth import current_principal
 from api.body_limit import BodyCap, BodySizeLimit
 from api.dashboard import install_dashboard
 from api.datasets import router as datasets
-from api.errors import install_error_handlers
+from api.errors import STATUS, install_error_handlers
+from api.in_flight import InFlightLimit, ServerBusy
 from api.jobs import checkpoints
 from api.jobs import events as job_events
 from api.jobs import router as jobs
@@ -135,6 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk
     app.add_middleware(BodySizeLimit, caps=body_caps(app.state.settings),
                        max_header_bytes=app.state.settings.max_header_bytes)
+    # inside the timer (a wait at the door is part of a request's time), outside everything that does work
+    app.add_middleware(InFlightLimit, limit=app.state.settings.max_requests_in_flight,
+                       wait_s=app.state.settings.request_queue_timeout_s, status=STATUS[ServerBusy])
     app.add_middleware(RequestTimer)  # outermost: refusals by the size limits are timed too
     use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # uploads by name, through the DB
     for router in PUBLIC_ROUTERS:

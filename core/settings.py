@@ -33,10 +33,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
-    # concurrency and the database pool, sized together (.env.example "the API under load"): sync routes
-    # and SQL reads run on API_THREADS threads (excess requests wait for one, holding nothing); each
-    # thread holds at most a request's session and one short nested lookup, so the pool must cover the
-    # threads; a request that still finds no connection within DB_POOL_TIMEOUT_S gets a JSON 503 + Retry-After
+    # concurrency and the database pool, sized together (.env.example "the API under load"): at most
+    # MAX_REQUESTS_IN_FLIGHT requests are worked on at once (the rest wait at the door holding nothing, up
+    # to REQUEST_QUEUE_TIMEOUT_S, then a JSON 503); each holds at most one connection (plus a short nested
+    # lookup), so the pool covers them; sync routes and SQL reads run on API_THREADS threads. A request
+    # that still finds no connection within DB_POOL_TIMEOUT_S gets a JSON 503 + Retry-After.
+    max_requests_in_flight: int = Field(default=40, ge=1, le=10_000)
+    request_queue_timeout_s: float = Field(default=30.0, gt=0, le=600)
     api_threads: int = Field(default=40, ge=1, le=1000)
     db_pool_size: int = Field(default=20, ge=1, le=1000)
     db_max_overflow: int = Field(default=40, ge=0, le=1000)
@@ -120,9 +123,9 @@ class Settings(BaseSettings):
         if self.auth == "off" and not _is_loopback(self.host):
             raise ValueError(f"AUTH=off is refused when the API binds {self.host!r}: anyone on the network "
                              "could train, cancel and promote; use API keys, or HOST=127.0.0.1")
-        if self.db_pool_size + self.db_max_overflow < self.api_threads:
-            raise ValueError("DB_POOL_SIZE + DB_MAX_OVERFLOW must be at least API_THREADS, or busy threads "
-                             "wait on each other for connections and requests fail with 503")
+        if self.db_pool_size + self.db_max_overflow < self.max_requests_in_flight:
+            raise ValueError("DB_POOL_SIZE + DB_MAX_OVERFLOW must be at least MAX_REQUESTS_IN_FLIGHT: each "
+                             "request in flight may hold a connection, and the ones without wait or fail with 503")
         if self.heartbeat_timeout_s < 3 * self.heartbeat_interval_s:
             raise ValueError("HEARTBEAT_TIMEOUT_S must be at least 3 x HEARTBEAT_INTERVAL_S, "
                              "or one late heartbeat requeues a healthy job")

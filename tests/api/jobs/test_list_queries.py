@@ -1,9 +1,6 @@
 """A page of jobs costs a fixed number of SQL statements whatever its size (no query per listed job)."""
 from __future__ import annotations
 
-import uuid
-from datetime import timedelta
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
@@ -11,27 +8,10 @@ from sqlalchemy import event
 from core.db import get_engine, session_scope
 from core.keys import create_key
 from core.migrate import upgrade
-from core.orm import AttemptEnd, EpochMetric, Job, JobAttempt, JobStatus, Role, utcnow
+from core.orm import Role
 from core.settings import Settings
 from tests.utils.clients import bearer
-
-
-def _add_jobs(url: str, n: int, epochs: int = 5) -> None:
-    """`n` finished jobs, each with two attempts and `epochs` epoch rows (best: the middle one)."""
-    now = utcnow()
-    with session_scope(url) as session:
-        for i in range(n):
-            job = Job(id=str(uuid.uuid4()), model="mlp", dataset="mnist", seed=i, owner="alice",
-                      config={"model": "mlp", "dataset": "mnist", "hyperparameters": {"epochs": epochs}},
-                      status=JobStatus.succeeded, created_at=now - timedelta(seconds=i), best_epoch=epochs // 2 + 1,
-                      best_metric={"name": "val_accuracy", "value": 0.9})
-            job.attempts = [JobAttempt(number=k, worker="w", started_at=now, ended_at=now,
-                                       ended=AttemptEnd.worker_lost if k == 1 else AttemptEnd.succeeded)
-                            for k in (1, 2)]
-            job.epoch_metrics = [EpochMetric(epoch=e, train_loss=1.0 / e, val_accuracy=0.8 + e / 100, lr=0.1,
-                                             seconds=1.0, samples_per_second=100.0) for e in range(1, epochs + 1)]
-            session.add(job)
-        session.commit()
+from tests.utils.jobs import add_finished_jobs
 
 
 @pytest.fixture
@@ -43,7 +23,7 @@ def app_with_jobs(tmp_path):
     upgrade(url)
     with session_scope(url) as session:
         key = create_key(session, owner="alice", role=Role.user)[1]
-    _add_jobs(url, 100)
+    add_finished_jobs(url, 100, owner="alice")
     try:
         with TestClient(create_app(Settings(database_url=url, redis_url=None))) as client:
             client.headers.update(bearer(key))
