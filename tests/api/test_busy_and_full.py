@@ -1,5 +1,6 @@
-"""A full database disk, for real: SQLite on a small tmpfs filled to the last byte. Writes answer a JSON
-503 with Retry-After (never a plain 500), reads keep working, /readyz says not ready; freeing space heals it."""
+"""Overload and a full database disk, for real. A request past MAX_REQUESTS_IN_FLIGHT waits, then gets a JSON
+503; SQLite on a small tmpfs filled to the last byte: writes answer a JSON 503 with Retry-After (never a plain
+500), reads keep working, /readyz says not ready; freeing space heals it."""
 from __future__ import annotations
 
 import os
@@ -75,3 +76,48 @@ def test_a_full_database_disk_is_a_json_503_and_not_ready(small_disk, service_en
     finally:
         stop_group(api)
     assert "Traceback" not in (tmp_path / "api.log").read_text()
+
+
+def test_requests_past_the_in_flight_bound_wait_then_get_a_json_503(service_env, tmp_path):
+    """MAX_REQUESTS_IN_FLIGHT=1: while a slow upload holds the one slot, another request waits
+    REQUEST_QUEUE_TIMEOUT_S at the door, then gets a JSON 503 with Retry-After; once the slot is free,
+    it is served. Liveness is never queued."""
+    import threading
+    import time
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    upgrade(url)
+    with session_scope(url) as session:
+        key = create_key(session, owner="ops", role=Role.admin)[1]
+    env = {**service_env, "DATABASE_URL": url, "VAR_DIR": str(tmp_path / "var"), "MAX_REQUESTS_IN_FLIGHT": "1",
+           "REQUEST_QUEUE_TIMEOUT_S": "0.5"}
+    api, base = serve_api(env, tmp_path / "api.log")
+    release = threading.Event()
+
+    def slow_body():
+        yield b"--x\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nslow\r\n"
+        release.wait(30)  # the request stays inside the app, holding the one slot, until the test lets go
+        yield b"--x--\r\n"
+
+    def upload():
+        with api_client(base, key, timeout=60) as uploader:
+            uploader.post("/v1/datasets", content=slow_body(),
+                          headers={"Content-Type": "multipart/form-data; boundary=x"})
+
+    try:
+        with api_client(base, key, timeout=60) as client:
+            holder = threading.Thread(target=upload)
+            holder.start()
+            time.sleep(1.0)  # the upload is in
+            started = time.monotonic()
+            busy = client.get("/v1/jobs")
+            assert busy.status_code == 503 and busy.headers["content-type"] == "application/json", busy.text
+            assert "busy" in busy.json()["detail"] and int(busy.headers["Retry-After"]) >= 1
+            assert time.monotonic() - started >= 0.5
+            assert client.get("/healthz").status_code == 200
+            release.set()
+            holder.join(30)
+            assert client.get("/v1/jobs").status_code == 200
+    finally:
+        release.set()
+        stop_group(api)
