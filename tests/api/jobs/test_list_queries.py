@@ -7,10 +7,10 @@ from sqlalchemy import event
 
 from core.db import get_engine, session_scope
 from core.keys import create_key
-from core.migrate import upgrade
 from core.orm import Role
 from core.settings import Settings
 from tests.utils.clients import bearer
+from tests.utils.databases import fresh_database
 from tests.utils.jobs import add_finished_jobs
 
 
@@ -19,17 +19,17 @@ def app_with_jobs(tmp_path):
     from api.main import create_app
     from ml.data.registry import use_uploaded_datasets
 
-    url = f"sqlite:///{tmp_path / 'list.db'}"
-    upgrade(url)
-    with session_scope(url) as session:
-        key = create_key(session, owner="alice", role=Role.user)[1]
-    add_finished_jobs(url, 100, owner="alice")
-    try:
-        with TestClient(create_app(Settings(database_url=url, redis_url=None))) as client:
-            client.headers.update(bearer(key))
-            yield client, get_engine(url)
-    finally:
-        use_uploaded_datasets(None)  # create_app installs the DB lookup process-wide
+    with fresh_database(tmp_path) as url:  # SQLite, or PostgreSQL with TEST_DATABASE_URL
+        with session_scope(url) as session:
+            key = create_key(session, owner="alice", role=Role.user)[1]
+        add_finished_jobs(url, 100, owner="alice")
+        try:
+            with TestClient(create_app(Settings(database_url=url, redis_url=None))) as client:
+                client.headers.update(bearer(key))
+                yield client, get_engine(url)
+        finally:
+            use_uploaded_datasets(None)  # create_app installs the DB lookup process-wide
+            get_engine(url).dispose()  # PostgreSQL drops the database only once nothing is connected
 
 
 def _statements(engine, call) -> tuple[object, list[str]]:
