@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -120,4 +121,77 @@ def test_requests_past_the_in_flight_bound_wait_then_get_a_json_503(service_env,
             assert client.get("/v1/jobs").status_code == 200
     finally:
         release.set()
+        stop_group(api)
+
+
+@pytest.fixture
+def full_postgresql():
+    """A fresh database on TEST_DATABASE_URL's server whose tablespace is a small tmpfs (needs root and the
+    server on this machine; skipped otherwise), and a way to fill it: yields (url, fill)."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from core.db import make_engine
+
+    server_url = os.environ.get("TEST_DATABASE_URL", "")
+    if not server_url.startswith("postgresql") or make_url(server_url).host not in ("127.0.0.1", "localhost"):
+        pytest.skip("needs TEST_DATABASE_URL on a PostgreSQL server on this machine")
+    disk = Path(tempfile.mkdtemp(prefix="trainserve-pgdisk-"))  # outside pytest's private (0700) folders
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    subprocess.run(["chown", "postgres", str(disk)], check=False)  # the server's user writes there
+    name = f"trainserve_full_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE TABLESPACE {name} LOCATION '{disk}'"))
+            conn.execute(text(f'CREATE DATABASE "{name}" TABLESPACE {name}'))
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        upgrade(url)
+
+        def fill() -> None:
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                conn.execute(text("CREATE TABLE filler (x text)"))
+                conn.commit()
+                try:
+                    while True:
+                        conn.execute(text("INSERT INTO filler SELECT repeat(md5(random()::text), 200) "
+                                          "FROM generate_series(1, 100)"))
+                        conn.commit()
+                except Exception:  # DiskFull: the tablespace has no block left
+                    conn.rollback()
+            engine.dispose()
+
+        yield url, fill
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f"DROP TABLESPACE IF EXISTS {name}"))
+        admin.dispose()
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+        disk.rmdir()
+
+
+def test_a_full_postgresql_tablespace_is_a_json_503_and_not_ready(full_postgresql, service_env, tmp_path):
+    url, fill = full_postgresql
+    with session_scope(url) as session:
+        key = create_key(session, owner="ops", role=Role.admin)[1]
+    api, base = serve_api({**service_env, "DATABASE_URL": url, "VAR_DIR": str(tmp_path / "var")}, tmp_path / "api.log")
+    try:
+        with api_client(base, key, timeout=60) as client:
+            assert client.post("/v1/jobs", json=TINY_LINEAR).status_code == 202
+            fill()
+            accepted = 0  # rows still fit in the table's last page until it needs a new block
+            while (answer := client.post("/v1/jobs", json=TINY_LINEAR)).status_code == 202 and accepted < 200:
+                accepted += 1
+            assert answer.status_code == 503 and answer.headers["content-type"] == "application/json", answer.text
+            assert "disk is full" in answer.json()["detail"] and answer.headers["Retry-After"] == "60"
+            assert client.get("/v1/jobs").json()["count"] == 1 + accepted  # reads still work
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["database"].startswith("disk full"), ready.text
+    finally:
         stop_group(api)
