@@ -75,3 +75,48 @@ def test_one_job_reads_its_attempts_once(app_with_jobs):
     assert response.status_code == 200
     assert sum("job_attempts" in s for s in seen) == 1, seen
     assert sum("epoch_metrics" in s for s in seen) == 1, seen
+
+
+def _add_sweeps(url: str, n: int) -> None:
+    """`n` sweeps of 3 trials: 2 launched (epoch rows; the second is best), 1 waiting."""
+    import uuid
+
+    from core.orm import EpochMetric, Job, JobStatus, Sweep, utcnow
+
+    now = utcnow()
+    with session_scope(url) as session:
+        for i in range(n):
+            sweep = Sweep(id=str(uuid.uuid4()), model="mlp", dataset="mnist", owner="alice", request={},
+                          trials=[{"hyperparameters": {"lr": lr}} for lr in (0.1, 0.01, 0.001)], searched=["lr"],
+                          metric="val_accuracy", mode="max", max_parallel=2, launched=2, created_at=now)
+            session.add(sweep)
+            session.flush()  # sweeps and jobs name each other: the sweep first, its best job after
+            for trial in (0, 1):
+                job = Job(id=str(uuid.uuid4()), model="mlp", dataset="mnist", seed=0, owner="alice",
+                          config={"hyperparameters": {"lr": 0.1 / 10**trial}}, status=JobStatus.succeeded,
+                          sweep_id=sweep.id, trial=trial, created_at=now)
+                job.epoch_metrics = [EpochMetric(epoch=e, train_loss=1.0, val_accuracy=0.5 + trial / 10 + e / 100,
+                                                 lr=0.1, seconds=1.0, samples_per_second=1.0) for e in (1, 2, 3)]
+                session.add(job)
+                if trial == 1:
+                    session.flush()
+                    sweep.best_job_id = job.id
+        session.commit()
+
+
+def test_a_page_of_sweeps_costs_the_same_statements_whatever_its_size(app_with_jobs):
+    client, engine = app_with_jobs
+    url = engine.url.render_as_string(hide_password=False)
+    _add_sweeps(url, 1)
+    client.get("/v1/me")
+    _, one = _statements(engine, lambda: client.get("/v1/sweeps", params={"limit": 100}))
+    _add_sweeps(url, 30)
+    response, many = _statements(engine, lambda: client.get("/v1/sweeps", params={"limit": 100}))
+    assert response.json()["count"] == 31
+    print(f"\nGET /v1/sweeps?limit=100 (31 sweeps): {len(many)} SQL statements")
+    assert len(one) == len(many) <= 7, "\n".join(many)
+    # the page says what each sweep's own view says (that one goes through the leaderboard)
+    for summary in response.json()["data"][:3]:
+        full = client.get(f"/v1/sweeps/{summary['id']}").json()
+        assert summary["best"] == full["best"] and summary["best"]["trial"] == 1 and summary["best"]["epoch"] == 3
+        assert summary["counts"] == full["counts"] == {"succeeded": 2, "waiting": 1}
