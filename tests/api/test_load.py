@@ -131,7 +131,8 @@ def test_many_clients_at_once_get_no_5xx_and_every_202_is_one_job(load_api, caps
         print(f"\n{CLIENTS} clients for {SECONDS:g}s ({url.split(':', 1)[0]}): {total} requests, "
               f"{total / elapsed:.0f}/s; statuses {dict(sorted(tally.statuses.items()))}")
         everything = [v for values in tally.latencies.values() for v in values]
-        print(f"  all: p50 {_percentile(everything, 50) * 1000:.0f} ms, p99 {_percentile(everything, 99) * 1000:.0f} ms")
+        print(f"  all: p50 {_percentile(everything, 50) * 1000:.0f} ms, "
+              f"p99 {_percentile(everything, 99) * 1000:.0f} ms")
         for kind, values in sorted(tally.latencies.items()):
             print(f"  {kind}: n={len(values)} p50 {_percentile(values, 50) * 1000:.0f} ms, "
                   f"p99 {_percentile(values, 99) * 1000:.0f} ms")
