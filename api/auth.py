@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import app_settings
 from core.db import session_scope
-from core.keys import Principal, authenticate
+from core.keys import KeyCache, Principal, authenticate
 from core.orm import Role
 
 # AUTH=off: every caller is this admin (allowed only on a loopback address, see core.settings)
@@ -49,15 +49,26 @@ class ApiKeyAuth(HTTPBearer):
             if credentials is None:
                 raise NotAuthenticated("send an API key as `Authorization: Bearer <key>` (the first `make run` "
                                        "printed an admin key; `trainserve keys create` makes more)")
-            principal = await run_in_threadpool(_look_up_key, credentials.credentials, settings.database_url)
-            if principal is None:
-                raise NotAuthenticated("this API key is unknown or revoked")
+            principal = await _verified(request, credentials.credentials, settings.database_url)
         request.state.principal = principal
         return principal
 
 
 current_principal = ApiKeyAuth(auto_error=False, scheme_name="HTTPBearer",
                                 description="an API key: `python -m core.keys create NAME` or `trainserve keys create`")
+
+
+async def _verified(request: Request, key: str, database_url: str) -> Principal:
+    """The key's principal: from this process's KeyCache when verified within AUTH_CACHE_TTL_S (no SQL, no
+    thread hop), else from the database; NotAuthenticated for an unknown or revoked key."""
+    cache: KeyCache = request.app.state.key_cache
+    principal = cache.get(key)
+    if principal is None:
+        principal = await run_in_threadpool(_look_up_key, key, database_url)
+        if principal is None:
+            raise NotAuthenticated("this API key is unknown or revoked")
+        cache.put(key, principal)
+    return principal
 
 
 def _look_up_key(key: str, database_url: str) -> Principal | None:

@@ -1,9 +1,10 @@
 """Dependencies every domain uses, as Annotated aliases: the app's settings and a database session."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
@@ -20,13 +21,23 @@ async def app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """One session per request; the services it calls commit their own changes, never the route."""
+# Closing a session hands its connection back to the pool (a rollback of what it read). Closes get threads
+# of their own: behind the requests queued for the API's threads, a finished request would hold its
+# connection until one came free, and under load the pool ran dry (tests/api/test_load.py).
+_CLOSERS = anyio.CapacityLimiter(8)
+
+
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+    """One session per request; the services it calls commit their own changes, never the route.
+
+    Async: making the session does no I/O (it connects at its first query, in the route's thread), and
+    its close runs at once on a closer thread, so a request holds a connection only while it works.
+    """
     session = get_sessionmaker(settings.database_url)()
     try:
         yield session
     finally:
-        session.close()
+        await anyio.to_thread.run_sync(session.close, limiter=_CLOSERS)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

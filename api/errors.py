@@ -1,24 +1,29 @@
 """The one table from domain errors to HTTP statuses, and its handlers: bad input never turns into a 500."""
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sql_errors
 
 from api.auth import AdminOnly, NotAuthenticated
 from api.deps import app_settings
+from api.in_flight import ServerBusy
 from api.plots.errors import NoSuchPlot
 from api.predict.errors import (
     ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
     UnknownModelId, UnreadableFile, UnreadableForm, WrongDataset,
 )
+from core.db import database_error
 from core.errors import (
-    BrokerUnavailable, CheckpointNotFound, DatasetConflict, DatasetNotFound, IdempotencyConflict, JobNotCancellable,
-    JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed, SweepNotCancellable, SweepNotFound,
-    TooManyQueued,
+    BrokerUnavailable, CheckpointNotFound, DatabaseFull, DatabaseUnavailable, DatasetConflict, DatasetNotFound,
+    IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed,
+    SweepNotCancellable, SweepNotFound, TooManyQueued,
 )
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
 
@@ -31,11 +36,13 @@ STATUS: dict[type[Exception], int] = {
     JobNotCancellable: 409, SweepNotCancellable: 409, IdempotencyConflict: 409, JobNotDeletable: 409,
     DatasetConflict: 409,
     TooManyQueued: 429,
-    BrokerUnavailable: 503,
+    BrokerUnavailable: 503, DatabaseUnavailable: 503, DatabaseFull: 503,
     # ml: the engine
     InvalidConfig: 422, BadUpload: 422, UploadTooLarge: 413,
     # api: who is calling
     NotAuthenticated: 401, AdminOnly: 403,
+    # api: too many requests at once (answered by api/in_flight.py's middleware, with this status)
+    ServerBusy: 503,
     # api: predictions
     UnreadableForm: 400, NotServed: 404, NoModelYet: 404, UnknownModelId: 404, TooManyFiles: 413,
     OptionGivenTwice: 422, WrongDataset: 422, UnreadableFile: 422, RateLimited: 429, ModelUnavailable: 503,
@@ -49,6 +56,12 @@ HINTS: dict[type[Exception], Callable[[Exception], str]] = {
     ModelNotFound: lambda _exc: "GET /v1/models lists the registered ones",
     NothingServed: lambda exc: f"GET /v1/models/history?dataset={exc.dataset} lists when each version started serving",
 }
+
+# Driver errors that say the database is busy, gone or full: core.db.database_error turns each into the
+# service error above (DatabaseUnavailable, DatabaseFull), answered from STATUS like any other
+DRIVER_ERRORS = (sql_errors.TimeoutError, sql_errors.OperationalError)
+
+log = logging.getLogger("trainserve.api")
 
 MAX_MESSAGE_CHARS = 1000  # an error's sentence; enough to list every knob a model takes
 
@@ -110,9 +123,20 @@ def _status(code: int, hint: Callable[[Exception], str] | None):
     return handler
 
 
+async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
+    error = database_error(exc)  # never None for DRIVER_ERRORS
+    log.warning("%s %s: %s (%s)", request.method, request.url.path, type(error).__name__, exc.__class__.__name__)
+    if isinstance(error, DatabaseFull):  # /readyz says not ready for a while (api/health.py)
+        request.app.state.database_full_at = time.monotonic()
+    return await _status(STATUS[type(error)], None)(request, error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register a handler for each error in STATUS (a subclass finds its own entry before its base's)."""
+    """Register a handler for each error in STATUS (a subclass finds its own entry before its base's), and
+    one for the driver errors that mean the database is busy, gone or full (DRIVER_ERRORS)."""
     app.add_exception_handler(RequestValidationError, _request_validation)
+    for driver_error in DRIVER_ERRORS:
+        app.add_exception_handler(driver_error, _driver_error)
     for error, code in STATUS.items():
         special = _invalid_config if error is InvalidConfig else None
         app.add_exception_handler(error, special or _status(code, HINTS.get(error)))

@@ -18,7 +18,8 @@ from api.auth import current_principal
 from api.body_limit import BodyCap, BodySizeLimit
 from api.dashboard import install_dashboard
 from api.datasets import router as datasets
-from api.errors import install_error_handlers
+from api.errors import STATUS, install_error_handlers
+from api.in_flight import InFlightLimit, ServerBusy
 from api.jobs import checkpoints
 from api.jobs import events as job_events
 from api.jobs import router as jobs
@@ -33,6 +34,7 @@ from api.registry import router as registry
 from api.sweeps import events as sweep_events
 from api.sweeps import router as sweeps
 from core.datasets import find_uploaded, uploaded_names
+from core.keys import KeyCache
 from core.bus import RedisPublisher
 from core.logs import configure_logging
 from core.maintenance import maintenance_pass
@@ -71,6 +73,8 @@ ROUTERS = [
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    # sync routes and SQL reads share these threads; the database pool is sized to cover them (core.settings)
+    to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
     app.state.celery = make_celery(settings) if settings.redis_url else None
     app.state.redis = redis_async.Redis.from_url(settings.redis_url) if settings.redis_url else None
     app.state.redis_sync = (redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
@@ -127,10 +131,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     configure_logging(app.state.settings.log_level)
     install_error_handlers(app)
+    app.state.key_cache = KeyCache(app.state.settings.auth_cache_ttl_s, app.state.settings.auth_cache_max_keys)
     app.state.predict_buckets = TokenBuckets(app.state.settings.predict_rate_per_s, app.state.settings.predict_burst)
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk
     app.add_middleware(BodySizeLimit, caps=body_caps(app.state.settings),
                        max_header_bytes=app.state.settings.max_header_bytes)
+    # inside the timer (a wait at the door is part of a request's time), outside everything that does work
+    app.add_middleware(InFlightLimit, limit=app.state.settings.max_requests_in_flight,
+                       wait_s=app.state.settings.request_queue_timeout_s, status=STATUS[ServerBusy])
     app.add_middleware(RequestTimer)  # outermost: refusals by the size limits are timed too
     use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # uploads by name, through the DB
     for router in PUBLIC_ROUTERS:

@@ -115,3 +115,23 @@ class KeyNotFound(ServiceError, LookupError):
 
     def __init__(self, key_id: int):
         super().__init__(f"API key {key_id} not found; GET /v1/keys lists them")
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database did not answer in time: every connection busy, a lock held too long, or the server gone."""
+
+    headers = {"Retry-After": "1"}
+
+    def __init__(self, why: str):
+        super().__init__(f"the database is busy or unreachable ({why}); nothing was changed, retry shortly "
+                         "(a POST /v1/jobs retried with the same Idempotency-Key never makes two jobs)")
+
+
+class DatabaseFull(ServiceError):
+    """The database's disk is full: reads work, writes are refused until an operator frees space."""
+
+    headers = {"Retry-After": "60"}
+
+    def __init__(self) -> None:
+        super().__init__("the database's disk is full, so nothing can be saved; reads still work. "
+                         "Retry later: an operator must free space")

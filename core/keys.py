@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,6 +61,48 @@ def authenticate(session: Session, key: str) -> Principal | None:
     if row is None or row.revoked_at is not None:
         return None
     return Principal(owner=row.owner, role=row.role, key_id=row.id)
+
+
+class KeyCache:
+    """Verified keys by hash, each remembered `ttl_s` seconds, at most `max_keys` (the oldest go first).
+
+    A request with a remembered key needs no SQL. A key revoked by another process is refused here within
+    `ttl_s`; revoking through this process drops its entry at once (`forget`). Only live keys are kept:
+    an unknown or revoked key is looked up every time. Thread-safe.
+    """
+
+    def __init__(self, ttl_s: float, max_keys: int):
+        self.ttl_s, self.max_keys = ttl_s, max_keys
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Principal | None:
+        """The remembered principal of `key`, if verified less than `ttl_s` ago."""
+        digest = hash_key(key)
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if time.monotonic() >= entry[0]:
+                del self._entries[digest]
+                return None
+            return entry[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        """Remember a key the database just verified."""
+        if self.ttl_s <= 0:
+            return
+        digest = hash_key(key)
+        with self._lock:
+            self._entries[digest] = (time.monotonic() + self.ttl_s, principal)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.max_keys:
+                self._entries.popitem(last=False)
+
+    def forget(self, key_hash: str) -> None:
+        """Drop a key by its stored hash (it was just revoked)."""
+        with self._lock:
+            self._entries.pop(key_hash, None)
 
 
 def list_keys(session: Session) -> Sequence[ApiKey]:

@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # one line per HTTP request from the API (uvicorn's access log); off so `make run`'s terminal stays readable
     access_log: bool = False
+    # concurrency and the database pool, sized together (.env.example "the API under load"): at most
+    # MAX_REQUESTS_IN_FLIGHT requests are worked on at once (the rest wait at the door holding nothing, up
+    # to REQUEST_QUEUE_TIMEOUT_S, then a JSON 503); each holds at most one connection (plus a short nested
+    # lookup), so the pool covers them; sync routes and SQL reads run on API_THREADS threads. A request
+    # that still finds no connection within DB_POOL_TIMEOUT_S gets a JSON 503 + Retry-After.
+    max_requests_in_flight: int = Field(default=40, ge=1, le=10_000)
+    request_queue_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    api_threads: int = Field(default=40, ge=1, le=1000)
+    db_pool_size: int = Field(default=20, ge=1, le=1000)
+    db_max_overflow: int = Field(default=40, ge=0, le=1000)
+    db_pool_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
     # Celery on Redis re-delivers unacked tasks after this many seconds (celery/celery#5935):
     # it must be longer than the longest training job.
@@ -86,6 +97,10 @@ class Settings(BaseSettings):
     # API keys (docs/SERVICE.md "Keys"): "keys" asks every /v1 request for `Authorization: Bearer <key>`;
     # "off" serves everyone as an admin and is refused unless HOST is a loopback address
     auth: Literal["keys", "off"] = "keys"
+    # a verified key is remembered this long per API process (no SQL on the hot path); a key revoked
+    # elsewhere is refused by every process within this bound (0: look every key up every time)
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0.0, le=300.0)
+    auth_cache_max_keys: int = Field(default=10_000, ge=1, le=10_000_000)
 
     # limits checked before any work is done (docs/SERVICE.md "Limits")
     # body of any request not under /v1/datasets or /v1/predict, refused while it streams
@@ -110,6 +125,9 @@ class Settings(BaseSettings):
         if self.auth == "off" and not _is_loopback(self.host):
             raise ValueError(f"AUTH=off is refused when the API binds {self.host!r}: anyone on the network "
                              "could train, cancel and promote; use API keys, or HOST=127.0.0.1")
+        if self.db_pool_size + self.db_max_overflow < self.max_requests_in_flight:
+            raise ValueError("DB_POOL_SIZE + DB_MAX_OVERFLOW must be at least MAX_REQUESTS_IN_FLIGHT: each "
+                             "request in flight may hold a connection, and the ones without wait or fail with 503")
         if self.heartbeat_timeout_s < 3 * self.heartbeat_interval_s:
             raise ValueError("HEARTBEAT_TIMEOUT_S must be at least 3 x HEARTBEAT_INTERVAL_S, "
                              "or one late heartbeat requeues a healthy job")

@@ -93,15 +93,15 @@ def leaderboard(session: Session, sweep: Sweep) -> list[Trial]:
     best = _best_epochs(session, sweep, [job.id for job in launched.values()])
     rows = []
     for index, config in enumerate(sweep.trials):
-        hp = config.get("hyperparameters") or {}
-        searched = {name: hp.get(name) for name in sweep.searched}
         job = launched.get(index)
         if job is None:  # waiting, or its job was deleted (DELETE /v1/jobs/{id})
+            hp = config.get("hyperparameters") or {}
+            searched = {name: hp.get(name) for name in sweep.searched}
             rows.append(Trial(index, None, _unlaunched(sweep) if index >= sweep.launched else "deleted",
                               searched, None, None))
             continue
         epoch, value = best.get(job.id, (None, None))
-        rows.append(Trial(index, job.id, job.status, searched, value, epoch, job.reused_from))
+        rows.append(_trial(sweep, index, job, epoch, value))
     sign = -1 if sweep.mode == "max" else 1
     return sorted(rows, key=lambda t: (t.metric is None, t.job_id is None, sign * (t.metric or 0), t.trial))
 
@@ -111,12 +111,61 @@ def _best_epochs(session: Session, sweep: Sweep, job_ids: list[str]) -> dict[str
     column = getattr(EpochMetric, sweep.metric)
     rows = session.execute(select(EpochMetric.job_id, EpochMetric.epoch, column)
                            .where(EpochMetric.job_id.in_(job_ids), column.is_not(None))).all() if job_ids else []
+    return _best_of(rows, sweep.mode)
+
+
+def _best_of(rows, mode: str) -> dict[str, tuple[int, float]]:
+    """(job id, epoch, value) rows → job id -> (epoch, value) of the best value ("max" or "min")."""
     best: dict[str, tuple[int, float]] = {}
-    better = (lambda a, b: a > b) if sweep.mode == "max" else (lambda a, b: a < b)
+    better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
     for job_id, epoch, value in rows:
         if job_id not in best or better(value, best[job_id][1]):
             best[job_id] = (epoch, value)
     return best
+
+
+@dataclass(frozen=True)
+class SweepFacts:
+    """What a sweep's summary shows beside its own row: trials by status, its best trial and that trial's model."""
+
+    counts: dict[str, int]
+    best: Trial | None
+    best_model_id: int | None
+
+
+def summaries(session: Session, sweeps: Sequence[Sweep]) -> dict[str, SweepFacts]:
+    """Each sweep's SweepFacts in at most four queries whatever the number of sweeps (a page of
+    GET /v1/sweeps): their trials' statuses, their best jobs, those jobs' epochs and model versions."""
+    counts: dict[str, dict[str, int]] = {s.id: defaultdict(int) for s in sweeps}
+    if sweeps:
+        for sweep_id, status, n in session.execute(
+                select(Job.sweep_id, Job.status, func.count()).where(Job.sweep_id.in_(list(counts)))
+                .group_by(Job.sweep_id, Job.status)).all():
+            counts[sweep_id][status] = n
+    best_ids = [s.best_job_id for s in sweeps if s.best_job_id]
+    best_jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(best_ids)))} if best_ids else {}
+    epochs = session.scalars(select(EpochMetric).where(EpochMetric.job_id.in_(best_ids))).all() if best_ids else []
+    models = dict(session.execute(select(ModelVersion.job_id, ModelVersion.id)
+                                  .where(ModelVersion.job_id.in_(best_ids))).all()) if best_ids else {}
+    facts = {}
+    for sweep in sweeps:
+        if len(sweep.trials) > sweep.launched:
+            counts[sweep.id][_unlaunched(sweep)] += len(sweep.trials) - sweep.launched
+        job = best_jobs.get(sweep.best_job_id)
+        best = None
+        if job is not None and job.trial is not None:
+            rows = [(r.job_id, r.epoch, getattr(r, sweep.metric)) for r in epochs
+                    if r.job_id == job.id and getattr(r, sweep.metric) is not None]
+            epoch, value = _best_of(rows, sweep.mode).get(job.id, (None, None))
+            best = _trial(sweep, job.trial, job, epoch, value)
+        facts[sweep.id] = SweepFacts(dict(counts[sweep.id]), best, models.get(sweep.best_job_id))
+    return facts
+
+
+def _trial(sweep: Sweep, index: int, job: Job, epoch: int | None, value: float | None) -> Trial:
+    hp = sweep.trials[index].get("hyperparameters") or {}
+    searched = {name: hp.get(name) for name in sweep.searched}
+    return Trial(index, job.id, job.status, searched, value, epoch, job.reused_from)
 
 
 def best_model_id(session: Session, sweep: Sweep) -> int | None:

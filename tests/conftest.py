@@ -17,17 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine
 from core.embedded_redis import free_port, start_redis
-from core.migrate import upgrade
 from core.settings import PROJECT_ROOT, Settings
 from core.keys import create_key
 from core.orm import Role
 from tests.utils.clients import api_client, leaks
+from tests.utils.databases import fresh_database
 from tests.utils.stack import Worker, stop_group
 
 PYTHON = sys.executable
@@ -50,22 +48,8 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> Iterator[str]:
     """A database at Alembic head: SQLite, or a fresh database on TEST_DATABASE_URL's server."""
-    server_url = os.environ.get("TEST_DATABASE_URL")
-    if not server_url:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'trainserve.db'}"
-        upgrade(url)
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
         yield url
-        return
-    name = f"trainserve_test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(server_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -47,8 +47,8 @@ def _snapshot(session: Session, job_id: str, owner: str | None = None) -> dict[s
     job = get_job(session, job_id=job_id, owner=owner)
     epochs = [EpochMetricsPublic.model_validate(r).model_dump(mode="json")
               for r in list_epoch_metrics(session, job_id=job_id)]
-    return {"status": job.status, "error": job.error,
-            "progress": job_progress(job).model_dump(mode="json"), "epochs": epochs}
+    progress = job_progress(job, job.attempts[-1] if job.attempts else None)
+    return {"status": job.status, "error": job.error, "progress": progress.model_dump(mode="json"), "epochs": epochs}
 
 
 async def _stream(job_id: str, redis_async, settings: Settings, stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:

@@ -1,17 +1,22 @@
 """Jobs and their checkpoints as public schemas (the one place that knows both the rows and the responses)."""
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
+import logging
+from collections.abc import Sequence
 from pathlib import Path, PurePath
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from api.jobs.schemas import (
     AttemptPublic, BestPublic, CheckpointPublic, EpochMetricsPublic, JobLinks, JobPublic, ProgressPublic,
 )
-from core.jobs import disk_bytes, latest_epoch_metric, list_attempts, list_epoch_metrics
+from core.jobs import ShownEpochs, disk_bytes, shown_epochs
 from core.settings import Settings
-from core.orm import Checkpoint, EpochMetric, Job, JobStatus
+from core.orm import Checkpoint, Job, JobAttempt, JobStatus
 from core.progress import progress_payload, resumed_fraction
+
+log = logging.getLogger("trainserve.api")
 
 
 def job_links(job_id: str) -> JobLinks:
@@ -20,10 +25,9 @@ def job_links(job_id: str) -> JobLinks:
                     checkpoints=f"{base}/checkpoints", cancel=f"{base}/cancel")
 
 
-def job_progress(job: Job) -> ProgressPublic:
-    """Progress from the job's throttled counters; a succeeded job is simply done."""
+def job_progress(job: Job, attempt: JobAttempt | None) -> ProgressPublic:
+    """Progress from the job's throttled counters and its current `attempt`; a succeeded job is simply done."""
     elapsed, start_fraction = None, 0.0
-    attempt = job.attempts[-1] if job.attempts else None  # the current one, when running
     if attempt is not None and job.progress_at and job.status == JobStatus.running.value:
         elapsed = (job.progress_at - attempt.started_at).total_seconds()
         start_fraction = resumed_fraction(attempt.resumed_from_epoch, job.progress_epochs)
@@ -45,32 +49,55 @@ def job_dir(settings: Settings, job_id: str) -> Path:
 
 
 def job_public(session: Session, job: Job, *, settings: Settings | None = None) -> JobPublic:
-    """The full public view of a job, with its latest and best epochs and its attempts.
+    """The full public view of one job, with its latest and best epochs and its attempts (two queries).
 
     With `settings`, also the bytes its files take (a walk of its folder: single-job views only).
     """
-    latest = latest_epoch_metric(session, job_id=job.id)
+    shown = shown_epochs(session, [job]).get(job.id, ShownEpochs())
+    disk = disk_bytes(job_dir(settings, job.id)) if settings is not None else None
+    return _present(job, shown, list(job.attempts), disk)
+
+
+def jobs_public(session: Session, jobs: Sequence[Job]) -> list[JobPublic]:
+    """A page of jobs, presented with one query for all their epoch rows (their attempts come loaded
+    by `core.jobs.list_jobs`): the page costs the same few queries whatever its size."""
+    shown = shown_epochs(session, jobs)
+    return [_present(job, shown.get(job.id, ShownEpochs()), list(job.attempts), None) for job in jobs]
+
+
+def accepted_public(session: Session, job: Job, *, created: bool) -> JobPublic:
+    """The answer to a submission. A job this request committed is presented from what was committed when
+    a read after the commit fails (a fresh job has no attempt or epoch yet): the commit decided the answer
+    (202), and a client told 503 would submit it again."""
+    if created and job.status == JobStatus.queued:
+        return _present(job, ShownEpochs(), [], None)  # nothing to read yet
+    try:
+        return job_public(session, job)
+    except SQLAlchemyError:
+        if not created:
+            raise
+        log.warning("job %s was committed, but reading it back failed; answered from the committed row", job.id)
+        return _present(job, ShownEpochs(), [], None)
+
+
+def _present(job: Job, shown: ShownEpochs, attempts: list[JobAttempt], disk: int | None) -> JobPublic:
     best = None
     if job.best_epoch is not None:
-        best_row = latest if latest is not None and latest.epoch == job.best_epoch else _epoch_row(
-            session, job.id, job.best_epoch)
         best = BestPublic(epoch=job.best_epoch, metric=job.best_metric,
-                          metrics=EpochMetricsPublic.model_validate(best_row) if best_row else None)
+                          metrics=EpochMetricsPublic.model_validate(shown.best) if shown.best else None)
     return JobPublic(
         id=job.id, name=job.name, model=job.model, dataset=job.dataset, status=JobStatus(job.status),
         hyperparameters=dict(job.config.get("hyperparameters") or {}), seed=job.seed,
         preset=job.config.get("preset"), notes=list(job.config.get("notes") or []),
-        progress=job_progress(job),
-        latest_metrics=EpochMetricsPublic.model_validate(latest) if latest else None,
+        progress=job_progress(job, attempts[-1] if attempts else None),
+        latest_metrics=EpochMetricsPublic.model_validate(shown.latest) if shown.latest else None,
         best=best, test_metrics=job.test_metrics, error=job.error, error_type=job.error_type,
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         cancel_requested_at=job.cancel_requested_at, worker=job.worker, device=job.device,
         code_version=job.code_version, torch_version=job.torch_version,
         dataset_checksum=job.dataset_checksum, result=public_result(job.result),
-        attempts=[AttemptPublic.model_validate(a) for a in list_attempts(session, job_id=job.id)],
-        sweep_id=job.sweep_id, reused_from=job.reused_from,
-        disk_bytes=disk_bytes(job_dir(settings, job.id)) if settings is not None else None,
-        links=job_links(job.id),
+        attempts=[AttemptPublic.model_validate(a) for a in attempts],
+        sweep_id=job.sweep_id, reused_from=job.reused_from, disk_bytes=disk, links=job_links(job.id),
     )
 
 
@@ -80,10 +107,6 @@ def public_result(result: dict | None) -> dict | None:
     if result is None:
         return None
     return {k: PurePath(v).name if isinstance(v, str) and PurePath(v).is_absolute() else v for k, v in result.items()}
-
-
-def _epoch_row(session: Session, job_id: str, epoch: int) -> EpochMetric | None:
-    return next((r for r in list_epoch_metrics(session, job_id=job_id) if r.epoch == epoch), None)
 
 
 def checkpoint_public(row: Checkpoint) -> CheckpointPublic:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from api.auth import PrincipalDep
 from api.deps import SessionDep, SettingsDep
 from api.jobs.deps import JobDep
-from api.jobs.presenters import job_dir, job_public
+from api.jobs.presenters import accepted_public, job_dir, job_public, jobs_public
 from api.jobs.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from api.jobs.submit import submit_job
 from core import jobs as job_service
@@ -24,7 +24,8 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
              responses={409: {"description": "Idempotency-Key reused for a different request"},
                         422: {"description": "invalid request; `detail[].field` names the field"},
                         429: {"description": "too many of your jobs are queued (MAX_QUEUED_JOBS_PER_OWNER)"},
-                        503: {"description": "the broker is unreachable"}})
+                        503: {"description": "the broker or the database is unreachable, busy or full (JSON, with "
+                                              "Retry-After); retry with the same Idempotency-Key"}})
 def create_job(body: JobCreate, request: Request, response: Response, session: SessionDep,
                principal: PrincipalDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JobPublic:
     """Queue a training job; answers at once with the job and its resolved hyperparameters."""
@@ -33,7 +34,7 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return job_public(session, job)
+    return accepted_public(session, job, created=created)
 
 
 @router.get("", response_model=JobsPublic)
@@ -50,7 +51,7 @@ def list_jobs(
     rows, count = job_service.list_jobs(session, status=status_.value if status_ else None,
                                         dataset=dataset, model=model, offset=offset, limit=limit,
                                         owner=principal.owner_filter)
-    return JobsPublic(data=[job_public(session, j) for j in rows], count=count, offset=offset, limit=limit)
+    return JobsPublic(data=jobs_public(session, rows), count=count, offset=offset, limit=limit)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "unknown job id"}})

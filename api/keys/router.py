@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Request, status
 
 from api.auth import ADMIN_ONLY, PrincipalDep
 from api.deps import SessionDep
@@ -32,9 +32,12 @@ def list_keys(session: SessionDep) -> KeysPublic:
 
 @router.delete("/keys/{key_id}", response_model=KeyPublic, dependencies=[ADMIN_ONLY],
                responses={403: {"description": "not an admin key"}, 404: {"description": "unknown key id"}})
-def revoke_key(key_id: KeyId, session: SessionDep) -> KeyPublic:
-    """Revoke a key: its next request gets 401."""
-    return KeyPublic.model_validate(key_service.revoke_key(session, key_id=key_id))
+def revoke_key(key_id: KeyId, request: Request, session: SessionDep) -> KeyPublic:
+    """Revoke a key: its next request to this process gets 401; other API processes refuse it within
+    AUTH_CACHE_TTL_S (they remember verified keys that long)."""
+    row = key_service.revoke_key(session, key_id=key_id)
+    request.app.state.key_cache.forget(row.key_hash)
+    return KeyPublic.model_validate(row)
 
 
 @router.get("/me", response_model=WhoAmI)

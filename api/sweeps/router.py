@@ -10,7 +10,7 @@ from api.datasets.deps import check_dataset_visible
 from api.deps import SessionDep, SettingsDep
 from api.sweeps.deps import SweepDep
 from api.sweeps.plan import sweep_plan
-from api.sweeps.presenters import sweep_public, sweep_summary
+from api.sweeps.presenters import sweep_public, sweep_summaries
 from api.sweeps.schemas import SweepCreate, SweepPublic, SweepsPublic
 from core import sweeps as sweep_service
 from core.orm import SweepStatus
@@ -36,7 +36,7 @@ def list_sweeps(session: SessionDep, principal: PrincipalDep, status_: Annotated
     """Sweeps, newest first, without their leaderboards."""
     rows, count = sweep_service.list_sweeps(session, status=status_.value if status_ else None,
                                             offset=offset, limit=limit, owner=principal.owner_filter)
-    return SweepsPublic(data=[sweep_summary(session, s) for s in rows], count=count, offset=offset, limit=limit)
+    return SweepsPublic(data=sweep_summaries(session, rows), count=count, offset=offset, limit=limit)
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic, responses={404: {"description": "unknown sweep id"}})

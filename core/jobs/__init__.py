@@ -12,8 +12,9 @@ passes), `reuse` (a succeeded job's result for the same inputs). Callers import 
 """
 from core.jobs.ending import Outcome, StoppedAt, cancel, delete, finish
 from core.jobs.reads import (
-    best_checkpoint, disk_bytes, get_checkpoint, get_job, get_job_by_idempotency_key, latest_epoch_metric,
-    list_attempts, list_checkpoints, list_epoch_metrics, list_jobs, request_fingerprint,
+    ShownEpochs, best_checkpoint, disk_bytes, get_checkpoint, get_job, get_job_by_idempotency_key,
+    latest_epoch_metric, list_attempts, list_checkpoints, list_epoch_metrics, list_jobs, request_fingerprint,
+    shown_epochs,
 )
 from core.jobs.recovery import requeue, requeue_stale, requeue_worker_jobs, resend_lost
 from core.jobs.reuse import Reuse, find_reusable
@@ -23,9 +24,10 @@ from core.jobs.running import (
 from core.jobs.submit import Dispatcher, add_job, dispatch, submit
 
 __all__ = [
-    "Dispatcher", "Outcome", "ResumePoint", "Reuse", "StartedRun", "StoppedAt", "add_job", "best_checkpoint",
-    "cancel", "delete", "disk_bytes", "dispatch", "find_reusable", "finish", "get_checkpoint", "get_job",
-    "get_job_by_idempotency_key", "heartbeat", "latest_epoch_metric", "list_attempts", "list_checkpoints",
-    "list_epoch_metrics", "list_jobs", "report_checkpoint", "report_epochs", "report_facts", "report_progress",
-    "request_fingerprint", "requeue", "requeue_stale", "requeue_worker_jobs", "resend_lost", "start", "submit",
+    "Dispatcher", "Outcome", "ResumePoint", "Reuse", "ShownEpochs", "StartedRun", "StoppedAt", "add_job",
+    "best_checkpoint", "cancel", "delete", "disk_bytes", "dispatch", "find_reusable", "finish", "get_checkpoint",
+    "get_job", "get_job_by_idempotency_key", "heartbeat", "latest_epoch_metric", "list_attempts",
+    "list_checkpoints", "list_epoch_metrics", "list_jobs", "report_checkpoint", "report_epochs", "report_facts",
+    "report_progress", "request_fingerprint", "requeue", "requeue_stale", "requeue_worker_jobs", "resend_lost",
+    "shown_epochs", "start", "submit",
 ]

@@ -2,6 +2,8 @@
 users cannot promote (403) and admins can, and the database never holds a key."""
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from sqlalchemy import MetaData, select
@@ -125,3 +127,22 @@ def test_the_database_holds_only_the_hash_of_a_key(client, db_engine):
         cells = [str(v) for table in metadata.sorted_tables for row in conn.execute(select(table)) for v in row]
     assert not [c for c in cells if key in c or key[3:] in c]
     assert hash_key(key) in cells
+
+
+def test_a_key_revoked_elsewhere_is_refused_within_the_cache_ttl(api_url, client, db_session):
+    """Revoked by another process (here: straight in the database, as `python -m core.keys revoke` does),
+    a key this API verified a moment ago is still remembered, and refused within AUTH_CACHE_TTL_S (5 s)."""
+    from core.keys import revoke_key
+
+    created = client.post("/v1/keys", json={"owner": "frank", "role": "user"}).json()
+    with api_client(api_url, created["key"]) as frank:
+        assert frank.get("/v1/me").status_code == 200
+        verified_at = time.monotonic()
+        revoke_key(db_session, key_id=created["id"])
+        revoked_at = time.monotonic()
+        still = frank.get("/v1/me").status_code
+        if time.monotonic() - verified_at < 4:  # within the TTL: served from the cache, no SQL
+            assert still == 200
+        while frank.get("/v1/me").status_code != 401:
+            assert time.monotonic() - revoked_at < 5 + 2, "a revoked key was still accepted past AUTH_CACHE_TTL_S"
+            time.sleep(0.1)

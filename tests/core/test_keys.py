@@ -56,3 +56,25 @@ def test_auth_off_on_loopback_serves_everyone_as_the_local_admin(tmp_path):
             assert local.get("/v1/me").json() == {"owner": "local", "role": "admin"}
     finally:
         use_uploaded_datasets(None)  # create_app installs the DB lookup process-wide; later engine tests have no DB
+
+
+def test_the_key_cache_forgets_after_its_ttl_and_keeps_at_most_max_keys():
+    import time
+
+    from core.keys import KeyCache, Principal
+    from core.orm import Role
+
+    alice, bob = Principal("alice", Role.user, 1), Principal("bob", Role.user, 2)
+    cache = KeyCache(ttl_s=0.2, max_keys=1)
+    cache.put("ts_a", alice)
+    assert cache.get("ts_a") == alice and cache.get("ts_b") is None
+    cache.put("ts_b", bob)  # over max_keys: the oldest goes
+    assert cache.get("ts_a") is None and cache.get("ts_b") == bob
+    cache.forget(hash_key("ts_b"))  # revoked through this process: gone at once
+    assert cache.get("ts_b") is None
+    cache.put("ts_a", alice)
+    time.sleep(0.25)
+    assert cache.get("ts_a") is None  # past the TTL: looked up again
+    off = KeyCache(ttl_s=0, max_keys=10)
+    off.put("ts_a", alice)
+    assert off.get("ts_a") is None

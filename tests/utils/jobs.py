@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
+
+from core.db import session_scope
+from core.orm import AttemptEnd, EpochMetric, Job, JobAttempt, JobStatus, utcnow
 
 TERMINAL = {"succeeded", "failed", "cancelled", "stopped"}
 
@@ -59,3 +64,22 @@ def read_stream(client: httpx.Client, path: str, timeout_s: float = 120.0) -> li
                 events.append((kind, json.loads(line.split(":", 1)[1].strip())))
                 kind = None
     return events
+
+
+def add_finished_jobs(url: str, n: int, *, owner: str, epochs: int = 5) -> None:
+    """Straight into the database: `n` succeeded jobs of `owner`, each with two attempts and `epochs`
+    epoch rows (best: the middle one)."""
+    now = utcnow()
+    with session_scope(url) as session:
+        for i in range(n):
+            job = Job(id=str(uuid.uuid4()), model="mlp", dataset="mnist", seed=i, owner=owner,
+                      config={"model": "mlp", "dataset": "mnist", "hyperparameters": {"epochs": epochs}},
+                      status=JobStatus.succeeded, created_at=now - timedelta(seconds=i), best_epoch=epochs // 2 + 1,
+                      best_metric={"name": "val_accuracy", "value": 0.9})
+            job.attempts = [JobAttempt(number=k, worker="w", started_at=now, ended_at=now,
+                                       ended=AttemptEnd.worker_lost if k == 1 else AttemptEnd.succeeded)
+                            for k in (1, 2)]
+            job.epoch_metrics = [EpochMetric(epoch=e, train_loss=1.0 / e, val_accuracy=0.8 + e / 100, lr=0.1,
+                                             seconds=1.0, samples_per_second=100.0) for e in range(1, epochs + 1)]
+            session.add(job)
+        session.commit()

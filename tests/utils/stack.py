@@ -151,3 +151,25 @@ class Stack:
         for process in (self.api, self.redis):
             if process is not None:
                 stop_group(process, signal.SIGKILL)
+
+
+def serve_api(env: dict[str, str], log: Path, timeout_s: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """An API process (uvicorn) with `env` on a free port, once /healthz answers; returns it and its URL."""
+    port = free_port()
+    with log.open("a") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning"],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_group(process)
+            raise AssertionError(f"the API did not start:\n{log.read_text()[-4000:]}")
+        time.sleep(0.1)
