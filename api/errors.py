@@ -17,8 +17,8 @@ from api.predict.errors import (
 )
 from core.errors import (
     BrokerUnavailable, CheckpointNotFound, DatasetConflict, DatasetNotFound, IdempotencyConflict, JobNotCancellable,
-    JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed, SweepNotCancellable, SweepNotFound,
-    TooManyQueued,
+    JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed, ServingNotYours, SweepNotCancellable,
+    SweepNotFound, TooManyQueued,
 )
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
 
@@ -30,6 +30,7 @@ STATUS: dict[type[Exception], int] = {
     SweepNotFound: 404, KeyNotFound: 404,
     JobNotCancellable: 409, SweepNotCancellable: 409, IdempotencyConflict: 409, JobNotDeletable: 409,
     DatasetConflict: 409,
+    ServingNotYours: 403,
     TooManyQueued: 429,
     BrokerUnavailable: 503,
     # ml: the engine
