@@ -33,7 +33,12 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return job_public(session, job)
+    try:
+        return job_public(session, job)
+    finally:
+        # give the connection back now: the session's own teardown waits for a free threadpool thread, and
+        # under a burst of submits every thread may be waiting for a connection (a deadlock until the pool times out)
+        session.close()
 
 
 @router.get("", response_model=JobsPublic)

@@ -43,6 +43,9 @@ def submit(
         waiting = session.scalar(select(func.count()).select_from(Job).where(
             Job.owner == owner, Job.status == JobStatus.queued)) or 0
         if waiting >= max_queued:
+            # release the owner's lock now: the request's session closes only after the error is answered,
+            # in a threadpool thread that the submits queued behind this lock may all be holding (a deadlock)
+            session.rollback()
             raise TooManyQueued(waiting)
     job = add_job(session, config=config, name=name, reuse=reuse, idempotency_key=idempotency_key,
                   request_hash=request_hash, owner=owner)
