@@ -23,7 +23,7 @@ from core.db import database_error
 from core.errors import (
     BrokerUnavailable, CheckpointNotFound, DatabaseFull, DatabaseUnavailable, DatasetConflict, DatasetNotFound,
     IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed,
-    SweepNotCancellable, SweepNotFound, TooManyQueued,
+    ServingNotYours, SweepNotCancellable, SweepNotFound, TooManyQueued,
 )
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
 
@@ -35,6 +35,7 @@ STATUS: dict[type[Exception], int] = {
     SweepNotFound: 404, KeyNotFound: 404,
     JobNotCancellable: 409, SweepNotCancellable: 409, IdempotencyConflict: 409, JobNotDeletable: 409,
     DatasetConflict: 409,
+    ServingNotYours: 403,
     TooManyQueued: 429,
     BrokerUnavailable: 503, DatabaseUnavailable: 503, DatabaseFull: 503,
     # ml: the engine

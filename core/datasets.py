@@ -49,6 +49,21 @@ def get_dataset(session: Session, *, name: str, owner: str | None = None) -> Upl
     return row
 
 
+def upload_visible(session: Session, name: str, owner: str | None) -> bool:
+    """Whether `owner` (None: an admin) may see an upload named `name`: theirs, or none has that name."""
+    if owner is None:
+        return True
+    row_owner = session.execute(select(UploadedDataset.owner).where(UploadedDataset.name == name)).first()
+    return row_owner is None or row_owner[0] == owner
+
+
+def hidden_upload_names(session: Session, *, owner: str | None) -> set[str]:
+    """Names of the uploads `owner` may not see (someone else's); none for an admin (None)."""
+    if owner is None:
+        return set()
+    return set(session.scalars(select(UploadedDataset.name).where(UploadedDataset.owner.is_distinct_from(owner))))
+
+
 def dataset_exists(session: Session, *, name: str) -> bool:
     """Whether an upload has this name."""
     return session.scalar(select(func.count()).where(UploadedDataset.name == name)) > 0

@@ -83,6 +83,15 @@ class ModelNotFound(ServiceError, LookupError):
         super().__init__(f"model {model_id} not found")
 
 
+class ServingNotYours(ServiceError):
+    """Only an admin changes what serves a built-in dataset; a private upload's serving is its owner's."""
+
+    def __init__(self, dataset: str):
+        self.dataset = dataset
+        super().__init__(f"only an admin key may change which model serves {dataset!r} (a built-in dataset, "
+                         "shared by everyone); promote and roll back models of your own uploads")
+
+
 class DatasetNotFound(ServiceError, LookupError):
     """No uploaded dataset has this name."""
 

@@ -105,6 +105,14 @@ class KeyCache:
             self._entries.pop(key_hash, None)
 
 
+def owner_is_admin(session: Session, owner: str | None) -> bool:
+    """Whether `owner` holds a live admin key (None: a row made before keys existed, which only admins saw)."""
+    if owner is None:
+        return True
+    return session.scalar(select(ApiKey.id).where(ApiKey.owner == owner, ApiKey.role == Role.admin,
+                                                  ApiKey.revoked_at.is_(None)).limit(1)) is not None
+
+
 def list_keys(session: Session) -> Sequence[ApiKey]:
     """Every key, revoked ones too, oldest first."""
     return session.scalars(select(ApiKey).order_by(ApiKey.id)).all()

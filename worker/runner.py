@@ -169,7 +169,8 @@ def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
     )
     return _finish(job_id, worker, JobStatus.succeeded, best_checkpoint=best_checkpoint, outcome=outcome,
                    on_succeeded=lambda session, job: register_model_version(
-                       session, job=job, servable=dataset_is_servable(job.dataset)))
+                       session, job=job, servable=dataset_is_servable(job.dataset),
+                       auth_off=get_settings().auth == "off"))
 
 
 def _finish(

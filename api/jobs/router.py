@@ -34,7 +34,12 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return accepted_public(session, job, created=created)
+    try:
+        return accepted_public(session, job, created=created)
+    finally:
+        # give the connection back now, not after the answer is serialised: under a burst of submits every
+        # connection would otherwise sit with a finished request (the PostgreSQL cap test stalled on it)
+        session.close()
 
 
 @router.get("", response_model=JobsPublic)

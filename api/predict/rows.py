@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
 
+from api.auth import PrincipalDep
 from api.deps import SessionDep
 from api.predict.errors import NoModelYet, NotServed, TableModelMissing
 from api.predict.rate_limit import PREDICT_RATE_LIMIT
@@ -21,9 +22,10 @@ router = APIRouter(prefix="/v1/predict", tags=["predict"])
              responses={404: {"description": "unknown dataset, or no model trained on it yet"},
                         422: {"description": "a row has the wrong columns or a value that is not a finite number"},
                         429: {"description": "PREDICT_RATE_PER_S used up for this key; see Retry-After"}})
-def predict_rows(dataset: Annotated[str, Path(max_length=64)], body: RowsRequest, session: SessionDep) -> RowsPublic:
+def predict_rows(dataset: Annotated[str, Path(max_length=64)], body: RowsRequest, session: SessionDep,
+                 principal: PrincipalDep) -> RowsPublic:
     """Predict each row with the best succeeded model on the table (lowest val MSE or highest val accuracy)."""
-    job, checkpoint = _table_model(session, dataset)
+    job, checkpoint = _table_model(session, dataset, principal.owner_filter)
     session.close()  # hold no connection while the model runs
     predictor = _load(job, checkpoint)
     predictions = predictor.predict(body.rows, top_k=body.top_k)  # a bad row: BadUpload → 422
@@ -31,9 +33,10 @@ def predict_rows(dataset: Annotated[str, Path(max_length=64)], body: RowsRequest
                       columns=predictor.columns, predictions=predictions)
 
 
-def _table_model(session: Session, dataset: str) -> tuple[Job, Checkpoint]:
-    """The best succeeded job on the uploaded table and its checkpoint; DatasetNotFound, NotServed or NoModelYet."""
-    row = dataset_service.get_dataset(session, name=dataset)
+def _table_model(session: Session, dataset: str, owner: str | None) -> tuple[Job, Checkpoint]:
+    """The best succeeded job on the uploaded table and its checkpoint; DatasetNotFound (also for someone else's
+    upload), NotServed or NoModelYet."""
+    row = dataset_service.get_dataset(session, name=dataset, owner=owner)
     if row.kind != "csv":
         raise NotServed.image_dataset(dataset)
     best = dataset_service.best_table_model(session, dataset=dataset)

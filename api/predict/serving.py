@@ -27,6 +27,7 @@ from api.deps import app_settings
 from api.predict.batching import ImageLimits, PredictBatcher
 from api.predict.errors import ModelUnavailable
 from core import model_registry as registry
+from core.datasets import upload_visible
 from core.db import get_sessionmaker
 from core.orm import ModelVersion
 from core.settings import Settings
@@ -46,11 +47,18 @@ class ModelInfo:
     job_id: str
     val_accuracy: float
     checkpoint_sha256: str
+    private: bool = False  # trained on a private upload: only `owner` (and admins) may use it
+    owner: str | None = None
 
     @classmethod
     def of(cls, version: ModelVersion) -> "ModelInfo":
         return cls(id=version.id, dataset=version.dataset, model=version.model, job_id=version.job_id,
-                   val_accuracy=version.val_accuracy, checkpoint_sha256=version.checkpoint_sha256)
+                   val_accuracy=version.val_accuracy, checkpoint_sha256=version.checkpoint_sha256,
+                   private=bool(version.private), owner=version.owner)
+
+    def visible_to(self, owner: str | None) -> bool:
+        """Whether `owner` (None: an admin) may use this version: shared, or of their own upload."""
+        return owner is None or not self.private or self.owner == owner
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,13 @@ class ServingModels:
             if entry is not None and entry.served is not None and entry.served.info.id == version_id:
                 return entry.served
             return self._load(registry.get_model_version(session, model_id=version_id))
+
+    def upload_visible(self, dataset: str, owner: str | None) -> bool:
+        """Whether `owner` (None: an admin) may see the uploaded dataset `dataset` (a database read)."""
+        if owner is None:
+            return True
+        with self._sessions() as session:
+            return upload_visible(session, dataset, owner)
 
     def version(self, model_id: int) -> Served:
         """A specific registered version (ModelNotFound if there is none), loaded once and cached."""

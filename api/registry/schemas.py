@@ -28,8 +28,10 @@ class ModelPublic(_Public):
     val_split: str | None = Field(description="which validation split scored val_accuracy (null: not recorded)")
     val_samples: int | None = Field(description="how many of its samples were scored")
     val_split_size: int | None = None
-    auto_promotable: bool = Field(description="scored on the dataset's whole reference validation split, so it "
-                                              "can become auto-best; otherwise only a promotion makes it serve")
+    auto_promotable: bool = Field(description="scored on the dataset's whole reference validation split and trained "
+                                              "by someone who may change the dataset's serving (an admin; for an "
+                                              "upload, its owner), so it can become auto-best; otherwise only a "
+                                              "promotion makes it serve")
 
 
 class ModelsPublic(_Public):

@@ -35,6 +35,10 @@ class ModelVersion(Base):
     val_samples: Mapped[int | None] = mapped_column(Integer)
     val_split_size: Mapped[int | None] = mapped_column(Integer)
     auto_promotable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # trained on a private upload: only the upload's owner (and admins) see, predict with or promote it;
+    # a built-in dataset's versions are shared (owner None)
+    private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class ServingReason(enum.StrEnum):

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from core import errors, model_registry as registry
-from core.orm import Checkpoint, Job, utcnow
+from core.keys import create_key
+from core.orm import Checkpoint, Job, Role, UploadedDataset, utcnow
 
 # A dataset name of its own, so versions other tests register never mix in.
 DATASET = "fashion_mnist"
@@ -17,8 +18,8 @@ FULL = {"id": "split-a", "size": 6000, "samples": 6000, "reference": True}
 
 
 def _succeeded_job(session, val_accuracy: float, *, dataset: str = DATASET, status: str = "succeeded",
-                   best_metric_name: str = "val_accuracy", split: dict | None = FULL) -> Job:
-    job = Job(id=str(uuid.uuid4()), model="mlp", dataset=dataset, status=status,
+                   best_metric_name: str = "val_accuracy", split: dict | None = FULL, owner: str | None = None) -> Job:
+    job = Job(id=str(uuid.uuid4()), model="mlp", dataset=dataset, status=status, owner=owner,
               config={"model": "mlp", "dataset": dataset, "hyperparameters": {}}, seed=0,
               best_epoch=2, best_metric={"name": best_metric_name, "value": val_accuracy, "split": split},
               test_metrics={"loss": 0.3, "accuracy": val_accuracy - 0.01, "confusion_matrix": [[1]]},
@@ -146,3 +147,42 @@ def test_time_travel_answers_what_served_then_and_rollback_targets_it(clean):
     event = registry.rollback_to(session, dataset=DATASET, at=between)
     assert (event.model_version_id, event.reason, event.previous_model_version_id) == (first.id, "promoted", second.id)
     assert registry.serving_version_id(session, dataset=DATASET) == first.id
+
+
+def test_on_a_shared_dataset_only_admins_jobs_take_over_and_only_admins_promote(clean):
+    session = clean
+    boss, user = f"boss-{uuid.uuid4().hex[:6]}", f"user-{uuid.uuid4().hex[:6]}"
+    create_key(session, owner=boss, role=Role.admin)
+    create_key(session, owner=user, role=Role.user)
+    admins = registry.register_model_version(session, job=_succeeded_job(session, 0.80, owner=boss))
+    users = registry.register_model_version(session, job=_succeeded_job(session, 0.99, owner=user))
+    assert admins.auto_promotable and not users.auto_promotable  # a better score, but not the admins' to serve
+    assert registry.serving_version_id(session, dataset=DATASET) == admins.id
+    assert not users.private and registry.get_model_version(session, model_id=users.id, owner="someone").id == users.id
+    with pytest.raises(errors.ServingNotYours):
+        registry.promote(session, model_id=users.id, owner=user)
+    registry.promote(session, model_id=users.id)  # an admin may
+    assert registry.serving_version_id(session, dataset=DATASET) == users.id
+
+
+def test_a_private_uploads_versions_are_its_owners_to_see_and_serve(clean):
+    session = clean
+    name, owner = f"up-{uuid.uuid4().hex[:8]}", f"own-{uuid.uuid4().hex[:6]}"
+    session.add(UploadedDataset(name=name, kind="image_folder", task="classification", sha256="0" * 64,
+                                size_bytes=1, manifest={}, created_at=utcnow(), owner=owner))
+    session.commit()
+    first = registry.register_model_version(session, job=_succeeded_job(session, 0.7, dataset=name, owner=owner))
+    second = registry.register_model_version(session, job=_succeeded_job(session, 0.6, dataset=name, owner=owner))
+    assert first.private and first.owner == owner and first.auto_promotable  # its owner's jobs serve it
+    assert registry.serving_version_id(session, dataset=name) == first.id
+    with pytest.raises(errors.ModelNotFound):
+        registry.get_model_version(session, model_id=first.id, owner="intruder")
+    assert registry.list_model_versions(session, dataset=name, owner="intruder") == []
+    assert registry.serving_history(session, dataset=name, owner="intruder") == []
+    with pytest.raises(errors.NothingServed):
+        registry.serving_at(session, dataset=name, at=utcnow(), owner="intruder")
+    with pytest.raises(errors.ModelNotFound):
+        registry.promote(session, model_id=second.id, owner="intruder")
+    assert [v.id for v in registry.list_model_versions(session, dataset=name, owner=owner)] == [second.id, first.id]
+    registry.promote(session, model_id=second.id, owner=owner)  # the owner changes their own serving
+    assert registry.serving_version_id(session, dataset=name) == second.id
