@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     # a running job without a heartbeat for this long is requeued: its worker is gone. Many missed
     # beats, so a busy machine is not mistaken for a dead one; epochs may be any length.
     heartbeat_timeout_s: float = Field(default=60.0, ge=0.2, le=86_400.0)
-    # how often the API requeues stale jobs and re-sends queued jobs the broker lost
+    # how often the maintenance pass requeues stale jobs and re-sends queued jobs the broker lost (once per
+    # period in all: whichever API process or worker parent claims the period in Redis runs it)
     maintenance_interval_s: float = Field(default=15.0, ge=0.1, le=3600.0)
     # finished jobs keep their best and their last N checkpoints; None keeps every checkpoint
     checkpoint_retention: int | None = Field(default=None, ge=0, le=10_000)
