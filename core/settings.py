@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     broker_visibility_timeout_s: int = Field(default=7 * 24 * 3600, ge=60)
     # trainings run at once per worker process (one per GPU); each child runs one job at a time
     worker_concurrency: int = Field(default=1, ge=1, le=64)
+    # `python -m worker`'s node name (None: trainserve@<hostname>); two workers on one host need two names
+    worker_name: str | None = Field(default=None, min_length=1, max_length=200)
+    # GPUs the worker's pool children share out, one each by pool index ("0,1,2,3", or GPU UUIDs): child i
+    # sees only WORKER_GPUS[i % n] (its CUDA_VISIBLE_DEVICES). None: every child sees every GPU (cuda:0)
+    worker_gpus: str | None = None
     # the worker writes a job's in-epoch progress to SQL at most this often (events go out on every update)
     progress_write_interval_s: float = Field(default=0.5, ge=0.0, le=60.0)
     # how often a running job looks at its cancel flag in Redis (between batches, never more often)

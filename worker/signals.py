@@ -17,6 +17,7 @@ from core.maintenance import offer_passes
 from core.orm import AttemptEnd
 from core.settings import get_settings
 from worker.clients import dispatcher, publisher, redis_client, reset_clients
+from worker.gpus import parse_gpus, take_gpu
 
 log = logging.getLogger("trainserve.worker")
 
@@ -47,6 +48,7 @@ def _fresh_child(**_kwargs) -> None:
     # a forked pool child must not share the parent's DB or Redis sockets
     dispose_engines()
     reset_clients()
+    take_gpu(parse_gpus(get_settings().worker_gpus))  # before anything in this child touches CUDA
 
 
 @worker_shutting_down.connect
