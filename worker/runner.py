@@ -164,7 +164,7 @@ def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
         result=_plain({
             "stopped_early": result.stopped_early, "seconds": result.seconds, "best_checkpoint": best_checkpoint,
             "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
-            "extra": result.extra,
+            "extra": result.extra, "notes": result.notes,  # e.g. a generator re-seeded on another device kind
         }),
         device=physical_device(result.device), torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
     )
