@@ -95,3 +95,18 @@ def test_a_child_forked_after_the_worker_init_hooks_is_not_in_a_bad_fork(tmp_pat
     done = subprocess.run([sys.executable, "-c", FORK_AFTER_INIT], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_job_on_a_child_s_gpu_records_the_physical_gpu(monkeypatch):
+    from billiard.process import current_process
+
+    from worker import gpus
+
+    monkeypatch.setattr(current_process(), "index", 4, raising=False)  # the fifth pool child
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(gpus, "_assigned", {})
+    assert gpus.take_gpu(gpus.parse_gpus(" 0, 1 ,2,3 ")) == "0"  # 4 % 4: children past the list share GPUs
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert gpus.physical_device("cuda") == "cuda:0" and gpus.physical_device("cpu") == "cpu"
+    monkeypatch.setattr(gpus, "_assigned", {})
+    assert gpus.take_gpu([]) is None and gpus.physical_device("cuda") == "cuda"  # no WORKER_GPUS: as before
