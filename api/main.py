@@ -29,7 +29,7 @@ from api.metrics import router as metrics_router
 from api.plots import router as plots
 from api.predict import router as predict
 from api.predict import rows
-from api.predict.rate_limit import TokenBuckets
+from api.predict.rate_limit import SharedBuckets
 from api.registry import router as registry
 from api.sweeps import events as sweep_events
 from api.sweeps import router as sweeps
@@ -37,7 +37,7 @@ from core.datasets import find_uploaded, uploaded_names
 from core.keys import KeyCache
 from core.bus import RedisPublisher
 from core.logs import configure_logging
-from core.maintenance import maintenance_pass
+from core.maintenance import pass_if_due
 from core.queue import CeleryDispatcher, make_celery
 from core.settings import Settings, get_settings
 from ml.data.registry import use_uploaded_datasets
@@ -81,6 +81,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             if settings.redis_url else None)
     app.state.dispatcher = CeleryDispatcher(app.state.celery) if app.state.celery is not None else None
     app.state.publisher = RedisPublisher(app.state.redis_sync)
+    # its own client with short timeouts: a hung Redis costs a predict request half a second, then the local bucket
+    limiter = (redis_async.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+               if settings.redis_url else None)
+    app.state.predict_buckets = SharedBuckets(settings.predict_rate_per_s, settings.predict_burst, limiter)
     maintenance = asyncio.create_task(_maintain(app)) if app.state.dispatcher is not None else None
     # The ~450k objects alive now (torch, FastAPI, pydantic, our modules) live as long as the process:
     # frozen, the collector's full passes skip them. Unfrozen, each full pass walked them all (~250 ms
@@ -92,19 +96,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if maintenance is not None:
             maintenance.cancel()
-        if app.state.redis is not None:
-            await app.state.redis.aclose()
+        for client in (app.state.redis, limiter):
+            if client is not None:
+                await client.aclose()
         if app.state.redis_sync is not None:
             app.state.redis_sync.close()
 
 
 async def _maintain(app: FastAPI) -> None:
-    """Every MAINTENANCE_INTERVAL_S: requeue jobs of vanished workers, re-send jobs the broker lost."""
+    """Twice a period, offer to run the maintenance pass (once per MAINTENANCE_INTERVAL_S across all processes)."""
     settings: Settings = app.state.settings
     while True:
-        await asyncio.sleep(settings.maintenance_interval_s)
+        await asyncio.sleep(settings.maintenance_interval_s / 2)
         try:
-            await to_thread.run_sync(partial(maintenance_pass, settings, broker=app.state.redis_sync,
+            await to_thread.run_sync(partial(pass_if_due, settings, broker=app.state.redis_sync,
                                              dispatcher=app.state.dispatcher, publisher=app.state.publisher))
         except Exception as exc:  # Redis or the DB down for a moment: the next pass tries again
             log.warning("maintenance pass failed: %s", exc)
@@ -132,7 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(app.state.settings.log_level)
     install_error_handlers(app)
     app.state.key_cache = KeyCache(app.state.settings.auth_cache_ttl_s, app.state.settings.auth_cache_max_keys)
-    app.state.predict_buckets = TokenBuckets(app.state.settings.predict_rate_per_s, app.state.settings.predict_burst)
+    # in this process until the lifespan connects Redis (tests may build the app without running it)
+    app.state.predict_buckets = SharedBuckets(app.state.settings.predict_rate_per_s, app.state.settings.predict_burst)
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk
     app.add_middleware(BodySizeLimit, caps=body_caps(app.state.settings),
                        max_header_bytes=app.state.settings.max_header_bytes)

@@ -1,9 +1,16 @@
-"""The periodic pass that keeps SQL and the broker honest: stale running jobs, lost queued jobs."""
+"""The periodic pass that keeps SQL and the broker honest: stale running jobs, lost queued jobs.
+
+Every API process and every worker parent offers to run it; a Redis key per period (SET NX, on Redis's
+clock) lets exactly one of them run it each MAINTENANCE_INTERVAL_S, however many processes there are.
+So a deployment of workers alone still requeues, and N API processes do not run it N times.
+"""
 from __future__ import annotations
 
 import logging
+import threading
 
 import redis
+from prometheus_client import Counter
 
 from core.bus import Publisher
 from core.db import session_scope
@@ -13,6 +20,36 @@ from core.queue import broker_job_ids
 from core.settings import Settings
 
 log = logging.getLogger("trainserve.maintenance")
+
+PASSES = Counter("trainserve_maintenance_passes", "maintenance passes this process ran (one per period in all)")
+_PERIOD_KEY = "trainserve:maintenance:period:"
+
+
+def claim_period(broker: redis.Redis, interval_s: float) -> bool:
+    """True for the one process that takes the current period's pass (periods counted on Redis's clock)."""
+    seconds, micros = broker.time()
+    period = int((seconds + micros / 1e6) // interval_s)
+    # the key outlives its period so a late process cannot claim it again; then it goes by itself
+    return bool(broker.set(f"{_PERIOD_KEY}{period}", 1, nx=True, px=max(1000, int(interval_s * 3000))))
+
+
+def pass_if_due(settings: Settings, *, broker: redis.Redis, dispatcher: Dispatcher, publisher: Publisher) -> bool:
+    """Run the maintenance pass if no process has run it this period; True when this process did."""
+    if not claim_period(broker, settings.maintenance_interval_s):
+        return False
+    maintenance_pass(settings, broker=broker, dispatcher=dispatcher, publisher=publisher)
+    PASSES.inc()
+    return True
+
+
+def offer_passes(settings: Settings, *, broker: redis.Redis, dispatcher: Dispatcher, publisher: Publisher,
+                 stop: threading.Event) -> None:
+    """Until `stop`: offer to run the pass twice a period (so no period goes without one); for a thread."""
+    while not stop.wait(settings.maintenance_interval_s / 2):
+        try:
+            pass_if_due(settings, broker=broker, dispatcher=dispatcher, publisher=publisher)
+        except Exception as exc:  # Redis or the DB down for a moment: the next offer tries again
+            log.warning("maintenance pass failed: %s", exc)
 
 
 def maintenance_pass(settings: Settings, *, broker: redis.Redis, dispatcher: Dispatcher,

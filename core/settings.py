@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     broker_visibility_timeout_s: int = Field(default=7 * 24 * 3600, ge=60)
     # trainings run at once per worker process (one per GPU); each child runs one job at a time
     worker_concurrency: int = Field(default=1, ge=1, le=64)
+    # `python -m worker`'s node name (None: trainserve@<hostname>); two workers on one host need two names
+    worker_name: str | None = Field(default=None, min_length=1, max_length=200)
+    # GPUs the worker's pool children share out, one each by pool index ("0,1,2,3", or GPU UUIDs): child i
+    # sees only WORKER_GPUS[i % n] (its CUDA_VISIBLE_DEVICES). None: every child sees every GPU (cuda:0)
+    worker_gpus: str | None = None
     # the worker writes a job's in-epoch progress to SQL at most this often (events go out on every update)
     progress_write_interval_s: float = Field(default=0.5, ge=0.0, le=60.0)
     # how often a running job looks at its cancel flag in Redis (between batches, never more often)
@@ -65,7 +70,8 @@ class Settings(BaseSettings):
     # a running job without a heartbeat for this long is requeued: its worker is gone. Many missed
     # beats, so a busy machine is not mistaken for a dead one; epochs may be any length.
     heartbeat_timeout_s: float = Field(default=60.0, ge=0.2, le=86_400.0)
-    # how often the API requeues stale jobs and re-sends queued jobs the broker lost
+    # how often the maintenance pass requeues stale jobs and re-sends queued jobs the broker lost (once per
+    # period in all: whichever API process or worker parent claims the period in Redis runs it)
     maintenance_interval_s: float = Field(default=15.0, ge=0.1, le=3600.0)
     # finished jobs keep their best and their last N checkpoints; None keeps every checkpoint
     checkpoint_retention: int | None = Field(default=None, ge=0, le=10_000)

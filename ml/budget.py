@@ -1,6 +1,7 @@
 """What a training config would allocate, estimated before anything is allocated, and the refusal
-when that is over a budget: parameters, gradients, optimizer state and one batch of activations
-(memory), and the full-state checkpoints it keeps (disk).
+when that is over a budget: parameters, gradients, optimizer state, one batch of activations and the
+dataset (memory: a run holds its three splits on its device, so on a GPU they take GPU memory), and
+the full-state checkpoints it keeps (disk).
 
 The model is built on PyTorch's meta device, so a 10⁶-unit layer costs no memory to measure, and the
 estimate follows each model's real layers instead of a formula per model type.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from ml.config import TrainConfig
 from ml.errors import InvalidConfig
@@ -27,11 +30,13 @@ class Estimate:
     activation_bytes: int
     checkpoint_bytes: int
     checkpoints_kept: int
+    dataset_bytes: int = 0  # the samples the run holds on its device (0: sizes unknown)
 
     @property
     def memory_bytes(self) -> int:
-        """Weights, gradients, optimizer state and one batch's activations (kept for backward, and their gradients)."""
-        return 2 * self.weights_bytes + self.optimizer_bytes + self.activation_bytes
+        """Weights, gradients, optimizer state, one batch's activations (kept for backward, and their
+        gradients) and the dataset held on the device."""
+        return 2 * self.weights_bytes + self.optimizer_bytes + self.activation_bytes + self.dataset_bytes
 
     @property
     def disk_bytes(self) -> int:
@@ -49,8 +54,32 @@ def input_shape(config: TrainConfig) -> tuple[int, ...]:
     return (max(len(ds.columns), 1),)
 
 
-def estimate(config: TrainConfig, *, retention: int | None = None) -> Estimate:
-    """The estimate for `config`; `retention`: the last N checkpoints kept besides the best (None: all)."""
+@lru_cache(maxsize=256)
+def _samples(name: str, data_dir: str, checksum: str | None) -> int:
+    # file counts or headers; cached per dataset (an upload's checksum tells a re-upload under its name apart)
+    from ml.data import get_dataset_spec
+
+    sizes = get_dataset_spec(name).sizes(Path(data_dir))
+    return sizes.get("total") or sizes.get("train", 0) + sizes.get("test", 0)
+
+
+def dataset_bytes(config: TrainConfig, data_dir: Path) -> int:
+    """Bytes of the samples a run of `config` holds on its device (float32 inputs, 8-byte targets); 0 if unknown."""
+    from ml.data import get_dataset_spec
+
+    try:
+        samples = _samples(config.dataset, str(data_dir), get_dataset_spec(config.dataset).checksum)
+    except Exception:  # a dataset that cannot be counted: the estimate never blocks a job by failing
+        return 0
+    hp = config.hp
+    if hp.max_train_samples is not None:  # the training split is cut; validation and test at most max_eval each
+        samples = min(samples, hp.max_train_samples + 2 * (hp.max_eval_samples or samples))
+    return samples * (math.prod(input_shape(config)) * _FLOAT + 8)
+
+
+def estimate(config: TrainConfig, *, retention: int | None = None, data_dir: Path | None = None) -> Estimate:
+    """The estimate for `config`; `retention`: the last N checkpoints kept besides the best (None: all);
+    `data_dir`: where the datasets are, to count the samples held on the device (None: not counted)."""
     import torch
 
     from ml.data import get_dataset_spec
@@ -75,7 +104,8 @@ def estimate(config: TrainConfig, *, retention: int | None = None) -> Estimate:
     kept = saved if retention is None else min(saved, retention + 1)
     return Estimate(parameters=parameters, batch=batch, weights_bytes=weights, optimizer_bytes=optimizer,
                     activation_bytes=2 * _FLOAT * (batch * math.prod(shape) + sum(outputs)),
-                    checkpoint_bytes=weights + optimizer, checkpoints_kept=kept)
+                    checkpoint_bytes=weights + optimizer, checkpoints_kept=kept,
+                    dataset_bytes=dataset_bytes(config, data_dir) if data_dir is not None else 0)
 
 
 def _gb(n: int) -> str:
@@ -83,11 +113,11 @@ def _gb(n: int) -> str:
 
 
 def check_budget(config: TrainConfig, *, memory_bytes: int, disk_bytes: int,
-                 retention: int | None = None) -> Estimate | None:
+                 retention: int | None = None, data_dir: Path | None = None) -> Estimate | None:
     """The estimate, or InvalidConfig saying what is over which budget, by how much, and what to lower
     (None when a model cannot be measured on the meta device: the estimate never blocks a job by failing)."""
     try:
-        e = estimate(config, retention=retention)
+        e = estimate(config, retention=retention, data_dir=data_dir)
     except (RuntimeError, NotImplementedError, TypeError, ValueError):
         return None
     errors = []
@@ -95,8 +125,9 @@ def check_budget(config: TrainConfig, *, memory_bytes: int, disk_bytes: int,
         errors.append({"field": "hyperparameters", "message": (
             f"training would need about {_gb(e.memory_bytes)} of memory: {e.parameters:,} parameters "
             f"({_gb(e.weights_bytes)}, as much again for gradients, {_gb(e.optimizer_bytes)} of {config.hp.optimizer} "
-            f"state) and {_gb(e.activation_bytes)} of activations for a batch of {e.batch}; the per-job budget is "
-            f"{_gb(memory_bytes)} (JOB_MEMORY_BUDGET_BYTES). Lower batch_size, the layer sizes or image_size")})
+            f"state), {_gb(e.activation_bytes)} of activations for a batch of {e.batch} and {_gb(e.dataset_bytes)} "
+            f"for the dataset held on the device; the per-job budget is {_gb(memory_bytes)} "
+            "(JOB_MEMORY_BUDGET_BYTES). Lower batch_size, the layer sizes, image_size or max_train_samples")})
     if e.disk_bytes > disk_bytes:
         errors.append({"field": "hyperparameters", "message": (
             f"its checkpoints would take about {_gb(e.disk_bytes)} of disk ({e.checkpoints_kept} of "

@@ -72,20 +72,43 @@ def _upgrade_dataset_record(record: dict[str, Any]) -> None:
 
 
 def capture_rng(shuffle: torch.Generator, augment: torch.Generator | None) -> dict[str, Any]:
-    """Every random state a resumed run needs to continue exactly where this one is."""
+    """Every random state a resumed run needs, by device kind: the CPU's always, CUDA's per visible GPU."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state(),
                            "augment": augment.get_state() if augment is not None else None,
+                           "augment_device": augment.device.type if augment is not None else None,
                            "cuda": None}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return rng
 
 
-def restore_rng(rng: dict[str, Any], shuffle: torch.Generator, augment: torch.Generator | None) -> None:
-    """Put back the states captured by capture_rng."""
+def restore_rng(rng: dict[str, Any], shuffle: torch.Generator, augment: torch.Generator | None, *,
+                reseed: int) -> str | None:
+    """Put back the states captured by capture_rng on whatever devices this host has; a note when one could not be.
+
+    The CPU states always carry over; CUDA's go to the GPUs both hosts have (a run saved with 8 visible
+    resumes with 1, or none). A generator's state fits only its own device kind (CPU: Mersenne Twister,
+    CUDA: Philox), so an augmentation generator saved on another kind is re-seeded with `reseed` (the
+    caller derives it from the run's seed and position, so a second resume from the same checkpoint
+    repeats it); the returned sentence says so.
+    """
     torch.set_rng_state(rng["torch"])
     shuffle.set_state(rng["shuffle"])
-    if augment is not None and rng.get("augment") is not None:
+    if rng.get("cuda") and torch.cuda.is_available():
+        for index, state in enumerate(rng["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
+    if augment is None or rng.get("augment") is None:
+        return None
+    saved_on = rng.get("augment_device") or _generator_kind(rng["augment"])
+    if saved_on == augment.device.type:
         augment.set_state(rng["augment"])
-    if rng.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+        return None
+    augment.manual_seed(reseed)
+    return (f"the augmentation generator was saved on {saved_on} and this run augments on {augment.device.type}, "
+            f"where its state does not apply: re-seeded from the run's seed and position ({reseed}), so the "
+            "augmented views from here differ from an uninterrupted run")
+
+
+def _generator_kind(state: torch.Tensor) -> str:
+    # checkpoints from before "augment_device": a CUDA (Philox) state is 16 bytes, a CPU one 5056
+    return "cuda" if state.numel() <= 16 else "cpu"

@@ -80,6 +80,7 @@ class TrainResult:
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. closed-form weights for regression
     precision: str = "fp32"  # what the training step computed in: hp.precision with auto resolved
+    notes: list[str] = field(default_factory=list)  # e.g. a generator re-seeded after moving between device kinds
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

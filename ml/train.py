@@ -7,6 +7,7 @@ weights) and `final_test` (test metrics, the model's report, plots: the `TrainRe
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import time
@@ -29,6 +30,7 @@ from ml.metrics import confusion_matrix, mse, per_class_accuracy, predict, r2_sc
 from ml.models import ModelSpec, OutputKind, build_model, get_model_spec, output_kind
 from ml.results import CheckpointInfo, EpochMetrics, TestMetrics, TrainResult
 
+log = logging.getLogger("trainserve.ml")
 
 def resolve_device(requested: str) -> torch.device:
     """auto -> cuda when present, else cpu; cuda without a GPU is a config error."""
@@ -41,13 +43,36 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
-    """auto -> bf16 where the device computes it natively (CUDA with bf16, a CPU with AVX512-BF16 or
-    AMX, where it trains a photo cnn ~1.8x faster), else fp32: emulated bf16 would be slower."""
+    """auto -> bf16 where the device computes it natively (CUDA compute capability 8.0+, a CPU with
+    AVX512-BF16 or AMX, where it trains a photo cnn ~1.8x faster), else fp32: emulated bf16 would be slower."""
     if requested != "auto":
         return requested
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        # plain is_bf16_supported() also says yes to emulation (T4, V100), which runs slower than fp32
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def tune_cuda(device: torch.device, precision: str) -> None:
+    """On CUDA: let cuDNN pick the fastest kernels (shapes repeat every batch) and fp32 use TF32 tensor cores."""
+    if device.type != "cuda":
+        return  # the CPU path stays bit-for-bit what it was
+    torch.backends.cudnn.benchmark = True
+    if precision == "fp32":
+        # ~10 bits of mantissa in matmuls and convolutions: what PyTorch's Ampere+ speed figures assume
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def on_cpu(value: Any) -> Any:
+    """`value` with every tensor in it (nested dicts, lists) moved to the CPU: checkpoints load on any host."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()  # the same tensor when it already is on the CPU: no copy
+    if isinstance(value, dict):
+        return {k: on_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(v) for v in value)
+    return value
 
 
 def _apply_thread_setting() -> None:
@@ -179,6 +204,7 @@ class RunState:
     last_checkpoint: Path | None = None
     partial: dict[str, Any] | None = None  # a cancelled epoch to continue at its batch
     stopped_early: bool = False
+    notes: list[str] = field(default_factory=list)  # what the run could not keep as it was (said in its result)
 
 
 def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir: Path | str,
@@ -216,6 +242,7 @@ def setup(config: TrainConfig, device: torch.device, *, data_dir: Path, out_dir:
     """Load the data and build the model, loss, optimizer and generators of a run, on `device`."""
     hp = config.hp
     precision = resolve_precision(hp.precision, device)
+    tune_cuda(device, precision)
     spec = get_model_spec(config.model)
     bundle = load_run_data(config, data_dir, cache_dir=cache_dir, test_split_seed=test_split_seed)
     # a step that changes the inputs belongs here: below, the model is built from bundle.input_shape
@@ -267,10 +294,15 @@ def restore(run: Run, resume: dict[str, Any] | None, resume_from: Path | str | N
         return RunState(best=Best(metric=run.metric_name))
     run.model.load_state_dict(resume["model_state"])
     run.optimizer.load_state_dict(resume["optimizer_state"])
-    restore_rng(resume["rng"], run.shuffle_gen, run.augment_gen)
+    step = resume.get("step", 0)
+    # a generator saved on another device kind (a job moved between a GPU and a CPU host) restarts
+    # from the run's seed and its position, the same way on every resume from this checkpoint
+    note = restore_rng(resume["rng"], run.shuffle_gen, run.augment_gen, reseed=(run.hp.seed + 1) * 1_000_003 + step)
+    if note:
+        log.warning("resuming at step %d: %s", step, note)
     return RunState(best=Best.from_dict(resume["best"]), history=[EpochMetrics(**m) for m in resume["metrics"]],
                     best_state=resume.get("best_model_state") or resume["model_state"],
-                    next_epoch=resume["epoch"] + 1, steps_done=resume.get("step", 0),
+                    next_epoch=resume["epoch"] + 1, steps_done=step, notes=[note] if note else [],
                     last_checkpoint=Path(resume_from), partial=resume.get("partial"))
 
 
@@ -327,7 +359,7 @@ def _train_pass(run: Run, state: RunState, epoch: int) -> dict[str, float]:
     except TrainingCancelled as exc:
         # a checkpoint at this batch boundary: stopping costs no work, and resuming is exact
         checkpoint = {**checkpoint_state(run, state, epoch - 1), "best_model_state": state.best_state,
-                      "partial": {**exc.partial, "epoch": epoch, "shuffle_before": shuffle_before}}
+                      "partial": on_cpu({**exc.partial, "epoch": epoch, "shuffle_before": shuffle_before})}
         stop = run.out_dir / f"stopped-epoch-{epoch:03d}.pt"
         save_checkpoint(stop, checkpoint)
         raise TrainingCancelled(exc.epoch, exc.batch, state.last_checkpoint, stop_checkpoint=stop) from None
@@ -338,7 +370,8 @@ def _train_pass(run: Run, state: RunState, epoch: int) -> dict[str, float]:
 def checkpoint_state(run: Run, state: RunState, done_epoch: int) -> dict[str, Any]:
     """Everything a resumed run needs, as of the end of `done_epoch` (or a batch boundary after it)."""
     return {
-        "model_state": run.model.state_dict(), "optimizer_state": run.optimizer.state_dict(),
+        # on the CPU: a checkpoint written on a GPU loads on a CPU-only host with no map_location
+        "model_state": on_cpu(run.model.state_dict()), "optimizer_state": on_cpu(run.optimizer.state_dict()),
         "epoch": done_epoch, "step": state.steps_done, "rng": capture_rng(run.shuffle_gen, run.augment_gen),
         "config": run.config.model_dump(), "metrics": [m.as_dict() for m in state.history],
         "best": state.best.as_dict(), "dataset": dataset_record(run.bundle), "output": run.kind.value,
@@ -375,7 +408,7 @@ def final_test(run: Run, state: RunState, started: float) -> TrainResult:
         best_checkpoint=run.out_dir / best.checkpoint if best.checkpoint else None,
         last_checkpoint=state.last_checkpoint, stopped_early=state.stopped_early, device=run.device.type,
         dataset_checksum=run.bundle.checksum, torch_version=torch.__version__,
-        seconds=round(time.perf_counter() - started, 3), extra=extra, precision=run.precision,
+        seconds=round(time.perf_counter() - started, 3), extra=extra, precision=run.precision, notes=state.notes,
     )
     _write_plots(result, run.bundle, run.out_dir)
     return result

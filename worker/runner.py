@@ -26,6 +26,7 @@ from ml.errors import MLError, TrainingCancelled
 from ml.results import TrainResult
 from worker.callbacks import SqlCallbacks, shutdown_requested
 from worker.clients import dispatcher, publisher, redis_client
+from worker.gpus import physical_device
 from worker.heartbeat import Heartbeat
 
 log = logging.getLogger("trainserve.worker")
@@ -112,7 +113,7 @@ def _record_facts_before_training(job_id: str, config: TrainConfig) -> None:
     from ml.train import resolve_device
 
     # runs in the pool child only: CUDA may be initialised here, never in the forking parent
-    device = resolve_device(config.hyperparameters.device).type
+    device = physical_device(resolve_device(config.hyperparameters.device).type)
     with session_scope() as session:
         jobs.report_facts(session, job_id=job_id, device=device, torch_version=torch.__version__,
                           dataset_checksum=known_checksum(config.dataset))
@@ -163,9 +164,9 @@ def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
         result=_plain({
             "stopped_early": result.stopped_early, "seconds": result.seconds, "best_checkpoint": best_checkpoint,
             "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
-            "extra": result.extra,
+            "extra": result.extra, "notes": result.notes,  # e.g. a generator re-seeded on another device kind
         }),
-        device=result.device, torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
+        device=physical_device(result.device), torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
     )
     return _finish(job_id, worker, JobStatus.succeeded, best_checkpoint=best_checkpoint, outcome=outcome,
                    on_succeeded=lambda session, job: register_model_version(

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 
 from billiard.exceptions import WorkerLostError
 from billiard.process import active_children
@@ -12,13 +13,16 @@ from celery.signals import setup_logging, task_failure, worker_init, worker_proc
 from core import jobs
 from core.db import dispose_engines, session_scope
 from core.logs import configure_logging
+from core.maintenance import offer_passes
 from core.orm import AttemptEnd
 from core.settings import get_settings
-from worker.clients import dispatcher, publisher, reset_clients
+from worker.clients import dispatcher, publisher, redis_client, reset_clients
+from worker.gpus import parse_gpus, take_gpu
 
 log = logging.getLogger("trainserve.worker")
 
 _node: dict[str, str] = {}  # this worker's node name, once it is ready
+_stop_maintenance = threading.Event()
 
 
 @setup_logging.connect
@@ -44,10 +48,12 @@ def _fresh_child(**_kwargs) -> None:
     # a forked pool child must not share the parent's DB or Redis sockets
     dispose_engines()
     reset_clients()
+    take_gpu(parse_gpus(get_settings().worker_gpus))  # before anything in this child touches CUDA
 
 
 @worker_shutting_down.connect
 def _tell_children_to_stop(**_kwargs) -> None:
+    _stop_maintenance.set()
     # `docker stop` signals only this parent; warm shutdown would wait for the whole job. The
     # children stop their job at a batch boundary, requeue it and return, so the parent can exit.
     for pid in [p.pid for p in active_children() if p.pid]:
@@ -69,6 +75,16 @@ def _requeue_jobs_this_worker_abandoned(sender=None, **_kwargs) -> None:
                                        dispatcher=dispatcher(), publisher=publisher())
     if ids:
         log.warning("requeued %d job(s) %s was running when it last stopped: %s", len(ids), hostname, ", ".join(ids))
+
+
+@worker_ready.connect
+def _offer_maintenance(**_kwargs) -> None:
+    # a thread of the parent (torch-free work, no CUDA): with workers alone, abandoned jobs are still requeued
+    broker = redis_client()
+    if broker is None:
+        return
+    threading.Thread(target=offer_passes, name="maintenance", daemon=True, args=(get_settings(),), kwargs=dict(
+        broker=broker, dispatcher=dispatcher(), publisher=publisher(), stop=_stop_maintenance)).start()
 
 
 @task_failure.connect

@@ -32,7 +32,7 @@ def submit_job(session: Session, body: JobCreate, *, principal: Principal, setti
     check_dataset_visible(session, config.dataset, principal)
     # refused before anything is queued when it would not fit the per-job budgets
     check_budget(config, memory_bytes=settings.job_memory_budget_bytes, disk_bytes=settings.job_disk_budget_bytes,
-                 retention=settings.checkpoint_retention)
+                 retention=settings.checkpoint_retention, data_dir=settings.data_dir)
     return job_service.submit(
         session, config=config.model_dump(mode="json"), name=body.name, dispatcher=dispatcher,
         idempotency_key=idempotency_key, request_hash=job_service.request_fingerprint(body.model_dump()),

@@ -1,22 +1,48 @@
-"""Per-key rate limits: a token bucket per key in the API process (429 + Retry-After past it).
+"""Per-key rate limits: a token bucket per key, shared by every API process through Redis (429 + Retry-After).
 
-Buckets live in this process's memory: with N API processes a key gets N times the rate. That is
-the trade for no Redis round trip per request; docs/SERVICE.md "Limits" says so.
+One Lua script per request (one round trip): it refills the key's bucket by Redis's own clock (so API
+hosts with skewed clocks agree), takes a token or says how long to wait, and lets the bucket expire
+once it would be full again (a full bucket and no bucket are the same, so memory stays bounded).
+If Redis does not answer, each process falls back to its own in-memory bucket and logs it: a key then
+gets up to N times the rate across N processes, which beats refusing every prediction while Redis is down.
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 
+import redis.asyncio as redis_async
 from fastapi import Depends, Request
+from redis.exceptions import RedisError
 
 from api.auth import PrincipalDep
 from api.predict.errors import RateLimited
 
+log = logging.getLogger("trainserve.api")
+
+# KEYS[1]: the bucket; ARGV: rate per second, burst. Returns the seconds to wait, as a string (0: go).
+_TAKE = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local saved = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(saved[1]), tonumber(saved[2])
+if tokens == nil or at == nil then tokens, at = burst, now end
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return string.format('%.6f', wait)
+"""
+_PREFIX = "trainserve:ratelimit:predict:"
+_WARN_EVERY_S = 60.0
+
 
 class TokenBuckets:
-    """`rate` tokens per second per key, up to `burst` saved; take() answers how long to wait (0: go)."""
+    """`rate` tokens per second per key, up to `burst` saved, in this process; take() answers how long to wait (0: go)."""
 
     def __init__(self, rate: float, burst: int, max_keys: int = 100_000):
         self.rate, self.burst, self.max_keys = rate, burst, max_keys
@@ -37,11 +63,34 @@ class TokenBuckets:
             return (1.0 - tokens) / self.rate
 
 
+class SharedBuckets:
+    """The same buckets kept in Redis for all API processes; this process's own TokenBuckets while Redis is down."""
+
+    def __init__(self, rate: float, burst: int, client: redis_async.Redis | None = None):
+        self.rate, self.burst = rate, burst
+        self.local = TokenBuckets(rate, burst)
+        self._script = client.register_script(_TAKE) if client is not None else None
+        self._warned_at = -math.inf
+
+    async def take(self, key: str) -> float:
+        """Seconds this key must wait before its next request (0: go)."""
+        if self._script is not None:
+            try:
+                return float(await self._script(keys=[_PREFIX + key], args=[self.rate, self.burst]))
+            except (RedisError, OSError) as exc:
+                self._say_local(exc)
+        return self.local.take(key)
+
+    def _say_local(self, exc: Exception) -> None:
+        if time.monotonic() - self._warned_at >= _WARN_EVERY_S:
+            self._warned_at = time.monotonic()
+            log.warning("predict rate limit: Redis did not answer (%s); limiting per API process until it does", exc)
+
+
 async def predict_rate_limit(request: Request, principal: PrincipalDep) -> None:
     """RateLimited (→ 429 with Retry-After) when this key has used its PREDICT_RATE_PER_S (bursts: PREDICT_BURST)."""
-    # async: take() is a dict update under an uncontended lock, cheaper than the threadpool hop a sync
-    # dependency costs
-    wait_s = request.app.state.predict_buckets.take(f"{principal.key_id}:{principal.owner}")
+    # async: one Redis round trip on the event loop, no threadpool hop
+    wait_s = await request.app.state.predict_buckets.take(f"{principal.key_id}:{principal.owner}")
     if wait_s > 0:
         raise RateLimited(wait_s, retry_after_s=math.ceil(wait_s))
 

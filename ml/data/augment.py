@@ -7,6 +7,7 @@ random resized crop (area, aspect), flip, small rotation and a colour jitter, al
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable
 
 import torch
@@ -28,6 +29,12 @@ STRONG_ASPECT = (3 / 4, 4 / 3)
 STRONG_MAX_DEGREES = 10.0
 STRONG_JITTER = 0.4  # brightness, contrast and saturation factors drawn from [0.6, 1.4]
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, as Pillow's convert("L")
+
+
+@lru_cache(maxsize=64)
+def _channels(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A (1, C, 1, 1) constant, built once per device and dtype: on a GPU each build is a host-to-device copy."""
+    return torch.tensor(values, dtype=dtype, device=device).view(1, -1, 1, 1)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -91,7 +98,7 @@ def _jitter(pixels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     low, high = 1 - STRONG_JITTER, 1 + STRONG_JITTER
     brightness, contrast, saturation = (_uniform(n, low, high, g, pixels.device).view(n, 1, 1, 1)
                                         for _ in range(3))
-    luma = torch.tensor(LUMA, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
+    luma = _channels(LUMA, pixels.device, pixels.dtype)
     out = pixels * brightness
     grey = (out * luma).sum(1, keepdim=True)
     out = torch.lerp(grey.mean((2, 3), keepdim=True), out, contrast)  # about the mean grey, as torchvision
@@ -102,9 +109,10 @@ def _jitter(pixels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 def strong_photo_augmenter(mean: list[float], std: list[float]) -> Augmenter:
     """The "strong" augmenter of photos normalised with `mean` and `std` (the jitter works on pixels)."""
 
+    mean, std = tuple(mean), tuple(std)
+
     def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        m, s = _channels(mean, x.device, x.dtype), _channels(std, x.device, x.dtype)
         pixels = _resized_crops(x, g).mul_(s).add_(m).clamp_(0.0, 1.0)
         return _jitter(pixels, g).sub_(m).div_(s)
 

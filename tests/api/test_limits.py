@@ -107,6 +107,8 @@ def test_a_declared_200_mb_body_is_413_before_a_byte_is_read(stack):
 
 
 def test_predict_is_rate_limited_per_key_with_retry_after(stack):
+    # this stack starts no redis-server: the limit falls back to the API process's own buckets
+    # (tests/api/test_two_apis.py tests the shared one)
     with session_scope(stack.database_url) as session:
         keys = [create_key(session, owner=f"p{i}", role=Role.user)[1] for i in range(2)]
     with api_client(stack.url, keys[0]) as first, api_client(stack.url, keys[1]) as second:

@@ -26,13 +26,14 @@ def test_compose_has_the_services_wired_in_order():
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
-def test_compose_worker_reserves_a_gpu_and_runs_one_training_at_a_time():
+def test_compose_worker_runs_one_training_per_gpu_over_all_the_hosts_gpus():
     worker = _compose()["services"]["worker"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
-    assert any("gpu" in d["capabilities"] for d in devices)
-    command = worker["command"]
-    assert command[:4] == ["celery", "-A", "worker.app", "worker"]
-    assert command[command.index("--concurrency") + 1] == "1"
+    assert any("gpu" in d["capabilities"] and d["count"] == "all" for d in devices)
+    assert worker["command"] == ["python", "-m", "worker"]  # WORKER_* settings, as on any other machine
+    env = worker["environment"]
+    assert env["WORKER_CONCURRENCY"] == "${WORKER_GPU_COUNT:-1}" and env["WORKER_GPUS"] == "${WORKER_GPUS:-0}"
+    assert env["DATABASE_URL"] == _compose()["services"]["api"]["environment"]["DATABASE_URL"]  # the anchor merged
 
 
 def test_compose_environment_names_only_real_settings():

@@ -75,7 +75,8 @@ class Stack:
     root: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     redis: subprocess.Popen | None = None
-    api: subprocess.Popen | None = None
+    api: subprocess.Popen | None = None  # the API started last (`url` is its address)
+    apis: list[subprocess.Popen] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -104,12 +105,14 @@ class Stack:
 
     # ---- api
     def start_api(self) -> str:
+        """Start one more API process on a free port; returns its URL (also `self.url`)."""
         port = free_port()
         with (self.root / "api.log").open("a") as out:
             self.api = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
                  "--log-level", "warning"],
                 cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.apis.append(self.api)
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -148,7 +151,7 @@ class Stack:
     def close(self) -> None:
         for worker in self.workers:
             stop_group(worker.process, signal.SIGKILL)
-        for process in (self.api, self.redis):
+        for process in (*self.apis, self.redis):
             if process is not None:
                 stop_group(process, signal.SIGKILL)
 
