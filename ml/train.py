@@ -52,9 +52,9 @@ def _apply_thread_setting() -> None:
         torch.set_num_threads(int(threads))
 
 
-def make_optimizer(model: nn.Module, hp) -> torch.optim.Optimizer:
-    """SGD, SGD with momentum, or Adam; weight_decay is the L2 penalty."""
-    params = model.parameters()
+def make_optimizer(model: nn.Module, hp, groups: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
+    """SGD, SGD with momentum, or Adam; weight_decay is the L2 penalty; `groups`: a spec's param groups."""
+    params = groups or model.parameters()
     if hp.optimizer == "adam":
         return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
     momentum = hp.momentum if hp.optimizer == "momentum" else 0.0
@@ -127,8 +127,11 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     if spec.prepare is not None:
         spec.prepare(model, bundle)
     model.to(device)
+    if spec.cached_inputs is not None:  # e.g. a frozen backbone's features, computed once per dataset
+        train_split, val_split, test_split = spec.cached_inputs(
+            model, hp, bundle, (train_split, val_split, test_split), cache_dir=cache_dir, callbacks=callbacks)
     train_split, val_split, test_split = use_channels_last(model, train_split, val_split, test_split)
-    optimizer = make_optimizer(model, hp)
+    optimizer = make_optimizer(model, hp, spec.param_groups(model, hp) if spec.param_groups else None)
     shuffle_gen = torch.Generator().manual_seed(hp.seed)
     augmenter = _make_augmenter(bundle, getattr(hp, "augment", "none"))
     augment_gen = torch.Generator(device=device).manual_seed(hp.seed + 1) if augmenter else None
@@ -167,7 +170,7 @@ def train(config: TrainConfig | dict[str, Any], *, data_dir: Path | str, out_dir
     for epoch in range(start_epoch, hp.epochs + 1):
         lr = epoch_lr(hp, epoch)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         steps_left = None if hp.max_steps is None else hp.max_steps - steps_done
         if partial is not None:  # the pass draws the same permutation again, then skips what was done
             shuffle_gen.set_state(partial["shuffle_before"])

