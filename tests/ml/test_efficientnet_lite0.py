@@ -148,3 +148,42 @@ def test_export_round_trip(shapes, tmp_path, fmt):
         session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
         got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: batch.numpy()})[0])
     assert torch.allclose(got, expected, atol=1e-4)
+
+
+class StopAfter(RecordingCallbacks):
+    """Asks the run to stop at the `n`-th batch check."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.checks, self.n = 0, n
+
+    def should_stop(self):
+        self.checks += 1
+        return self.checks > self.n
+
+
+def test_fine_tune_trains_the_last_blocks_at_a_lower_lr_with_bn_frozen_and_resumes_exactly(shapes, tmp_path):
+    from ml.errors import TrainingCancelled
+
+    kw = {**SMALL, "train": "fine_tune", "fine_tune_blocks": 2, "epochs": 2, "batch_size": 16, "dropout": 0.2,
+          "augment": "basic", "tta": "flip"}
+    config = resolve_config("efficientnet_lite0", shapes, kw)
+    whole = train(config, data_dir=tmp_path, out_dir=tmp_path / "a", cache_dir=tmp_path / "cache")
+    assert "features" not in whole.extra  # fine_tune trains on the images
+    state = torch.load(whole.last_checkpoint, weights_only=True)
+    pretrained = lite.pretrained_state()
+    model = state["model_state"]
+    assert torch.equal(model["backbone._blocks.13._bn1.running_mean"], pretrained["_blocks.13._bn1.running_mean"])
+    assert torch.equal(model["backbone._blocks.13._depthwise_conv.weight"], pretrained["_blocks.13._depthwise_conv.weight"])
+    assert not torch.equal(model["backbone._blocks.15._depthwise_conv.weight"], pretrained["_blocks.15._depthwise_conv.weight"])
+    assert torch.equal(model["backbone._blocks.15._bn1.running_var"], pretrained["_blocks.15._bn1.running_var"])
+    head_lr, backbone_lr = (g["lr"] for g in state["optimizer_state"]["param_groups"])
+    assert backbone_lr == pytest.approx(head_lr * 0.1)
+
+    with pytest.raises(TrainingCancelled) as info:  # 48 photos in batches of 16: epoch 2, batch 2
+        train(config, data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=tmp_path / "cache", callbacks=StopAfter(4))
+    resumed = train(config, data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=tmp_path / "cache",
+                    resume_from=info.value.stop_checkpoint)
+    strip = lambda r: [{k: v for k, v in m.as_dict().items() if k not in ("seconds", "samples_per_second")}
+                       for m in r.epochs]
+    assert strip(resumed) == strip(whole) and resumed.test.accuracy == whole.test.accuracy
