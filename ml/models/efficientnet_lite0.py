@@ -225,7 +225,7 @@ def _cached_inputs(model, hp, bundle, splits, *, cache_dir, callbacks):
 
 
 _HEAD = dict(train="head", optimizer="adam", lr=1e-3, batch_size=64, epochs=30, weight_decay=1e-4,
-             lr_schedule="cosine", image_size=224, select="last", checkpoint_every=30)
+             lr_schedule="cosine", image_size=224, select="last", checkpoint_every=30, precision="auto")
 
 register_model_spec(ModelSpec(
     name="efficientnet_lite0",
