@@ -36,7 +36,10 @@ def run_seed(label: str, overrides: dict, seed: int, data_dir: Path, out: Path, 
     scores = shifted_accuracy(Predictor.load(result.best_checkpoint), paths, labels,
                               shifts=SHIFTS if shifts else {})
     # the served path must see the engine's test split exactly: same photos, same preprocessing
-    if abs(scores["none"] - result.test.accuracy) > 1e-6:  # the engine reports a float32 mean
+    # (head mode scored the test photos from features computed in other batches: float noise may move
+    # one borderline photo, so the pretrained model is allowed one)
+    tolerance = 1e-6 if model == "cnn" else 1.01 / len(paths)
+    if abs(scores["none"] - result.test.accuracy) > tolerance:  # the engine reports a float32 mean
         raise SystemExit(f"served accuracy {scores['none']} != engine test accuracy {result.test.accuracy}")
     row = {"label": label, "seed": seed, "test_split_seed": split_seed, "test_accuracy": result.test.accuracy,
            "test_photos": len(paths), "shifts": {k: scores[k] for k in SHIFTS if k in scores},
