@@ -187,3 +187,28 @@ def test_fine_tune_trains_the_last_blocks_at_a_lower_lr_with_bn_frozen_and_resum
     strip = lambda r: [{k: v for k, v in m.as_dict().items() if k not in ("seconds", "samples_per_second")}
                        for m in r.epochs]
     assert strip(resumed) == strip(whole) and resumed.test.accuracy == whole.test.accuracy
+
+
+def test_uploaded_photo_sets_suggest_it(shapes):
+    from ml.catalog import example_model, models_for
+
+    assert example_model(shapes) == "efficientnet_lite0" and "efficientnet_lite0" in models_for(shapes)
+    assert example_model("cats_dogs") == "cnn"  # the course's built-in keeps its from-scratch example
+
+
+def test_other_content_or_weights_get_their_own_folder_and_the_stale_one_goes(tmp_path):
+    from ml.data.base import DatasetBundle, TensorSplit
+    from ml.features import _forget_stale, cache_folder
+
+    empty = TensorSplit(torch.zeros(0), torch.zeros(0))
+    bundle = lambda checksum: DatasetBundle("set", "binary", "photos", ["a", "b"], (3, 64, 64), empty, empty, empty,
+                                            image_size=64, checksum=checksum)
+    old = cache_folder(bundle("aaa"), "w1", tmp_path)
+    assert cache_folder(bundle("aaa"), "w2", tmp_path) != old
+    new = cache_folder(bundle("bbb"), "w1", tmp_path)
+    assert new != old and new.parent == old.parent == tmp_path / "features"
+    old.mkdir(parents=True)
+    (old / "chunk-x.pt").write_bytes(b"")
+    new.mkdir()
+    _forget_stale(new)
+    assert not old.exists() and new.exists()
