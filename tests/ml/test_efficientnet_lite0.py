@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from pathlib import Path
 
@@ -212,3 +213,10 @@ def test_other_content_or_weights_get_their_own_folder_and_the_stale_one_goes(tm
     new.mkdir()
     _forget_stale(new)
     assert not old.exists() and new.exists()
+
+
+def test_fine_tune_trains_under_bf16_autocast(shapes, tmp_path):
+    config = resolve_config("efficientnet_lite0", shapes, {**SMALL, "train": "fine_tune", "epochs": 1,
+                                                          "precision": "bf16", "max_train_samples": 24})
+    result = train(config, data_dir=tmp_path, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert result.precision == "bf16" and math.isfinite(result.epochs[0].train_loss)
