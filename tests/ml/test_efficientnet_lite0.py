@@ -220,3 +220,11 @@ def test_fine_tune_trains_under_bf16_autocast(shapes, tmp_path):
                                                           "precision": "bf16", "max_train_samples": 24})
     result = train(config, data_dir=tmp_path, out_dir=tmp_path / "run", cache_dir=tmp_path / "cache")
     assert result.precision == "bf16" and math.isfinite(result.epochs[0].train_loss)
+
+
+def test_each_mode_gets_its_own_epochs_unless_asked():
+    head = resolve_config("efficientnet_lite0", "cats_dogs", {}).hp
+    tune = resolve_config("efficientnet_lite0", "cats_dogs", {"train": "fine_tune"}).hp
+    asked = resolve_config("efficientnet_lite0", "cats_dogs", {"train": "fine_tune", "epochs": 2}).hp
+    assert (head.epochs, head.checkpoint_every, head.image_size) == (30, 30, 224)
+    assert (tune.epochs, tune.checkpoint_every, asked.epochs) == (5, 1, 2)
