@@ -129,3 +129,29 @@ def _record(total: int, extracted: int, folder: Path, seconds: float) -> dict[st
     cache = "hit" if extracted == 0 else "partial" if extracted < total else "miss"
     return {"cache": cache, "extraction_skipped": extracted == 0, "photos": total, "extracted": extracted,
             "reused": total - extracted, "seconds": round(seconds, 3), "folder": folder.name}
+
+
+def frozen_outputs(model, bundle: DatasetBundle, splits: tuple[TensorSplit, ...], *,
+                   callbacks) -> tuple[TensorSplit, ...]:
+    """The splits with each photo replaced by what the frozen blocks make of it, computed once per run
+    (for fine_tune without augmentation: every epoch would compute the same), when that is no larger."""
+    started, layout = time.perf_counter(), memory_format(model)
+    model.eval().to(memory_format=layout)
+    with torch.no_grad():  # not inference_mode: the trainable blocks keep these for their backward
+        probe = model.frozen_part(splits[0].x[:1].contiguous(memory_format=layout))
+    if probe[0].numel() > splits[0].x[0].numel():  # early blocks' maps outweigh the photos: keep the photos
+        return splits
+    total, done, out = sum(len(s) for s in splits), 0, []
+    for split in splits:
+        parts = []
+        for start in range(0, len(split), CHUNK):
+            with torch.no_grad():
+                parts.append(model.frozen_part(split.x[start:start + CHUNK].contiguous(memory_format=layout)))
+            done += len(parts[-1])
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            callbacks.on_progress(Progress(1, 1, done, total, rate, note=f"running the frozen blocks {done}/{total}"))
+        rows = torch.cat(parts) if parts else probe[:0]
+        out.append(TensorSplit(rows.contiguous(), split.y))
+    bundle.extra["frozen_blocks"] = {"blocks": model.frozen_blocks, "photos": total,
+                                     "seconds": round(time.perf_counter() - started, 3)}
+    return tuple(out)

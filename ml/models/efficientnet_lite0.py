@@ -151,11 +151,21 @@ class Backbone(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         self._conv_head, self._bn1 = nn.Conv2d(320, FEATURES, 1, bias=False), _bn(FEATURES)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def first(self, x: torch.Tensor, stop: int) -> torch.Tensor:
+        """The stem and blocks [0, stop): what fine_tune leaves frozen."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        for block in self._blocks[:stop]:
+            x = block(x)
+        return x
+
+    def rest(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Blocks [start, 16), the 1x1 head conv and the global average pool."""
+        for block in self._blocks[start:]:
             x = block(x)
         return F.relu6(self._bn1(self._conv_head(x))).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rest(self.first(x, 0), 0)
 
 
 def build_backbone(size: int, pretrained: bool = True) -> Backbone:
@@ -169,7 +179,11 @@ def build_backbone(size: int, pretrained: bool = True) -> Backbone:
 
 
 class EfficientNetLite0(nn.Module):
-    """Normalised photos → backbone → dropout → linear head; a 2-D input is cached features (head only)."""
+    """Normalised photos → backbone → dropout → linear head.
+
+    Training may pass what the frozen part computed once instead of photos: pooled features (2-D, `head`)
+    or the frozen blocks' output (more than 3 channels, `fine_tune` without augmentation).
+    """
 
     def __init__(self, size: int, num_outputs: int, dropout: float):
         super().__init__()
@@ -179,6 +193,11 @@ class EfficientNetLite0(nn.Module):
         self.backbone = build_backbone(size)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(FEATURES, num_outputs)
+        self.frozen_blocks = BLOCKS  # fine_tune: the first 16 - fine_tune_blocks
+
+    def frozen_part(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised photos → the output of the stem and the frozen blocks."""
+        return self.backbone.first(x * self.input_scale + self.input_shift, self.frozen_blocks)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised photos (n, 3, s, s) → pooled features (n, 1280)."""
@@ -187,6 +206,8 @@ class EfficientNetLite0(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:  # head mode: features the frozen backbone computed once (ml.features)
             return self.head(self.dropout(x))
+        if x.shape[1] != 3:  # fine_tune: the frozen blocks' output, computed once per run
+            return self.head(self.dropout(self.backbone.rest(x, self.frozen_blocks)))
         return self.head(self.dropout(self.features(x)))
 
     def train(self, mode: bool = True):
@@ -203,7 +224,8 @@ def build(hp, input_shape, num_outputs):
     net = EfficientNetLite0(size, num_outputs, hp.dropout)
     net.backbone.requires_grad_(False)
     if hp.train == "fine_tune":
-        learn = [net.backbone._conv_head, net.backbone._bn1, *net.backbone._blocks[BLOCKS - hp.fine_tune_blocks:]]
+        net.frozen_blocks = BLOCKS - hp.fine_tune_blocks
+        learn = [net.backbone._conv_head, net.backbone._bn1, *net.backbone._blocks[net.frozen_blocks:]]
         for module in learn:
             module.requires_grad_(True)
     return net
@@ -227,17 +249,19 @@ def param_groups(model, hp) -> list[dict[str, Any]]:
 
 
 def report(model, bundle) -> dict[str, Any]:
-    """Whether the features came from the cache (head mode)."""
-    return {"features": bundle.extra["features"]} if "features" in bundle.extra else {}
+    """Whether the features came from the cache (head mode), or the frozen blocks ran once (fine_tune)."""
+    return {k: bundle.extra[k] for k in ("features", "frozen_blocks") if k in bundle.extra}
 
 
 def _cached_inputs(model, hp, bundle, splits, *, cache_dir, callbacks):
-    if hp.train != "head":
-        return splits
-    from ml.features import use_cached_features
+    from ml.features import frozen_outputs, use_cached_features
 
-    return use_cached_features(model, bundle, splits, weights_sha256=WEIGHTS_SHA256, cache_dir=cache_dir,
-                               callbacks=callbacks)
+    if hp.train == "head":
+        return use_cached_features(model, bundle, splits, weights_sha256=WEIGHTS_SHA256, cache_dir=cache_dir,
+                                   callbacks=callbacks)
+    if getattr(hp, "augment", "none") == "none" and getattr(hp, "tta", "none") == "none":
+        return frozen_outputs(model, bundle, splits, callbacks=callbacks)  # every epoch sees the same photos
+    return splits
 
 
 # both modes; epochs and checkpoint_every come from MODE_DEFAULTS

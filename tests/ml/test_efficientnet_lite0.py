@@ -228,3 +228,27 @@ def test_each_mode_gets_its_own_epochs_unless_asked():
     asked = resolve_config("efficientnet_lite0", "cats_dogs", {"train": "fine_tune", "epochs": 2}).hp
     assert (head.epochs, head.checkpoint_every, head.image_size) == (30, 30, 224)
     assert (tune.epochs, tune.checkpoint_every, asked.epochs) == (5, 1, 2)
+
+
+def test_fine_tune_without_augmentation_runs_the_frozen_blocks_once_and_serves_the_same(shapes, tmp_path):
+    from ml.errors import TrainingCancelled
+
+    config = resolve_config("efficientnet_lite0", shapes, {**SMALL, "train": "fine_tune", "epochs": 2,
+                                                          "batch_size": 16, "dropout": 0.2})
+    whole = train(config, data_dir=tmp_path, out_dir=tmp_path / "a", cache_dir=tmp_path / "cache")
+    assert whole.extra["frozen_blocks"] == {**whole.extra["frozen_blocks"], "blocks": 13, "photos": 60}
+    with pytest.raises(TrainingCancelled) as info:
+        train(config, data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=tmp_path / "cache", callbacks=StopAfter(4))
+    resumed = train(config, data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=tmp_path / "cache",
+                    resume_from=info.value.stop_checkpoint)
+    strip = lambda r: [{k: v for k, v in m.as_dict().items() if k not in ("seconds", "samples_per_second")}
+                       for m in r.epochs]
+    assert strip(resumed) == strip(whole)
+
+    # the served path runs the photos through the whole net: the same answers as the engine's test
+    from ml.data import load_dataset
+
+    bundle = load_dataset(shapes, tmp_path, image_size=64, cache_dir=tmp_path / "cache")
+    predictor = Predictor.load(whole.last_checkpoint)
+    served = predictor.probabilities(bundle.test.x).argmax(1)
+    assert float((served == bundle.test.y).float().mean()) == pytest.approx(whole.test.accuracy)
