@@ -100,7 +100,7 @@ def endpoint_app(checkpoint: str, framing: str):
         x = to_input(file.file.read())
         with torch.inference_mode():
             p = torch.softmax(model(x), dim=1)[0]
-        values, indices = p.topk(3)
+        values, indices = p.topk(min(3, len(ds["classes"])))
         return {"label": ds["classes"][int(indices[0])], "confidence": float(values[0]),
                 "top_k": [{"label": ds["classes"][int(i)], "confidence": float(v)} for v, i in zip(values, indices)]}
 
@@ -366,7 +366,7 @@ def profile(pid: int, url: str, png: bytes, clients: int, requests: int, out: Pa
 
 def report(results: dict, png_bytes: int, args: argparse.Namespace) -> None:
     """The table and the ratios to the naive endpoint."""
-    print(f"one {png_bytes}-byte PNG per request, {args.requests} requests × {args.rounds} rounds per cell, "
+    print(f"one {png_bytes}-byte image per request, {args.requests} requests × {args.rounds} rounds per cell, "
           f"loopback, {os.cpu_count()} CPUs, torch at 1 thread in every server; load average at the end "
           + " / ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1/5/15 min: how busy the machine was)")
     print(f"{'clients':>7}  {'server':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'CPU ms/req':>10} "
