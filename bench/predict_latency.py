@@ -15,6 +15,8 @@ Targets: at 32 clients trainserve ≥ 1.2× the naive throughput with p99 no wor
 `--profile` then samples the trainserve server with py-spy (every thread) under 1 and under 32 clients,
 after the measurements so sampling cannot skew them, and prints where its CPU goes.
 Without --checkpoint it trains a small default mnist cnn first (about a minute; DATA_DIR as in settings).
+`--photo [--clients 1 --clients 8]` measures the pretrained photo model on cats_dogs instead (its head
+trained first, on the features bench/accuracy.py cached), one cats_dogs JPEG per request.
 """
 from __future__ import annotations
 
@@ -76,6 +78,20 @@ def endpoint_app(checkpoint: str, framing: str):
         x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
         return ((x - ds["mean"][0]) / ds["std"][0])[None, None]
 
+    if ds["input_kind"] == "photos":  # --photo: our serving transform vs a plain square resize
+        from ml.data.transforms import photo_to_uint8
+
+        size = int(ds["image_size"])
+
+        def ours(data: bytes) -> torch.Tensor:
+            image = decode_upload(data, max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
+            return normalize(photo_to_uint8(image, size)[None], ds["mean"], ds["std"])
+
+        def naive(data: bytes) -> torch.Tensor:
+            image = Image.open(io.BytesIO(data)).convert("RGB").resize((size, size))
+            x = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)[None]
+            return normalize(x, ds["mean"], ds["std"])
+
     to_input = ours if framing == "ours" else naive
     app = FastAPI()
 
@@ -84,7 +100,7 @@ def endpoint_app(checkpoint: str, framing: str):
         x = to_input(file.file.read())
         with torch.inference_mode():
             p = torch.softmax(model(x), dim=1)[0]
-        values, indices = p.topk(3)
+        values, indices = p.topk(min(3, len(ds["classes"])))
         return {"label": ds["classes"][int(indices[0])], "confidence": float(values[0]),
                 "top_k": [{"label": ds["classes"][int(i)], "confidence": float(v)} for v, i in zip(values, indices)]}
 
@@ -93,10 +109,14 @@ def endpoint_app(checkpoint: str, framing: str):
 
 # ---- setting up our service with one registered model ---------------------------------------------
 
-def train_checkpoint(out_dir: Path) -> Path:
+def train_checkpoint(out_dir: Path, photo: bool = False) -> Path:
     from ml.config import resolve_config
     from ml.train import train
 
+    if photo:  # the pretrained model's head on cats_dogs (features from the accuracy bench's cache when warm)
+        config = resolve_config("efficientnet_lite0", "cats_dogs", {})
+        return train(config, data_dir=Settings().data_dir, out_dir=out_dir,
+                     cache_dir=ROOT / "var" / "bench" / "cache").best_checkpoint
     config = resolve_config("cnn", "mnist", {"max_train_samples": 6000, "epochs": 1})
     return train(config, data_dir=Settings().data_dir, out_dir=out_dir).best_checkpoint
 
@@ -113,7 +133,8 @@ def register(database_url: str, checkpoint: Path) -> int:
 
     state = load_checkpoint(checkpoint)
     best = state["best"]
-    job = Job(id=str(uuid.uuid4()), model="cnn", dataset="mnist", status="succeeded", config=state["config"], seed=0,
+    job = Job(id=str(uuid.uuid4()), model=state["config"]["model"], dataset=state["config"]["dataset"],
+              status="succeeded", config=state["config"], seed=0,
               best_epoch=state["epoch"], best_metric={"name": "val_accuracy", "value": best["value"]},
               test_metrics={}, created_at=utcnow(), finished_at=utcnow())
     engine = make_engine(database_url)
@@ -150,7 +171,8 @@ def start(command: list[str], env: dict, port: int, log: Path) -> subprocess.Pop
 
 def encoded_request(url: str, field: str, png: bytes) -> tuple[str, int, bytes]:
     """(host, port, the whole POST as bytes): httpx encodes the multipart body once, not per request."""
-    request = httpx.Request("POST", url, files={field: ("digit.png", png, "image/png")})
+    name, kind = ("photo.jpg", "image/jpeg") if png.startswith(b"\xff\xd8") else ("digit.png", "image/png")
+    request = httpx.Request("POST", url, files={field: (name, png, kind)})
     body = request.read()
     head = [f"POST {request.url.raw_path.decode()} HTTP/1.1", f"Host: {request.url.netloc.decode()}",
             f"Content-Type: {request.headers['content-type']}", f"Content-Length: {len(body)}", "", ""]
@@ -201,6 +223,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def photo_jpeg() -> bytes:
+    """One cats_dogs photo as stored (a JPEG of a few hundred pixels a side)."""
+    root = Settings().data_dir / "cats-dogs" / "cat"
+    return sorted(root.glob("*.jpg"))[0].read_bytes()
+
+
 def small_png() -> bytes:
     import io
     import random
@@ -227,6 +255,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per server and concurrency")
     parser.add_argument("--checkpoint", type=Path, help="an mnist checkpoint (default: train a small cnn)")
     parser.add_argument("--profile", action="store_true", help="then sample the trainserve server with py-spy")
+    parser.add_argument("--photo", action="store_true", help="the pretrained photo model on cats_dogs (one "
+                        "photo per request; naive: Pillow open, RGB, square resize, forward) instead of mnist")
+    parser.add_argument("--clients", type=int, action="append", help="concurrency levels (default 1 8 32)")
     parser.add_argument("--serve", choices=("minimal", "naive"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -244,7 +275,11 @@ def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # the load generator's own loop: less CPU per request
     with tempfile.TemporaryDirectory(prefix="predict-bench-") as tmp:
         tmp_path = Path(tmp)
-        checkpoint = Path(args.checkpoint or train_checkpoint(tmp_path / "run")).resolve()
+        checkpoint = Path(args.checkpoint or train_checkpoint(tmp_path / "run", args.photo)).resolve()
+        dataset = "cats_dogs" if args.photo else "mnist"
+        if args.clients:
+            global CLIENTS
+            CLIENTS = tuple(args.clients)
         database_url = f"sqlite:///{tmp_path / 'bench.db'}"
         upgrade(database_url)
         register(database_url, checkpoint)
@@ -259,10 +294,10 @@ def main() -> None:
         for name in ("minimal", "naive"):
             servers.append(start([sys.executable, __file__, "--serve", name, "--serve-checkpoint", str(checkpoint),
                                   "--port", str(ports[name])], env, ports[name], tmp_path / f"{name}.log"))
-        targets = {"trainserve": (f"http://127.0.0.1:{ports['trainserve']}/v1/predict/mnist", "files"),
+        targets = {"trainserve": (f"http://127.0.0.1:{ports['trainserve']}/v1/predict/{dataset}", "files"),
                    "minimal": (f"http://127.0.0.1:{ports['minimal']}/predict", "file"),
                    "naive": (f"http://127.0.0.1:{ports['naive']}/predict", "file")}
-        png = small_png()
+        png = photo_jpeg() if args.photo else small_png()
         results: dict[tuple[str, int], tuple[list[float], float, int, float]] = {}
         pids = dict(zip(SERVERS, (server.pid for server in servers)))
         try:
@@ -332,7 +367,7 @@ def profile(pid: int, url: str, png: bytes, clients: int, requests: int, out: Pa
 
 def report(results: dict, png_bytes: int, args: argparse.Namespace) -> None:
     """The table and the ratios to the naive endpoint."""
-    print(f"one {png_bytes}-byte PNG per request, {args.requests} requests × {args.rounds} rounds per cell, "
+    print(f"one {png_bytes}-byte image per request, {args.requests} requests × {args.rounds} rounds per cell, "
           f"loopback, {os.cpu_count()} CPUs, torch at 1 thread in every server; load average at the end "
           + " / ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1/5/15 min: how busy the machine was)")
     print(f"{'clients':>7}  {'server':<10} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'CPU ms/req':>10} "

@@ -1,4 +1,4 @@
-"""The default cats_dogs cnn over several seeds and splits, and under shifted inputs (bench/accuracy.py --spread)."""
+"""The default cats_dogs cnn (or another model) over several seeds and splits, and under shifted inputs (bench/accuracy.py --spread)."""
 from __future__ import annotations
 
 import json
@@ -19,9 +19,10 @@ BEFORE = dict(blocks="plain", augment="basic", tta="none", optimizer="adam", lr=
               dropout=0.3, epochs=40, image_size=64, weight_decay=5e-4, lr_schedule="cosine")
 
 
-def run_seed(label: str, overrides: dict, seed: int, data_dir: Path, out: Path) -> dict:
+def run_seed(label: str, overrides: dict, seed: int, data_dir: Path, out: Path, model: str = "cnn",
+             shifts: bool = True) -> dict:
     """Train on split `seed`, then score the served best checkpoint on its held-out photos, shifted and not."""
-    config = resolve_config("cnn", "cats_dogs", {**overrides, "seed": seed})
+    config = resolve_config(model, "cats_dogs", {**overrides, "seed": seed})
     split_seed = TEST_SPLIT_SEED + seed
     print(f"== {label} seed {seed} (test split seed {split_seed}) "
           f"{json.dumps(config.hp.model_dump(exclude_defaults=True))}", flush=True)
@@ -32,15 +33,21 @@ def run_seed(label: str, overrides: dict, seed: int, data_dir: Path, out: Path) 
     root = data_dir / "cats-dogs"
     paths = [root / name for name in bundle.extra["test_files"]]
     labels = bundle.test.y.tolist()
-    scores = shifted_accuracy(Predictor.load(result.best_checkpoint), paths, labels)
+    scores = shifted_accuracy(Predictor.load(result.best_checkpoint), paths, labels,
+                              shifts=SHIFTS if shifts else {})
     # the served path must see the engine's test split exactly: same photos, same preprocessing
-    if abs(scores["none"] - result.test.accuracy) > 1e-6:  # the engine reports a float32 mean
+    # (head mode scored the test photos from features computed in other batches: float noise may move
+    # one borderline photo, so the pretrained model is allowed one)
+    tolerance = 1e-6 if model == "cnn" else 1.01 / len(paths)
+    if abs(scores["none"] - result.test.accuracy) > tolerance:  # the engine reports a float32 mean
         raise SystemExit(f"served accuracy {scores['none']} != engine test accuracy {result.test.accuracy}")
     row = {"label": label, "seed": seed, "test_split_seed": split_seed, "test_accuracy": result.test.accuracy,
-           "test_photos": len(paths), "shifts": {k: scores[k] for k in SHIFTS}, "seconds": round(result.seconds, 1),
+           "test_photos": len(paths), "shifts": {k: scores[k] for k in SHIFTS if k in scores},
+           "seconds": round(result.seconds, 1), "model": model, "train_photos": len(bundle.train),
+           "features": result.extra.get("features"),
            "epochs_run": len(result.epochs), "best_epoch": result.best_epoch, "overrides": overrides,
            "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    lost = [row["test_accuracy"] - v for v in row["shifts"].values()]
+    lost = [row["test_accuracy"] - v for v in row["shifts"].values()] or [0.0]
     print(f"-> {label} seed {seed}: test {row['test_accuracy']:.3f}, mean loss under shifts "
           f"{statistics.mean(lost) * 100:.1f} points, worst {max(lost) * 100:.1f}, {row['seconds']} s", flush=True)
     return row
@@ -49,12 +56,12 @@ def run_seed(label: str, overrides: dict, seed: int, data_dir: Path, out: Path) 
 def summary(rows: list[dict]) -> dict:
     """Mean ± sample standard deviation and range of test accuracy; per-shift means and losses."""
     acc = [r["test_accuracy"] for r in rows]
-    shifts = {k: statistics.mean(r["shifts"][k] for r in rows) for k in SHIFTS}
+    shifts = {k: statistics.mean(r["shifts"][k] for r in rows) for k in SHIFTS if all(k in r["shifts"] for r in rows)}
     clean = statistics.mean(acc)
     return {"runs": len(rows), "mean": clean, "std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
             "min": min(acc), "max": max(acc), "shifts": shifts,
-            "mean_loss": statistics.mean(clean - v for v in shifts.values()),
-            "worst_loss": max(clean - v for v in shifts.values()),
+            "mean_loss": statistics.mean([clean - v for v in shifts.values()] or [0.0]),
+            "worst_loss": max([clean - v for v in shifts.values()] or [0.0]),
             "seconds": statistics.mean(r["seconds"] for r in rows)}
 
 
@@ -71,7 +78,8 @@ def write_spread_tables(rows: list[dict], out: Path) -> None:
         f"{pct(s['min'])}–{pct(s['max'])}" for s in sums.values()) + " |")
     for shift in SHIFTS:
         lines.append(f"| {shift} | " + " | ".join(
-            f"{pct(s['shifts'][shift])} ({(s['shifts'][shift] - s['mean']) * 100:+.1f})" for s in sums.values()) + " |")
+            f"{pct(s['shifts'][shift])} ({(s['shifts'][shift] - s['mean']) * 100:+.1f})" if shift in s["shifts"]
+            else "–" for s in sums.values()) + " |")
     lines.append("| points lost under shifts, mean (worst) | " + " | ".join(
         f"**{s['mean_loss'] * 100:.1f}** ({s['worst_loss'] * 100:.1f})" for s in sums.values()) + " |")
     lines.append("| training time per run | " + " | ".join(f"{s['seconds']:.0f} s" for s in sums.values()) + " |")

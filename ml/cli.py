@@ -68,7 +68,8 @@ class PrintingCallbacks:
         self.prefix, self.stop = prefix, False
 
     def on_progress(self, progress) -> None:
-        pass
+        if progress.note:  # work before the epochs, e.g. "extracting features 812/2002"
+            print(f"{self.prefix}{progress.note}  {progress.samples_per_second:,.1f} samples/s", flush=True)
 
     def on_epoch_end(self, m) -> None:
         metric = (f"train_acc {m.train_accuracy:.4f}  val_acc {m.val_accuracy:.4f}"

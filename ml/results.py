@@ -15,6 +15,7 @@ class Progress:
     batch: int
     batches: int
     samples_per_second: float
+    note: str | None = None  # what the run does when it is not training, e.g. "extracting features 812/2002"
 
 
 @dataclass(frozen=True)

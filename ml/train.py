@@ -83,9 +83,9 @@ def _apply_thread_setting() -> None:
         torch.set_num_threads(int(threads))
 
 
-def make_optimizer(model: nn.Module, hp) -> torch.optim.Optimizer:
-    """SGD, SGD with momentum, or Adam; weight_decay is the L2 penalty."""
-    params = model.parameters()
+def make_optimizer(model: nn.Module, hp, groups: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
+    """SGD, SGD with momentum, or Adam; weight_decay is the L2 penalty; `groups`: a spec's param groups."""
+    params = groups or model.parameters()
     if hp.optimizer == "adam":
         return torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
     momentum = hp.momentum if hp.optimizer == "momentum" else 0.0
@@ -252,8 +252,10 @@ def setup(config: TrainConfig, device: torch.device, *, data_dir: Path, out_dir:
     kind = output_kind(config)
     loss_fn = spec.custom_losses[hp.loss]() if hp.loss in spec.custom_losses else make_loss(hp.loss, kind)
     model = make_model(config, spec, bundle, device)
+    if spec.cached_inputs is not None:  # e.g. a frozen backbone's features, computed once per dataset
+        splits = spec.cached_inputs(model, hp, bundle, tuple(splits), cache_dir=cache_dir, callbacks=callbacks)
     train_split, val_split, test_split = use_channels_last(model, *splits)
-    optimizer = make_optimizer(model, hp)
+    optimizer = make_optimizer(model, hp, spec.param_groups(model, hp) if spec.param_groups else None)
     shuffle_gen = torch.Generator().manual_seed(hp.seed)
     augmenter = _make_augmenter(bundle, getattr(hp, "augment", "none"))
     augment_gen = torch.Generator(device=device).manual_seed(hp.seed + 1) if augmenter else None
@@ -319,7 +321,7 @@ def fit_epoch(run: Run, state: RunState, epoch: int) -> bool:
     hp = run.hp
     lr = epoch_lr(hp, epoch)
     for group in run.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)  # a spec's param groups may learn slower (a backbone)
     stats = _train_pass(run, state, epoch)
     state.steps_done += stats["steps"]
     val = evaluate(run.model, run.val_split, loss_fn=run.loss_fn, kind=run.kind, tta=run.tta)

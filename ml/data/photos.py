@@ -172,5 +172,7 @@ def photo_folder_spec(name: str, folder: str, classes: list[str], description: s
         default_image_size=default_image_size, locate=locate,
         load=lambda data_dir, image_size, cache_dir: load_photo_folder(
             cache_name or name, root(data_dir), subdirs, image_size, cache_dir),
-        sizes=sizes, upload_framing="photo", servable=True, example_model="cnn", uploaded=uploaded,
+        # an upload has few photos per class: a pretrained backbone learns from them, a net from scratch cannot
+        sizes=sizes, upload_framing="photo", servable=True, uploaded=uploaded,
+        example_model="efficientnet_lite0" if uploaded else "cnn",
     )

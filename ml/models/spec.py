@@ -94,6 +94,12 @@ class ModelSpec:
     prepare: Callable[[Any, Any], None] | None = None
     # (model, bundle) -> dict: extra results after training (e.g. learned vs closed-form weights)
     report: Callable[[Any, Any], dict[str, Any]] | None = None
+    # (model, hp) -> optimizer param groups, each with an "lr_scale" (its share of the epoch's lr);
+    # None: one group of every parameter
+    param_groups: Callable[[Any, Any], list[dict[str, Any]]] | None = None
+    # (model, hp, bundle, (train, val, test), *, cache_dir, callbacks) -> the splits the loop trains on,
+    # e.g. a frozen backbone's cached features instead of the images; None: the images
+    cached_inputs: Callable[..., tuple[Any, Any, Any]] | None = None
 
     def serves(self, task: str, input_kind: str) -> bool:
         """Whether this model trains on a dataset of this task and input kind."""

@@ -19,6 +19,7 @@ SMOKE = {
     "mlp_mnist_mse_momentum": dict(epochs=1, max_train_samples=1024, max_eval_samples=256),
     "logistic_cats_dogs_128": dict(epochs=1, image_size=32, max_train_samples=256),
     "line_single_sample_gd": dict(epochs=5),
+    "transfer_cats_dogs": dict(epochs=2, image_size=32),  # the backbone at 32 px: extraction takes seconds
 }
 
 

@@ -1,0 +1,45 @@
+"""The pretrained photo model through the service: an uploaded zip trains in head mode, a second job
+reuses the cached features (its record says so), and the predict route serves it."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tests.utils.jobs import submit, wait_for
+from tests.utils.shapes import SHAPES, draw, png, shapes_zip
+
+pytestmark = pytest.mark.service
+
+SMALL = {"image_size": 64, "epochs": 20}  # 64 px: the backbone costs a twelfth of its 224 px forward
+
+
+def test_uploaded_shapes_train_in_head_mode_reuse_the_features_and_are_served(service):
+    response = service.post("/v1/datasets", data={"name": "drawn"}, timeout=120,
+                            files={"file": ("drawn.zip", shapes_zip(per_class=20), "application/octet-stream")})
+    assert response.status_code == 201, response.text
+    assert "efficientnet_lite0" in response.json()["models"]
+
+    first = wait_for(service, submit(service, {"model": "efficientnet_lite0", "dataset": "drawn",
+                                               "hyperparameters": SMALL})["id"], timeout_s=300)
+    assert first["status"] == "succeeded", first.get("error")
+    assert first["result"]["extra"]["features"]["cache"] == "miss"
+    second = wait_for(service, submit(service, {"model": "efficientnet_lite0", "dataset": "drawn",
+                                                "hyperparameters": {**SMALL, "seed": 1}})["id"], timeout_s=300)
+    assert second["status"] == "succeeded", second.get("error")
+    features = second["result"]["extra"]["features"]
+    assert (features["cache"], features["extraction_skipped"], features["extracted"]) == ("hit", True, 0)
+
+    rng = random.Random(123)  # drawings the model has never seen
+    drawn = [(shape, draw(shape, rng, size=80)) for shape in SHAPES for _ in range(4)]
+    files = [("files", (f"{i}.png", png(image), "image/png")) for i, (_, image) in enumerate(drawn)]
+    predicted = service.post("/v1/predict/drawn", files=files)
+    assert predicted.status_code == 200, predicted.text
+    labels = [p["label"] for p in predicted.json()["predictions"]]
+    assert sum(label == shape for label, (shape, _) in zip(labels, drawn)) >= 10, labels  # of 12
+
+
+def test_grayscale_digits_are_a_422_naming_the_reason(service):
+    response = service.post("/v1/jobs", json={"model": "efficientnet_lite0", "dataset": "mnist"})
+    assert response.status_code == 422, response.text
+    assert "grayscale" in response.text and "efficientnet_lite0" in response.text
