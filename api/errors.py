@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from api.auth import AdminOnly, NotAuthenticated
 from api.deps import app_settings
 from api.plots.errors import NoSuchPlot
+from core.artifacts import ArtifactStorageError
 from api.predict.errors import (
     ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
     UnknownModelId, UnreadableFile, UnreadableForm, WrongDataset,
@@ -32,6 +33,7 @@ STATUS: dict[type[Exception], int] = {
     DatasetConflict: 409,
     TooManyQueued: 429,
     BrokerUnavailable: 503,
+    ArtifactStorageError: 503,  # storage full, read-only, unreachable, or some files not removed: try again
     # ml: the engine
     InvalidConfig: 422, BadUpload: 422, UploadTooLarge: 413,
     # api: who is calling

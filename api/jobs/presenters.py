@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 from api.jobs.schemas import (
     AttemptPublic, BestPublic, CheckpointPublic, EpochMetricsPublic, JobLinks, JobPublic, ProgressPublic,
 )
 from core.jobs import disk_bytes, latest_epoch_metric, list_attempts, list_epoch_metrics
-from core.settings import Settings
+from core.artifacts import ArtifactStore
 from core.orm import Checkpoint, EpochMetric, Job, JobStatus
 from core.progress import progress_payload, resumed_fraction
 
@@ -39,15 +39,10 @@ def job_progress(job: Job) -> ProgressPublic:
     return ProgressPublic(**payload, updated_at=job.progress_at)
 
 
-def job_dir(settings: Settings, job_id: str) -> Path:
-    """Where the worker writes a job's files."""
-    return Path(settings.artifact_dir) / "jobs" / job_id
-
-
-def job_public(session: Session, job: Job, *, settings: Settings | None = None) -> JobPublic:
+def job_public(session: Session, job: Job, *, store: ArtifactStore | None = None) -> JobPublic:
     """The full public view of a job, with its latest and best epochs and its attempts.
 
-    With `settings`, also the bytes its files take (a walk of its folder: single-job views only).
+    With `store`, also the bytes its files take (a listing of its objects: single-job views only).
     """
     latest = latest_epoch_metric(session, job_id=job.id)
     best = None
@@ -69,17 +64,22 @@ def job_public(session: Session, job: Job, *, settings: Settings | None = None) 
         dataset_checksum=job.dataset_checksum, result=public_result(job.result),
         attempts=[AttemptPublic.model_validate(a) for a in list_attempts(session, job_id=job.id)],
         sweep_id=job.sweep_id, reused_from=job.reused_from,
-        disk_bytes=disk_bytes(job_dir(settings, job.id)) if settings is not None else None,
+        disk_bytes=disk_bytes(store, job.id) if store is not None else None,
         links=job_links(job.id),
     )
 
 
 def public_result(result: dict | None) -> dict | None:
-    """The worker's result without server folders: a checkpoint path becomes its file name
+    """The worker's result without server folders or store keys: a checkpoint becomes its file name
     (GET /v1/jobs/{id}/checkpoints has the download URLs)."""
     if result is None:
         return None
-    return {k: PurePath(v).name if isinstance(v, str) and PurePath(v).is_absolute() else v for k, v in result.items()}
+    return {k: PurePath(v).name if isinstance(v, str) and _is_file_ref(v) else v for k, v in result.items()}
+
+
+def _is_file_ref(value: str) -> bool:
+    # keys since the artifact store (jobs/<id>/...), absolute paths in results recorded before it
+    return value.startswith("jobs/") or PurePath(value).is_absolute()
 
 
 def _epoch_row(session: Session, job_id: str, epoch: int) -> EpochMetric | None:

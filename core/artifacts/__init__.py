@@ -5,13 +5,13 @@ keys, never host paths (MLflow's ArtifactRepository pattern, kept to the verbs w
 """
 from core.artifacts.cache import ArtifactCache
 from core.artifacts.errors import (
-    ArtifactCorrupt, ArtifactMissing, ArtifactStorageError, ArtifactStorageFull, ArtifactStorageReadOnly,
+    ArtifactCorrupt, ArtifactMissing, ArtifactsNotRemoved, ArtifactStorageError, ArtifactStorageFull, ArtifactStorageReadOnly,
     storage_error,
 )
 from core.artifacts.store import ArtifactStore, ObjectInfo, check_key, get_store, open_store
 
 __all__ = [
-    "ArtifactCache", "ArtifactCorrupt", "ArtifactMissing", "ArtifactStorageError", "ArtifactStorageFull",
+    "ArtifactCache", "ArtifactCorrupt", "ArtifactMissing", "ArtifactsNotRemoved", "ArtifactStorageError", "ArtifactStorageFull",
     "ArtifactStorageReadOnly", "ArtifactStore", "ObjectInfo", "check_key", "get_store", "open_store",
     "storage_error",
 ]

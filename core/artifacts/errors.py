@@ -40,6 +40,17 @@ class ArtifactStorageReadOnly(ArtifactStorageError):
         super().__init__("artifact storage is read-only")
 
 
+class ArtifactsNotRemoved(ArtifactStorageError):
+    """Some objects of a job or dataset could not be removed; its rows stay, so a retry finds them."""
+
+    def __init__(self, what: str, keys: list[str], why: str | None = None):
+        self.keys = keys
+        names = ", ".join(k.rsplit("/", 1)[-1] for k in keys[:5]) + (" ..." if len(keys) > 5 else "")
+        because = f" ({why})" if why else ""
+        super().__init__(f"{len(keys)} file(s) of {what} could not be removed{because}: {names}; "
+                         "nothing else was deleted, try again later")
+
+
 # torch's writer says ENOSPC in its own words: "[enforce fail at inline_container.cc:...] . unexpected pos"
 _TORCH_WRITE_FAILURES = ("inline_container.cc", "PytorchStreamWriter failed")
 

@@ -41,6 +41,19 @@ class LocalStore:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def put_folder(self, prefix: str, folder: Path) -> None:
+        """Move `folder` into place in one rename (same disk), or copy file by file when that cannot be."""
+        target = self._path(prefix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(folder, target)
+            return
+        except OSError:
+            pass  # already there (content-addressed: the same files), or another disk
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                self.put(f"{prefix}/{path.relative_to(folder).as_posix()}", path)
+
     def open(self, key: str) -> BinaryIO:
         """The key's file, open for reading."""
         try:
@@ -56,6 +69,10 @@ class LocalStore:
         if sha256 is not None and file_sha256(path) != sha256:
             raise ArtifactCorrupt(key)
         return path
+
+    def get_folder(self, prefix: str) -> Path:
+        """The prefix's own folder (already local)."""
+        return self._path(prefix)
 
     def exists(self, key: str) -> bool:
         """Whether the key's file exists."""

@@ -7,6 +7,9 @@ do not need.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +19,7 @@ from core.artifacts.store import ObjectInfo, check_key
 from core.settings import Settings
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
+_COMPLETE = ".complete"  # written last in a downloaded folder: a folder without it is partial
 
 
 class S3Store:
@@ -34,6 +38,7 @@ class S3Store:
         cache_dir = Path(settings.cache_dir)
         self.cache = ArtifactCache(cache_dir / "artifacts", settings.artifact_cache_bytes)
         self._staging = cache_dir / "staging"
+        self._folders = cache_dir / "folders"
 
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -49,6 +54,12 @@ class S3Store:
         with _said_plainly(key):
             self.client.upload_file(str(source), self.bucket, self._name(key), Config=self.transfer)
 
+    def put_folder(self, prefix: str, folder: Path) -> None:
+        """Upload every file under `folder`, one object each."""
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                self.put(f"{prefix}/{path.relative_to(folder).as_posix()}", path)
+
     def open(self, key: str) -> BinaryIO:
         """The object's body as a stream (read it in chunks)."""
         with _said_plainly(key):
@@ -61,6 +72,32 @@ class S3Store:
                 self.client.download_fileobj(self.bucket, self._name(key), out, Config=self.transfer)
 
         return self.cache.fill(key, download, sha256)
+
+    def get_folder(self, prefix: str) -> Path:
+        """Download every object under `prefix` once into this host's cache; later calls find it there.
+
+        Meant for content-addressed prefixes (an upload's `datasets/<sha256>`): what is there never changes.
+        """
+        folder = self._folders / check_key(prefix)
+        if (folder / _COMPLETE).is_file():
+            return folder
+        tmp = folder.with_name(f".{folder.name}.incoming-{uuid.uuid4().hex[:8]}")
+        try:
+            for info in self.list(prefix.rstrip("/") + "/"):
+                target = tmp / info.key[len(prefix.rstrip("/")) + 1:]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as out, _said_plainly(info.key):
+                    self.client.download_fileobj(self.bucket, self._name(info.key), out, Config=self.transfer)
+            tmp.mkdir(parents=True, exist_ok=True)
+            (tmp / _COMPLETE).touch()
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                if not (folder / _COMPLETE).is_file():  # not "another process finished it first"
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
 
     def exists(self, key: str) -> bool:
         """Whether an object has this key (one HEAD request)."""

@@ -29,11 +29,17 @@ class ArtifactStore(Protocol):
     def put(self, key: str, source: Path) -> None:
         """Store the local file `source` under `key` (streamed; multipart when large)."""
 
+    def put_folder(self, prefix: str, folder: Path) -> None:
+        """Store every file under `folder` at `prefix/<relative path>` (the folder may be moved: do not reuse it)."""
+
     def open(self, key: str) -> BinaryIO:
         """A stream of the object's bytes; ArtifactMissing when there is none."""
 
     def get(self, key: str, sha256: str | None = None) -> Path:
         """A local file with the object's bytes (a cached copy for a remote store), checked against `sha256`."""
+
+    def get_folder(self, prefix: str) -> Path:
+        """A local folder with every object under `prefix` (a cached copy for a remote store)."""
 
     def exists(self, key: str) -> bool:
         """Whether an object has this key."""
