@@ -40,6 +40,16 @@ class S3Store:
         self._staging = cache_dir / "staging"
         self._folders = cache_dir / "folders"
 
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it does not exist (deployments run this once before the services start)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            with _said_plainly(self.bucket):
+                self.client.create_bucket(Bucket=self.bucket)
+
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
 

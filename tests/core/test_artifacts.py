@@ -144,3 +144,13 @@ def test_the_setting_picks_the_store(tmp_path):
     assert open_store(settings.artifact_store_url, settings).root == (tmp_path / "artifacts").resolve()
     with pytest.raises(ValueError):
         Settings(var_dir=tmp_path, artifact_store_url="ftp://x")
+
+
+def test_ensure_bucket_creates_a_missing_bucket_once(s3_endpoint, tmp_path):
+    bucket = f"b-{uuid.uuid4().hex[:10]}"
+    store = open_store(f"s3://{bucket}/x", _s3_settings(s3_endpoint, tmp_path))
+    store.ensure_bucket()
+    store.ensure_bucket()  # already there: nothing to do
+    store.put("k", _file(tmp_path, b"v"))
+    assert [o.key for o in store.list()] == ["k"]
+    _client(s3_endpoint).delete_object(Bucket=bucket, Key="x/k")

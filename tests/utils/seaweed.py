@@ -33,7 +33,8 @@ def seaweed_s3(directory: Path, timeout_s: float = 60.0) -> Iterator[str]:
     process = subprocess.Popen(
         [binary, "server", f"-dir={directory}", "-s3", f"-s3.port={port}", f"-master.port={master}",
          f"-volume.port={volume}", f"-filer.port={filer}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-         "-master.volumeSizeLimitMB=64", "-volume.max=100"],
+         "-master.volumeSizeLimitMB=64", "-volume.max=100",
+         "-s3.port.iceberg=0", "-s3.port.lance=0"],  # fixed ports by default: two servers would clash,
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
