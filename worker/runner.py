@@ -42,8 +42,11 @@ def run_job(job_id: str, *, worker: str) -> dict[str, Any]:
             return {"job_id": job_id, "outcome": "skipped", "status": status}
     log.info("job %s attempt %d on %s%s", job_id, run.attempt, worker,
              f", resuming after epoch {run.resume_epoch}" if run.resume_epoch else "")
-    with _sigterm_stops_the_job(), Heartbeat(job_id, worker, get_settings().heartbeat_interval_s) as beat:
-        outcome = _train_and_record(job_id, worker, run, beat)
+    try:
+        with _sigterm_stops_the_job(), Heartbeat(job_id, worker, get_settings().heartbeat_interval_s) as beat:
+            outcome = _train_and_record(job_id, worker, run, beat)
+    finally:  # what this host wrote is in the store now; the next attempt may run anywhere
+        get_store().release_staging(f"jobs/{job_id}")
     return {"job_id": job_id, "outcome": outcome, "attempt": run.attempt}
 
 

@@ -28,6 +28,9 @@ class LocalStore:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def release_staging(self, prefix: str) -> None:
+        """Nothing to do: what was staged here is the stored object itself."""
+
     def put(self, key: str, source: Path) -> None:
         """Copy `source` to the key's file atomically (nothing to do when it is that file)."""
         target = self._path(key)

@@ -59,6 +59,10 @@ class S3Store:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def release_staging(self, prefix: str) -> None:
+        """Remove the staged files under `prefix` (they are in the bucket, or were never meant to be)."""
+        shutil.rmtree(self._staging / check_key(prefix), ignore_errors=True)
+
     def put(self, key: str, source: Path) -> None:
         """Upload `source` (multipart past 8 MiB)."""
         with _said_plainly(key):

@@ -26,6 +26,9 @@ class ArtifactStore(Protocol):
     def staging_dir(self, prefix: str) -> Path:
         """A local folder to write files in before `put` (for a local store: the store's own folder)."""
 
+    def release_staging(self, prefix: str) -> None:
+        """Remove this host's staged copies under `prefix` once stored (a local store's are the store: kept)."""
+
     def put(self, key: str, source: Path) -> None:
         """Store the local file `source` under `key` (streamed; multipart when large)."""
 

@@ -70,6 +70,27 @@ def test_put_get_open_list_delete(store, tmp_path):
     assert [o.key for o in store.list("jobs/")] == ["jobs/j10/epoch-001.pt"]
 
 
+def test_staged_files_are_stored_then_released(store):
+    staged = store.staging_dir("jobs/j3") / "epoch-001.pt"
+    staged.write_bytes(b"weights")
+    store.put("jobs/j3/epoch-001.pt", staged)
+    store.release_staging("jobs/j3")
+    with store.open("jobs/j3/epoch-001.pt") as stream:
+        assert stream.read() == b"weights"  # a local store's staged file is the object: kept
+    assert staged.exists() == hasattr(store, "root")  # a remote store's staged copy is gone
+
+
+def test_a_folder_goes_up_and_comes_down_whole(store, tmp_path):
+    folder = tmp_path / "ingested"
+    (folder / "cats").mkdir(parents=True)
+    (folder / "cats" / "a.png").write_bytes(b"cat")
+    (folder / "manifest.json").write_text("{}")
+    store.put_folder("datasets/abc", folder)
+    assert [o.key for o in store.list("datasets/abc/")] == ["datasets/abc/cats/a.png", "datasets/abc/manifest.json"]
+    local = store.get_folder("datasets/abc")
+    assert (local / "cats" / "a.png").read_bytes() == b"cat" and store.get_folder("datasets/abc") == local
+
+
 def test_missing_and_changed_objects_are_said(store, tmp_path):
     with pytest.raises(ArtifactMissing):
         store.get("jobs/none/epoch-001.pt")
