@@ -30,8 +30,8 @@ def list_checkpoints(job: JobDep, session: SessionDep) -> CheckpointsPublic:
                        404: {"description": "unknown job id or epoch, or the file is gone"}})
 def download_checkpoint(job: JobDep, session: SessionDep, store: StoreDep,
                         epoch: Annotated[int, Path(ge=0, le=100_000)]) -> FileResponse:
-    """The checkpoint file itself: tensors on the CPU; load it with torch.load(..., weights_only=True)
-    (add map_location="cpu" for checkpoints written before tensors were saved on the CPU)."""
+    """The checkpoint file itself: load it with torch.load(..., weights_only=True), adding
+    map_location="cpu" on a machine without the GPU it was trained on."""
     row = job_service.get_checkpoint(session, job_id=job.id, epoch=epoch)
     # the key comes from the row the worker wrote, never from the request; a remote store's copy is
     # streamed into this host's cache (sha256 checked) and served from there

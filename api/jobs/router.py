@@ -82,6 +82,6 @@ def cancel_job(job: JobDep, request: Request, response: Response, session: Sessi
                           409: {"description": "running (cancel it first), or its model serves predictions"},
                           503: {"description": "some of its files could not be removed; nothing was deleted"}})
 def delete_job(job: JobDep, session: SessionDep, store: StoreDep) -> Response:
-    """Remove a finished or queued job: its rows, checkpoints and files (409 says which files could not go)."""
+    """Remove a finished or queued job: its rows, checkpoints and files (503 names files that could not go)."""
     job_service.delete(session, job_id=job.id, store=store)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
