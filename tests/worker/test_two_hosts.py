@@ -71,6 +71,7 @@ def test_a_job_killed_on_one_host_resumes_on_another_and_the_api_serves_its_mode
     assert second["worker"] == "host-b@test" and second["resumed_from_epoch"] >= 1
     assert_each_epoch_once(api, job["id"])
     assert not (stack.root / "host-b" / "artifacts").exists()  # B read A's checkpoint from the store
+    assert list((stack.root / "host-b" / "cache" / "staging" / "jobs").iterdir()) == []  # and released its copies
     assert f"jobs/{job['id']}/epoch-004.pt" in _objects(s3, f"jobs/{job['id']}/")
 
     checkpoints = api.get(f"/v1/jobs/{job['id']}/checkpoints").json()["data"]
