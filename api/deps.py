@@ -8,6 +8,7 @@ import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from core.artifacts import ArtifactStore
 from core.db import get_sessionmaker
 from core.settings import Settings
 
@@ -19,6 +20,14 @@ async def app_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
+
+
+async def app_store(request: Request) -> ArtifactStore:
+    """The artifact store the app opened at start-up (ARTIFACT_STORE_URL): every file a route reads or removes."""
+    return request.app.state.store
+
+
+StoreDep = Annotated[ArtifactStore, Depends(app_store)]
 
 
 # Closing a session hands its connection back to the pool (a rollback of what it read). Closes get threads

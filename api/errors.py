@@ -15,6 +15,7 @@ from api.auth import AdminOnly, NotAuthenticated
 from api.deps import app_settings
 from api.in_flight import ServerBusy
 from api.plots.errors import NoSuchPlot
+from core.artifacts import ArtifactStorageError
 from api.predict.errors import (
     ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
     UnknownModelId, UnreadableFile, UnreadableForm, WrongDataset,
@@ -38,6 +39,7 @@ STATUS: dict[type[Exception], int] = {
     ServingNotYours: 403,
     TooManyQueued: 429,
     BrokerUnavailable: 503, DatabaseUnavailable: 503, DatabaseFull: 503,
+    ArtifactStorageError: 503,  # storage full, read-only, unreachable, or some files not removed: try again
     # ml: the engine
     InvalidConfig: 422, BadUpload: 422, UploadTooLarge: 413,
     # api: who is calling

@@ -33,6 +33,7 @@ from api.predict.rate_limit import SharedBuckets
 from api.registry import router as registry
 from api.sweeps import events as sweep_events
 from api.sweeps import router as sweeps
+from core.artifacts import open_store
 from core.datasets import find_uploaded, uploaded_names
 from core.keys import KeyCache
 from core.bus import RedisPublisher
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served offline by install_dashboard
     )
     app.state.settings = settings or get_settings()
+    app.state.store = open_store(app.state.settings.artifact_store_url, app.state.settings)
     configure_logging(app.state.settings.log_level)
     install_error_handlers(app)
     app.state.key_cache = KeyCache(app.state.settings.auth_cache_ttl_s, app.state.settings.auth_cache_max_keys)

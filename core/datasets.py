@@ -1,5 +1,5 @@
-"""Uploaded datasets: record, look up, list and delete them. Their files live under the artifact dir
-by content hash; a name only ever finds its folder through this table."""
+"""Uploaded datasets: record, look up, list and delete them. Their files live in the artifact store under
+`datasets/<sha256>/` (by content); a name only ever finds its files through this table."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,21 +10,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.artifacts import ArtifactsNotRemoved, ArtifactStore, get_store
 from core.db import session_scope
 from core.errors import DatasetConflict, DatasetNotFound
 from core.jobs import best_checkpoint
 from core.orm import Checkpoint, Job, JobStatus, UploadedDataset, utcnow
-from core.settings import Settings, get_settings
 
 
-def datasets_root(settings: Settings | None = None) -> Path:
-    """Where uploads live: <artifact_dir>/datasets."""
-    return Path((settings or get_settings()).artifact_dir) / "datasets"
-
-
-def dataset_folder(sha256: str, settings: Settings | None = None) -> Path:
-    """The folder of an upload's content; named by its hash, never by a user's name."""
-    return datasets_root(settings) / sha256
+def dataset_prefix(sha256: str) -> str:
+    """The store prefix of an upload's content; named by its hash, never by a user's name."""
+    return f"datasets/{sha256}"
 
 
 def create_dataset(session: Session, *, name: str, sha256: str, size_bytes: int, manifest: dict[str, Any],
@@ -77,10 +72,11 @@ def list_datasets(session: Session, *, owner: str | None = None) -> Sequence[Upl
     return session.scalars(query).all()
 
 
-def delete_dataset(session: Session, *, name: str) -> Path | None:
-    """Forget an upload (commits); its folder when no other upload shares the content, to remove.
+def delete_dataset(session: Session, *, name: str, store: ArtifactStore) -> None:
+    """Forget an upload and remove its files when no other upload shares them (commits).
 
-    DatasetConflict while a queued or running job uses it: its worker reads the files.
+    DatasetConflict while a queued or running job uses it: its worker reads the files. The files go
+    first: when some cannot, ArtifactsNotRemoved and the row stays, so a retry finds them.
     """
     row = get_dataset(session, name=name)
     busy = session.scalars(select(Job.id).where(
@@ -88,11 +84,14 @@ def delete_dataset(session: Session, *, name: str) -> Path | None:
     if busy:
         raise DatasetConflict(f"dataset {name!r} is used by job(s) {', '.join(busy)}; "
                               "cancel them or wait until they finish, then delete it")
-    sha = row.sha256
+    shared = session.scalar(select(func.count()).where(UploadedDataset.sha256 == row.sha256,
+                                                        UploadedDataset.id != row.id)) > 0
+    if not shared:
+        left = store.delete_prefix(dataset_prefix(row.sha256) + "/")
+        if left:
+            raise ArtifactsNotRemoved(f"dataset {name!r}", left)
     session.delete(row)
     session.commit()
-    shared = session.scalar(select(func.count()).where(UploadedDataset.sha256 == sha)) > 0
-    return None if shared else dataset_folder(sha)
 
 
 def find_uploaded(name: str) -> tuple[dict[str, Any], Path] | None:
@@ -101,7 +100,9 @@ def find_uploaded(name: str) -> tuple[dict[str, Any], Path] | None:
         row = session.scalar(select(UploadedDataset).where(UploadedDataset.name == name))
         if row is None:
             return None
-        return {**row.manifest, "sha256": row.sha256}, dataset_folder(row.sha256)
+        manifest, sha = {**row.manifest, "sha256": row.sha256}, row.sha256
+    # outside the session: a remote store's first read downloads the files into this host's cache
+    return manifest, get_store().get_folder(dataset_prefix(sha))
 
 
 def uploaded_names() -> list[str]:

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     artifact_dir: Path | None = None  # None: <var_dir>/artifacts
     cache_dir: Path | None = None  # None: <var_dir>/cache (decoded datasets shared by jobs)
+    # where checkpoints, plots and uploads are stored: file:///path or s3://bucket/prefix (None: file://<artifact_dir>)
+    artifact_store_url: str | None = Field(default=None, pattern=r"^(file|s3)://")
+    # an S3-compatible server other than AWS (SeaweedFS, MinIO); credentials as the AWS tools name them
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_region: str | None = None
+    # local copies of downloaded artifacts (<cache_dir>/artifacts) are evicted, least recently used first, past this
+    artifact_cache_bytes: int = Field(default=10 * 1024**3, ge=1024**2)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -142,6 +151,8 @@ class Settings(BaseSettings):
             self.artifact_dir = self.var_dir / "artifacts"
         if self.cache_dir is None:
             self.cache_dir = self.var_dir / "cache"
+        if self.artifact_store_url is None:
+            self.artifact_store_url = Path(self.artifact_dir).resolve().as_uri()
         if self.database_url is None:
             self.database_url = f"sqlite:///{self.var_dir / 'trainserve.db'}"
         return self

@@ -4,14 +4,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 
 from core import jobs
+from core.artifacts import ArtifactStore, get_store
 from core.bus import Publisher, cancel_flag_raised
 from core.db import session_scope
 from core.progress import progress_payload, resumed_fraction
 from ml.results import CheckpointInfo, EpochMetrics, Progress
+
+def checkpoint_key(job_id: str, path: Path | str) -> str:
+    """The store key of a job's file that the engine wrote in its staging folder."""
+    return f"jobs/{job_id}/{Path(path).name}"
+
 
 # set by the pool child's SIGTERM handler: the worker is stopping, so the job stops at a batch boundary
 shutdown_requested = threading.Event()
@@ -24,9 +31,10 @@ class SqlCallbacks:
         self, job_id: str, *, epochs: int, publisher: Publisher, redis_client: redis.Redis | None,
         progress_interval_s: float, cancel_poll_interval_s: float, lost: threading.Event | None = None,
         resumed_epoch: int | None = None,
-        early_stop: Callable[[int, int | None], str | None] | None = None,
+        early_stop: Callable[[int, int | None], str | None] | None = None, store: ArtifactStore | None = None,
     ):
         self.job_id = job_id
+        self.store = store or get_store()
         self.epochs = epochs
         self._batches: int | None = None
         self.publisher = publisher
@@ -76,9 +84,13 @@ class SqlCallbacks:
                 )
 
     def on_checkpoint(self, checkpoint: CheckpointInfo) -> None:
+        # stored first, recorded second: a crash between the two leaves an object no row names, never a
+        # row naming nothing (the epoch's metrics row goes with its checkpoint's, so it waits too)
+        key = checkpoint_key(self.job_id, checkpoint.path)
+        self.store.put(key, Path(checkpoint.path))
         with session_scope() as session:
             jobs.report_checkpoint(
-                session, job_id=self.job_id, epoch=checkpoint.epoch, path=str(checkpoint.path),
+                session, job_id=self.job_id, epoch=checkpoint.epoch, path=key,
                 sha256=checkpoint.sha256, size_bytes=checkpoint.size_bytes, is_best=checkpoint.is_best,
                 metrics=dict(checkpoint.metrics), epochs=self._pending_epochs, publisher=self.publisher,
             )

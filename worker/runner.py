@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core import jobs, sweeps
+from core.artifacts import get_store, storage_error
 from core.db import session_scope
 from core.model_registry import register_model_version
 from core.orm import AttemptEnd, Job, JobStatus
@@ -24,7 +25,7 @@ from ml.catalog import dataset_is_servable, known_checksum
 from ml.config import TrainConfig, config_from_dict
 from ml.errors import MLError, TrainingCancelled
 from ml.results import TrainResult
-from worker.callbacks import SqlCallbacks, shutdown_requested
+from worker.callbacks import SqlCallbacks, checkpoint_key, shutdown_requested
 from worker.clients import dispatcher, publisher, redis_client
 from worker.gpus import physical_device
 from worker.heartbeat import Heartbeat
@@ -42,8 +43,11 @@ def run_job(job_id: str, *, worker: str) -> dict[str, Any]:
             return {"job_id": job_id, "outcome": "skipped", "status": status}
     log.info("job %s attempt %d on %s%s", job_id, run.attempt, worker,
              f", resuming after epoch {run.resume_epoch}" if run.resume_epoch else "")
-    with _sigterm_stops_the_job(), Heartbeat(job_id, worker, get_settings().heartbeat_interval_s) as beat:
-        outcome = _train_and_record(job_id, worker, run, beat)
+    try:
+        with _sigterm_stops_the_job(), Heartbeat(job_id, worker, get_settings().heartbeat_interval_s) as beat:
+            outcome = _train_and_record(job_id, worker, run, beat)
+    finally:  # what this host wrote is in the store now; the next attempt may run anywhere
+        get_store().release_staging(f"jobs/{job_id}")
     return {"job_id": job_id, "outcome": outcome, "attempt": run.attempt}
 
 
@@ -76,12 +80,15 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
             cancel_poll_interval_s=settings.cancel_poll_interval_s, lost=beat.lost, resumed_epoch=run.resume_epoch,
             early_stop=partial(_early_stop_reason, job_id) if run.sweep_id else None,
         )
-        result = _train(config, job_id, callbacks, run.resume_from)
+        result = _train(config, job_id, callbacks, run)
     except TrainingCancelled as exc:
         return _stopped(job_id, worker, exc, beat, callbacks)
     except Exception as exc:
-        if callbacks is not None and not beat.lost.is_set():
+        fault = storage_error(exc)  # disk full or read-only: said plainly, never a path or torch's words
+        if callbacks is not None and not beat.lost.is_set() and fault is None:
             callbacks.flush_epochs()  # the run ends here: its finished epochs stay on record
+        if fault is not None:  # an epoch whose checkpoint could not be stored is not on record
+            return _finish(job_id, worker, JobStatus.failed, error_type=type(fault).__name__, error=str(fault))
         if isinstance(exc, MLError):
             return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__, error=str(exc))
         log.exception("job %s failed unexpectedly", job_id)  # a bug or a crash in the engine
@@ -97,14 +104,21 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
                              "the checkpoints are kept — please report it")
 
 
-def _train(config: TrainConfig, job_id: str, callbacks: SqlCallbacks, resume_from: str | None) -> TrainResult:
+def _train(config: TrainConfig, job_id: str, callbacks: SqlCallbacks, run: jobs.StartedRun) -> TrainResult:
     from ml.train import train  # the engine; imported by the pool child, never touching CUDA in the parent
 
-    settings = get_settings()
-    out_dir = Path(settings.artifact_dir) / "jobs" / job_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return train(config, data_dir=settings.data_dir, out_dir=out_dir, callbacks=callbacks,
-                 cache_dir=settings.cache_dir, resume_from=resume_from)
+    settings, store = get_settings(), get_store()
+    # the engine writes into a local folder (for a local store: the store's own); checkpoints are put in
+    # the store as they are made (SqlCallbacks), the rest when the run ends
+    out_dir = store.staging_dir(f"jobs/{job_id}")
+    # resumes from the store, so any worker can continue a job (a remote one through this host's cache)
+    resume_from = store.get(run.resume_from, run.resume_sha256) if run.resume_from else None
+    result = train(config, data_dir=settings.data_dir, out_dir=out_dir, callbacks=callbacks,
+                   cache_dir=settings.cache_dir, resume_from=resume_from)
+    for path in sorted(out_dir.iterdir()):
+        if path.is_file() and not path.name.startswith(".") and path.suffix != ".pt":
+            store.put(f"jobs/{job_id}/{path.name}", path)  # plots and other outputs
+    return result
 
 
 def _record_facts_before_training(job_id: str, config: TrainConfig) -> None:
@@ -141,7 +155,9 @@ def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks
     """The worker is stopping: the job checkpointed at a batch boundary; put it back in the queue."""
     stopped_at = None
     if exc.stop_checkpoint is not None:
-        stopped_at = jobs.StoppedAt(str(exc.stop_checkpoint), exc.epoch, exc.batch - 1)
+        key = checkpoint_key(job_id, exc.stop_checkpoint)
+        get_store().put(key, Path(exc.stop_checkpoint))  # the next attempt may run on another host
+        stopped_at = jobs.StoppedAt(key, exc.epoch, exc.batch - 1)
         if callbacks is not None:
             callbacks.flush_epochs()  # epochs the stop checkpoint holds are done for good
     settings = get_settings()
@@ -157,13 +173,13 @@ def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks
 
 def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
     """Record a finished run in one transaction: status, test metrics, best checkpoint, model version."""
-    best_checkpoint = str(result.best_checkpoint) if result.best_checkpoint else None
+    best_checkpoint = checkpoint_key(job_id, result.best_checkpoint) if result.best_checkpoint else None
     outcome = jobs.Outcome(
         best_epoch=result.best_epoch, best_metric=_plain(result.best_metric),
         test_metrics=_plain(dataclasses.asdict(result.test)) if result.test is not None else None,
         result=_plain({
             "stopped_early": result.stopped_early, "seconds": result.seconds, "best_checkpoint": best_checkpoint,
-            "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
+            "last_checkpoint": checkpoint_key(job_id, result.last_checkpoint) if result.last_checkpoint else None,
             "extra": result.extra, "notes": result.notes,  # e.g. a generator re-seeded on another device kind
         }),
         device=physical_device(result.device), torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -11,6 +10,7 @@ from fastapi import UploadFile
 from sqlalchemy.orm import Session
 
 from core import datasets as dataset_service
+from core.artifacts import ArtifactStore
 from core.errors import DatasetConflict
 from core.orm import UploadedDataset
 from core.settings import Settings
@@ -29,16 +29,16 @@ def check_name_free(session: Session, name: str) -> None:
 
 
 def ingest_dataset(session: Session, upload: UploadFile, *, name: str, kind: str | None, target: str | None,
-                   owner: str, settings: Settings) -> UploadedDataset:
+                   owner: str, settings: Settings, store: ArtifactStore) -> UploadedDataset:
     """Store `upload` as `owner`'s dataset `name`; BadUpload (→ 422) or UploadTooLarge (→ 413) says what is wrong."""
-    root = dataset_service.datasets_root(settings)
-    incoming = root / ".incoming" / uuid.uuid4().hex
+    # checked and normalised in a local folder (a local store's own, so the files move into place in one rename)
+    incoming = store.staging_dir("datasets/.incoming") / uuid.uuid4().hex
     (incoming / "dataset").mkdir(parents=True)
     try:
         sha, size = _save(upload, incoming / "upload", settings.max_dataset_upload_bytes)
         manifest = ingest_upload(incoming / "upload", filename=upload.filename or "", kind=kind, target=target,
                                  out_dir=incoming / "dataset", limits=_limits(settings))
-        _store(incoming / "dataset", dataset_service.dataset_folder(sha, settings))
+        store.put_folder(dataset_service.dataset_prefix(sha), incoming / "dataset")  # same content: shares it
         return dataset_service.create_dataset(session, name=name, sha256=sha, size_bytes=size, manifest=manifest,
                                               owner=owner)
     finally:
@@ -66,12 +66,3 @@ def _save(upload: UploadFile, path: Path, max_bytes: int) -> tuple[str, int]:
     if size == 0:
         raise BadUpload("the file is empty")
     return digest.hexdigest(), size
-
-
-def _store(ingested: Path, folder: Path) -> None:
-    """Move the ingested files to their content-hash folder; the same content under another name shares it."""
-    try:
-        os.rename(ingested, folder)
-    except OSError:
-        if not folder.is_dir():  # not "already there from an identical upload": a real failure
-            raise

@@ -1,7 +1,6 @@
 """Uploaded datasets: POST (an image-folder zip or a CSV), list, look at one, delete."""
 from __future__ import annotations
 
-import shutil
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
@@ -11,7 +10,7 @@ from api.datasets.deps import UploadedDatasetDep
 from api.datasets.ingest import check_name_free, ingest_dataset
 from api.datasets.presenters import dataset_public
 from api.datasets.schemas import DatasetPublic, DatasetsPublic
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, StoreDep
 from core import datasets as dataset_service
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -29,6 +28,7 @@ def upload_dataset(
     session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
+    store: StoreDep,
     file: Annotated[UploadFile, File(description="a .zip of <class>/<image> folders, or a .csv with a header row")],
     name: DatasetName,
     kind: Annotated[Kind | None, Form(description="default: from the file (zip: image_folder, .csv: csv)")] = None,
@@ -38,7 +38,8 @@ def upload_dataset(
     # `def`: hashing, unzipping and decoding run in the threadpool, never on the event loop
     check_name_free(session, name)
     session.close()  # hold no connection while the upload is ingested
-    row = ingest_dataset(session, file, name=name, kind=kind, target=target, owner=principal.owner, settings=settings)
+    row = ingest_dataset(session, file, name=name, kind=kind, target=target, owner=principal.owner, settings=settings,
+                         store=store)
     return dataset_public(row)
 
 
@@ -57,10 +58,9 @@ def get_dataset(dataset: UploadedDatasetDep) -> DatasetPublic:
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT,
                responses={404: {"description": "no upload has this name"},
-                          409: {"description": "a queued or running job uses it"}})
-def delete_dataset(dataset: UploadedDatasetDep, session: SessionDep) -> Response:
+                          409: {"description": "a queued or running job uses it"},
+                          503: {"description": "some of its files could not be removed; nothing was deleted"}})
+def delete_dataset(dataset: UploadedDatasetDep, session: SessionDep, store: StoreDep) -> Response:
     """Forget an upload and remove its files (unless another upload has the same content)."""
-    folder = dataset_service.delete_dataset(session, name=dataset.name)  # in use: DatasetConflict → 409
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
+    dataset_service.delete_dataset(session, name=dataset.name, store=store)  # in use: DatasetConflict → 409
     return Response(status_code=status.HTTP_204_NO_CONTENT)

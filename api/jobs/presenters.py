@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from api.jobs.schemas import (
     AttemptPublic, BestPublic, CheckpointPublic, EpochMetricsPublic, JobLinks, JobPublic, ProgressPublic,
 )
+from core.artifacts import ArtifactStore
 from core.jobs import ShownEpochs, disk_bytes, shown_epochs
-from core.settings import Settings
 from core.orm import Checkpoint, Job, JobAttempt, JobStatus
 from core.progress import progress_payload, resumed_fraction
 
@@ -43,18 +43,13 @@ def job_progress(job: Job, attempt: JobAttempt | None) -> ProgressPublic:
     return ProgressPublic(**payload, updated_at=job.progress_at)
 
 
-def job_dir(settings: Settings, job_id: str) -> Path:
-    """Where the worker writes a job's files."""
-    return Path(settings.artifact_dir) / "jobs" / job_id
+def job_public(session: Session, job: Job, *, store: ArtifactStore | None = None) -> JobPublic:
+    """The full public view of a job, with its latest and best epochs and its attempts.
 
-
-def job_public(session: Session, job: Job, *, settings: Settings | None = None) -> JobPublic:
-    """The full public view of one job, with its latest and best epochs and its attempts (two queries).
-
-    With `settings`, also the bytes its files take (a walk of its folder: single-job views only).
+    With `store`, also the bytes its files take (a listing of its objects: single-job views only).
     """
     shown = shown_epochs(session, [job]).get(job.id, ShownEpochs())
-    disk = disk_bytes(job_dir(settings, job.id)) if settings is not None else None
+    disk = disk_bytes(store, job.id) if store is not None else None
     return _present(job, shown, list(job.attempts), disk)
 
 
@@ -102,11 +97,16 @@ def _present(job: Job, shown: ShownEpochs, attempts: list[JobAttempt], disk: int
 
 
 def public_result(result: dict | None) -> dict | None:
-    """The worker's result without server folders: a checkpoint path becomes its file name
+    """The worker's result without server folders or store keys: a checkpoint becomes its file name
     (GET /v1/jobs/{id}/checkpoints has the download URLs)."""
     if result is None:
         return None
-    return {k: PurePath(v).name if isinstance(v, str) and PurePath(v).is_absolute() else v for k, v in result.items()}
+    return {k: PurePath(v).name if isinstance(v, str) and _is_file_ref(v) else v for k, v in result.items()}
+
+
+def _is_file_ref(value: str) -> bool:
+    # keys since the artifact store (jobs/<id>/...), absolute paths in results recorded before it
+    return value.startswith("jobs/") or PurePath(value).is_absolute()
 
 
 def checkpoint_public(row: Checkpoint) -> CheckpointPublic:

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.auth import PrincipalDep
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, StoreDep
 from api.jobs.deps import JobDep
-from api.jobs.presenters import accepted_public, job_dir, job_public, jobs_public
+from api.jobs.presenters import accepted_public, job_public, jobs_public
 from api.jobs.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from api.jobs.submit import submit_job
 from core import jobs as job_service
@@ -60,9 +60,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "unknown job id"}})
-def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
+def get_job(job: JobDep, session: SessionDep, store: StoreDep) -> JobPublic:
     """One job: status, progress, latest and best metrics, error, timestamps, worker, device, attempts, disk used."""
-    return job_public(session, job, settings=settings)
+    return job_public(session, job, store=store)
 
 
 @router.get("/{job_id}/metrics", response_model=EpochMetricsList, responses={404: {"description": "unknown job id"}})
@@ -85,8 +85,9 @@ def cancel_job(job: JobDep, request: Request, response: Response, session: Sessi
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses={404: {"description": "unknown job id"},
-                          409: {"description": "running (cancel it first), or its model serves predictions"}})
-def delete_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> Response:
-    """Remove a finished or queued job: its rows, checkpoints and files."""
-    job_service.delete(session, job_id=job.id, job_dir=job_dir(settings, job.id))
+                          409: {"description": "running (cancel it first), or its model serves predictions"},
+                          503: {"description": "some of its files could not be removed; nothing was deleted"}})
+def delete_job(job: JobDep, session: SessionDep, store: StoreDep) -> Response:
+    """Remove a finished or queued job: its rows, checkpoints and files (503 names files that could not go)."""
+    job_service.delete(session, job_id=job.id, store=store)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, StoreDep
 from api.jobs.deps import JobDep
 from api.jobs.schemas import EpochMetricsPublic
 from api.plots.errors import NoSuchPlot
 from api.sweeps.deps import SweepDep
 from core import jobs as job_service
 from core import sweeps as sweep_service
+from core.artifacts import ArtifactMissing, ArtifactStore
 from core.orm import Job, JobStatus, SweepStatus
 from ml import plots
 from ml.mistakes import FILE_NAME as MISTAKES_FILE
@@ -59,14 +59,14 @@ def _not_yet(job: Job, what: str, when: str) -> NoSuchPlot:
 
 
 @router.get("/jobs/{job_id}/plots/{plot}.png", response_class=Response, responses=PNG_RESPONSES)
-def job_plot(job: JobDep, session: SessionDep, settings: SettingsDep, request: Request,
+def job_plot(job: JobDep, session: SessionDep, store: StoreDep, request: Request,
              plot: Annotated[str, Path(max_length=40, description=", ".join(PLOTS))]) -> Response:
     """`loss`, `metric` (accuracy or MSE), `confusion_matrix` (test set) or `mistakes` (most confident, test set)."""
     if plot not in PLOTS:
         raise NoSuchPlot(f"no plot named {plot!r}; the plots are {', '.join(PLOTS)}")
     cache_control = _cache_control([job.status])
     if plot == "mistakes":
-        return _mistakes(job, FsPath(settings.artifact_dir), request, cache_control)
+        return _mistakes(job, store, request, cache_control)
     if plot == "confusion_matrix":
         return _confusion_matrix(job, request, cache_control)
     rows = _rows(session, job.id)
@@ -95,15 +95,16 @@ def _confusion_matrix(job: Job, request: Request, cache_control: str) -> Respons
                 lambda: plots.confusion_matrix_png(cm, classes, f"Confusion matrix (test) — {job.model}"))
 
 
-def _mistakes(job: Job, artifact_dir: FsPath, request: Request, cache_control: str) -> Response:
-    # the path is built from settings and the id of a job row that exists, never from the request
-    path = artifact_dir / "jobs" / job.id / MISTAKES_FILE
-    if not path.is_file():
+def _mistakes(job: Job, store: ArtifactStore, request: Request, cache_control: str) -> Response:
+    # the key is built from the id of a job row that exists, never from the request
+    try:
+        with store.open(f"jobs/{job.id}/{MISTAKES_FILE}") as stream:
+            data = stream.read()  # one small PNG
+    except ArtifactMissing:
         if job.status == JobStatus.succeeded.value:
             raise NoSuchPlot(f"job {job.id!r} has no mistakes image: it made no mistakes on the "
                              "test set, or it is not an image classifier")
         raise _not_yet(job, "mistakes image", "the test set's most confident mistakes are drawn when training succeeds")
-    data = path.read_bytes()
     return _png(request, f"mistakes:{job.id}:{hashlib.sha256(data).hexdigest()}", cache_control, lambda: data)
 
 

@@ -10,14 +10,13 @@ loop only takes the fast path (`fresh`, `loaded`): a dict lookup.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -27,6 +26,7 @@ from api.deps import app_settings
 from api.predict.batching import ImageLimits, PredictBatcher
 from api.predict.errors import ModelUnavailable
 from core import model_registry as registry
+from core.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore, open_store
 from core.datasets import upload_visible
 from core.db import get_sessionmaker
 from core.orm import ModelVersion
@@ -80,9 +80,10 @@ class ServingModels:
     """Per-dataset serving predictors, refreshed from the registry at most every `ttl_s` seconds."""
 
     def __init__(self, sessions: sessionmaker[Session], *, settings: Settings, ttl_s: float = DEFAULT_TTL_S,
-                 cache_size: int = 6):
+                 cache_size: int = 6, store: ArtifactStore | None = None):
         self._sessions = sessions
         self.settings = settings  # the upload caps
+        self.store = store or open_store(settings.artifact_store_url, settings)  # where checkpoints are read
         self._ttl_s = ttl_s
         self._entries: dict[str, _Entry] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -168,15 +169,14 @@ class ServingModels:
             if served is not None:
                 self._loaded.move_to_end(version.id)
                 return served
-        path = Path(version.checkpoint_path)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise ModelUnavailable(f"model {version.id}'s checkpoint file is missing on the server "
-                                   f"({path.name}); promote another model") from None
-        if hashlib.sha256(data).hexdigest() != version.checkpoint_sha256:
+        try:  # from the store (a remote one through this host's cache), sha256 checked
+            path = self.store.get(version.checkpoint_path, version.checkpoint_sha256)
+        except ArtifactMissing:
+            raise ModelUnavailable(f"model {version.id}'s checkpoint file is missing from the artifact store "
+                                   f"({PurePath(version.checkpoint_path).name}); promote another model") from None
+        except ArtifactCorrupt:
             raise ModelUnavailable(f"model {version.id}'s checkpoint file changed since it was registered "
-                                   "(sha256 mismatch); promote another model")
+                                   "(sha256 mismatch); promote another model") from None
         predictor = Predictor.load(path)
         settings = self.settings
         batcher = PredictBatcher(predictor, limits=ImageLimits(settings.max_upload_bytes, settings.max_upload_pixels),
@@ -207,7 +207,8 @@ async def serving_models(request: Request) -> ServingModels:
         with _create_guard:
             serving = getattr(state, "serving_models", None)
             if serving is None:
-                serving = ServingModels(get_sessionmaker(settings.database_url), settings=settings)
+                serving = ServingModels(get_sessionmaker(settings.database_url), settings=settings,
+                                        store=state.store)
                 state.serving_models = serving
     return serving
 

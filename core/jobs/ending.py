@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.artifacts import ArtifactsNotRemoved, ArtifactStorageError, ArtifactStore, get_store, storage_error
 from core.bus import NoPublisher, Publisher
 from core.errors import JobNotCancellable, JobNotDeletable
 from core.jobs.reads import get_job, list_attempts, list_checkpoints
@@ -36,7 +35,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class StoppedAt:
-    """Where a graceful stop checkpointed: `batch` batches into `epoch`, in the file at `path`."""
+    """Where a graceful stop checkpointed: `batch` batches into `epoch`, in the stored object `path` (a key)."""
 
     path: str
     epoch: int
@@ -47,7 +46,7 @@ def finish(
     session: Session, *, job_id: str, status: JobStatus, worker: str | None = None, error: str | None = None,
     error_type: str | None = None, best_checkpoint: str | None = None,
     on_succeeded: Callable[[Session, Job], Any] | None = None, publisher: Publisher = _QUIET,
-    retention: int | None = None, outcome: Outcome | None = None,
+    retention: int | None = None, outcome: Outcome | None = None, store: ArtifactStore | None = None,
 ) -> bool:
     """Move a running job (of `worker`, when given) to a terminal status; False if it was not running.
 
@@ -75,7 +74,7 @@ def finish(
     # mid-epoch stop checkpoints only serve the next attempt: a finished job needs them no more
     removed += [a.stop_checkpoint for a in list_attempts(session, job_id=job_id) if a.stop_checkpoint]
     session.commit()
-    _remove_files(removed)
+    _remove_objects(store or get_store(), removed)
     publisher.publish(job_id, "status", {"status": status, "error": error})
     return True
 
@@ -101,7 +100,7 @@ def _mark_best_checkpoint(session: Session, *, job_id: str, path: str) -> None:
 
 
 def _retention_victims(session: Session, job_id: str, keep_last: int) -> list[str]:
-    """Delete the rows of checkpoints that are neither best nor among the last `keep_last`; their paths."""
+    """Delete the rows of checkpoints that are neither best nor among the last `keep_last`; their keys."""
     rows = list(list_checkpoints(session, job_id=job_id))
     kept = {r.id for r in rows if r.is_best} | {r.id for r in rows[len(rows) - keep_last:]} if keep_last else \
         {r.id for r in rows if r.is_best}
@@ -112,9 +111,14 @@ def _retention_victims(session: Session, job_id: str, keep_last: int) -> list[st
     return [r.path for r in victims]
 
 
-def _remove_files(paths: Collection[str]) -> None:
-    for path in paths:
-        Path(path).unlink(missing_ok=True)
+def _remove_objects(store: ArtifactStore, keys: Collection[str]) -> None:
+    # after the commit: a row never points at a removed object; a failure here leaves an unlisted
+    # object that DELETE of the job removes (it removes the job's whole prefix)
+    for key in keys:
+        try:
+            store.delete(key)
+        except (ArtifactStorageError, OSError):
+            pass
 
 
 def cancel(session: Session, *, job_id: str, publisher: Publisher = _QUIET) -> Job:
@@ -144,19 +148,39 @@ def cancel(session: Session, *, job_id: str, publisher: Publisher = _QUIET) -> J
     raise JobNotCancellable(job_id, job.status)
 
 
-def delete(session: Session, *, job_id: str, job_dir: Path) -> None:
-    """Remove a job that is not running, its rows and its files; raises JobNotDeletable otherwise
-    (also while the model it produced serves predictions: promote another first)."""
+def delete(session: Session, *, job_id: str, store: ArtifactStore) -> None:
+    """Remove a job that is not running, its stored objects and its rows; raises JobNotDeletable otherwise
+    (also while the model it produced serves predictions: promote another first), ArtifactsNotRemoved
+    when some objects could not be removed (the rows stay, so a retry finds them)."""
     job = get_job(session, job_id=job_id)
     if job.status == JobStatus.running:
         raise JobNotDeletable(job_id, "it is running; cancel it first")
     model = serving_model_of_job(session, job_id)
     if model is not None:
         raise JobNotDeletable(job_id, f"its model {model} serves predictions; promote another model first")
+    _delete_objects(store, job_id)
     # conditional: a job that a worker started meanwhile is not deleted under it
     gone = session.execute(sql_delete(Job).where(Job.id == job_id, Job.status != JobStatus.running)).rowcount
     if not gone:
         session.rollback()
         raise JobNotDeletable(job_id, "it started running; cancel it first")
     session.commit()
-    shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _delete_objects(store: ArtifactStore, job_id: str) -> None:
+    """Remove every object of the job before its rows, so a failure leaves rows to retry with; ArtifactsNotRemoved."""
+    prefix = f"jobs/{job_id}/"
+    try:
+        left = store.delete_prefix(prefix)
+    except (ArtifactStorageError, OSError) as exc:
+        raise ArtifactsNotRemoved(f"job {job_id!r}", [o.key for o in _listed(store, prefix)] or [prefix],
+                                  str(storage_error(exc) or type(exc).__name__)) from None
+    if left:
+        raise ArtifactsNotRemoved(f"job {job_id!r}", left)
+
+
+def _listed(store: ArtifactStore, prefix: str) -> list:
+    try:
+        return store.list(prefix)
+    except (ArtifactStorageError, OSError):
+        return []

@@ -5,12 +5,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from core.artifacts import ArtifactStore
 from core.db import newest_page
 from core.errors import CheckpointNotFound, JobNotFound
 from core.orm import Checkpoint, EpochMetric, Job, JobAttempt, JobStatus
@@ -129,8 +129,6 @@ def get_checkpoint(session: Session, *, job_id: str, epoch: int) -> Checkpoint:
     return row
 
 
-def disk_bytes(job_dir: Path) -> int:
-    """Bytes the job's files take on disk now."""
-    if not job_dir.is_dir():
-        return 0
-    return sum(p.stat().st_size for p in job_dir.rglob("*") if p.is_file())
+def disk_bytes(store: ArtifactStore, job_id: str) -> int:
+    """Bytes the job's stored objects take now."""
+    return sum(o.size_bytes for o in store.list(f"jobs/{job_id}/"))

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from core.artifacts import ArtifactStore, get_store
 from core.bus import NoPublisher, Publisher
 from core.jobs.reads import get_job, list_attempts
 from core.orm import Checkpoint, EpochMetric, Job, JobAttempt, JobStatus, utcnow
@@ -19,11 +19,12 @@ _QUIET = NoPublisher()
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """A checkpoint to continue from: after `epoch` epochs, and `batch` batches into the next one."""
+    """A checkpoint to continue from (its key in the store): after `epoch` epochs, `batch` batches into the next one."""
 
     path: str
     epoch: int
     batch: int | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,12 @@ class StartedRun:
     resume_from: str | None
     resume_epoch: int | None
     sweep_id: str | None = None
+    resume_sha256: str | None = None  # of an epoch checkpoint: checked after download
 
 
 def start(
     session: Session, *, job_id: str, worker: str, code_version: str, publisher: Publisher = _QUIET,
+    store: ArtifactStore | None = None,
 ) -> StartedRun | None:
     """Claim a queued job for `worker` and open its next attempt; None if it is not queued.
 
@@ -57,7 +60,7 @@ def start(
         session.rollback()
         return None
     job = get_job(session, job_id=job_id)
-    resume = _resume_point(session, job)
+    resume = _resume_point(session, job, store or get_store())
     _forget_after(session, job, resume.epoch if resume is not None else 0)
     number = (session.scalar(select(func.max(JobAttempt.number)).where(JobAttempt.job_id == job_id)) or 0) + 1
     session.add(JobAttempt(job_id=job_id, number=number, worker=worker, started_at=now,
@@ -68,22 +71,23 @@ def start(
                                          "resumed_from_epoch": resume.epoch if resume is not None else None,
                                          "resumed_from_batch": resume.batch if resume is not None else None})
     return StartedRun(config=job.config, attempt=number, resume_from=resume.path if resume is not None else None,
-                      resume_epoch=resume.epoch if resume is not None else None, sweep_id=job.sweep_id)
+                      resume_epoch=resume.epoch if resume is not None else None, sweep_id=job.sweep_id,
+                      resume_sha256=resume.sha256 if resume is not None else None)
 
 
-def _resume_point(session: Session, job: Job) -> ResumePoint | None:
-    """Where a new attempt continues: the last epoch checkpoint whose file exists (the final one too:
+def _resume_point(session: Session, job: Job, store: ArtifactStore) -> ResumePoint | None:
+    """Where a new attempt continues: the last epoch checkpoint in the store (the final one too:
     then the attempt only tests), or a later mid-epoch checkpoint that a graceful stop wrote."""
     epochs = int((job.config.get("hyperparameters") or {}).get("epochs", 0))
     rows = session.scalars(
         select(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.epoch <= epochs)
         .order_by(Checkpoint.epoch.desc())
     ).all()
-    best = next((ResumePoint(row.path, row.epoch) for row in rows if Path(row.path).is_file()), None)
+    best = next((ResumePoint(row.path, row.epoch, sha256=row.sha256) for row in rows if store.exists(row.path)), None)
     # every attempt follows the same trajectory (same seed, exact resume): the furthest point wins
     stops = [ResumePoint(a.stop_checkpoint, a.stop_epoch - 1, a.stop_batch)
              for a in list_attempts(session, job_id=job.id)
-             if a.stop_checkpoint and a.stop_epoch <= epochs and Path(a.stop_checkpoint).is_file()]
+             if a.stop_checkpoint and a.stop_epoch <= epochs and store.exists(a.stop_checkpoint)]
     candidates = stops + ([best] if best is not None else [])
     return max(candidates, key=lambda p: (p.epoch, p.batch if p.batch is not None else -1), default=None)
 
@@ -161,7 +165,7 @@ def report_checkpoint(
     session: Session, *, job_id: str, epoch: int, path: str, sha256: str, size_bytes: int,
     is_best: bool, metrics: dict[str, Any], epochs: Sequence[dict[str, Any]] = (), publisher: Publisher = _QUIET,
 ) -> None:
-    """Store a finished checkpoint file with the epochs it makes durable; a new best clears the older flags.
+    """Record a stored checkpoint (`path`: its key) with the epochs it makes durable; a new best clears older flags.
 
     An epoch's row is written with the checkpoint that can resume after it, so a crash between the
     two never leaves a row for an epoch the next attempt runs again.

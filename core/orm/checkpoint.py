@@ -19,7 +19,7 @@ class Checkpoint(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     epoch: Mapped[int] = mapped_column(Integer)
-    # written by the worker only; downloads serve this path, never one from a request
+    # its key in the artifact store (jobs/<id>/epoch-NNN.pt), written by the worker only; never from a request
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)

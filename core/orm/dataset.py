@@ -11,7 +11,7 @@ from core.orm.base import Base, UTCDateTime, utcnow
 
 
 class UploadedDataset(Base):
-    """One upload; its files live under <artifact_dir>/datasets/<sha256>/, never under its name."""
+    """One upload; its files live in the artifact store under datasets/<sha256>/, never under its name."""
 
     __tablename__ = "datasets"
 

@@ -25,7 +25,7 @@ class ModelVersion(Base):
     val_accuracy: Mapped[float] = mapped_column(Float)
     test_accuracy: Mapped[float | None] = mapped_column(Float)
     test_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # loss, accuracy (no matrices)
-    # written from the job's checkpoint row only; never from a request
+    # the checkpoint's key in the artifact store, copied from the job's checkpoint row; never from a request
     checkpoint_path: Mapped[str] = mapped_column(Text)
     checkpoint_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -72,3 +72,20 @@ def test_compose_is_production_ready():
         if service.get("restart") != "no":
             assert "test" in service["healthcheck"], f"{name} has no healthcheck"
     assert services["api"]["environment"]["AUTH"] == "keys" and services["api"]["environment"]["HOST"] == "0.0.0.0"
+
+
+def test_compose_api_and_worker_share_no_volume_and_store_artifacts_in_s3():
+    services = _compose()["services"]
+
+    def named(service: dict) -> set[str]:
+        return {v.split(":")[0] for v in service.get("volumes", []) if not v.startswith(("${", ".", "/"))}
+
+    assert named(services["api"]) and named(services["worker"])
+    assert named(services["api"]).isdisjoint(named(services["worker"]))
+    for name in ("api", "worker"):
+        env = services[name]["environment"]
+        assert env["ARTIFACT_STORE_URL"].startswith("s3://") and env["S3_ENDPOINT_URL"] == "http://s3:8333"
+        assert env["AWS_SECRET_ACCESS_KEY"].startswith("${S3_SECRET_KEY:?")
+        assert services[name]["depends_on"]["s3-bucket"]["condition"] == "service_completed_successfully"
+    assert services["s3-bucket"]["command"] == ["python", "-m", "core.artifacts", "ensure-bucket"]
+    assert "test" in services["s3"]["healthcheck"] and not services["s3"].get("ports")

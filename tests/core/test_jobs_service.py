@@ -8,6 +8,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import sessionmaker
 
 from core import jobs
+from core.artifacts.local import LocalStore
 from core.errors import BrokerUnavailable, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound
 from core.db import make_engine
 from core.migrate import upgrade
@@ -46,12 +47,23 @@ def _new_job(session, broker=None, **kw):
     return job
 
 
-def _epoch(session, job_id, epoch, tmp_path, best=True):
+@pytest.fixture
+def store(tmp_path):
+    return LocalStore(tmp_path / "store")
+
+
+def _stored(store, key: str) -> None:
+    source = store.root.parent / "source"
+    source.write_bytes(b"x" * 10)
+    store.put(key, source)
+
+
+def _epoch(session, job_id, epoch, store, best=True):
     metrics = {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.0, "lr": 0.1, "seconds": 1.0,
                "samples_per_second": 10.0, "val_accuracy": 0.5}
-    path = tmp_path / f"epoch-{epoch:03d}.pt"
-    path.write_bytes(b"x" * 10)
-    jobs.report_checkpoint(session, job_id=job_id, epoch=epoch, path=str(path), sha256="0" * 64, size_bytes=10,
+    key = f"jobs/{job_id}/epoch-{epoch:03d}.pt"
+    _stored(store, key)
+    jobs.report_checkpoint(session, job_id=job_id, epoch=epoch, path=key, sha256="0" * 64, size_bytes=10,
                            is_best=best, metrics={}, epochs=[metrics])
 
 
@@ -112,20 +124,21 @@ def test_only_a_running_job_finishes_and_a_finished_one_cannot_be_cancelled(db_s
         jobs.cancel(db_session, job_id=job.id)
 
 
-def test_a_requeued_job_resumes_from_its_last_checkpoint_and_forgets_later_rows(db_session, tmp_path):
+def test_a_requeued_job_resumes_from_its_last_checkpoint_and_forgets_later_rows(db_session, store):
     job = _new_job(db_session)
     jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
     for epoch in (1, 2):
-        _epoch(db_session, job.id, epoch, tmp_path, best=epoch == 1)
-    # epoch 3 finished but its checkpoint file never made it to disk
+        _epoch(db_session, job.id, epoch, store, best=epoch == 1)
+    # epoch 3 finished but its checkpoint never made it to the store
     jobs.report_epochs(db_session, job_id=job.id, epochs=[{"epoch": 3, "train_loss": 1, "lr": 0.1, "seconds": 1,
                                                            "samples_per_second": 1}])
     broker = Recorder()
     status = jobs.requeue(db_session, job_id=job.id, worker="w@h", ended=AttemptEnd.process_died,
                           detail="killed", max_attempts=3, dispatcher=broker)
     assert status is JobStatus.queued and broker.sent == [job.id]
-    run = jobs.start(db_session, job_id=job.id, worker="other@h", code_version="v")
-    assert run.attempt == 2 and run.resume_epoch == 2 and run.resume_from.endswith("epoch-002.pt")
+    run = jobs.start(db_session, job_id=job.id, worker="other@h", code_version="v", store=store)
+    assert run.attempt == 2 and run.resume_epoch == 2 and run.resume_from == f"jobs/{job.id}/epoch-002.pt"
+    assert run.resume_sha256 == "0" * 64
     assert [r.epoch for r in jobs.list_epoch_metrics(db_session, job_id=job.id)] == [1, 2]
     attempts = jobs.list_attempts(db_session, job_id=job.id)
     assert [(a.ended, a.resumed_from_epoch) for a in attempts] == [("process_died", None), (None, 2)]
@@ -176,25 +189,26 @@ def test_queued_jobs_the_broker_lost_are_sent_again(db_session):
     assert lost.id not in jobs.resend_lost(db_session, known=set(), min_age_s=10, dispatcher=broker)
 
 
-def test_retention_keeps_the_best_and_the_last_n_checkpoints(db_session, tmp_path):
+def test_retention_keeps_the_best_and_the_last_n_checkpoints(db_session, store):
     job = _new_job(db_session)
     jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
     for epoch in (1, 2, 3, 4):
-        _epoch(db_session, job.id, epoch, tmp_path, best=epoch == 1)
-    assert jobs.finish(db_session, job_id=job.id, status=JobStatus.succeeded, retention=1) is True
+        _epoch(db_session, job.id, epoch, store, best=epoch == 1)
+    assert jobs.finish(db_session, job_id=job.id, status=JobStatus.succeeded, retention=1, store=store) is True
     assert [c.epoch for c in jobs.list_checkpoints(db_session, job_id=job.id)] == [1, 4]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-001.pt", "epoch-004.pt"]
+    assert [o.key.rsplit("/", 1)[1] for o in store.list(f"jobs/{job.id}/")] == ["epoch-001.pt", "epoch-004.pt"]
 
 
-def test_delete_refuses_running_jobs_and_removes_rows_and_files(db_session, tmp_path):
+def test_delete_refuses_running_jobs_and_removes_rows_and_files(db_session, store):
     job = _new_job(db_session)
     jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
     with pytest.raises(JobNotDeletable, match="running; cancel it first"):
-        jobs.delete(db_session, job_id=job.id, job_dir=tmp_path)
+        jobs.delete(db_session, job_id=job.id, store=store)
     jobs.finish(db_session, job_id=job.id, status=JobStatus.failed, error="x")
-    (tmp_path / "epoch-001.pt").write_bytes(b"x")
-    jobs.delete(db_session, job_id=job.id, job_dir=tmp_path)
-    assert not tmp_path.exists()
+    _stored(store, f"jobs/{job.id}/epoch-001.pt")
+    _stored(store, f"jobs/{job.id}/mistakes.png")
+    jobs.delete(db_session, job_id=job.id, store=store)
+    assert store.list(f"jobs/{job.id}/") == [] and not (store.root / "jobs" / job.id).exists()
     with pytest.raises(JobNotFound):
         jobs.get_job(db_session, job_id=job.id)
 
@@ -214,13 +228,13 @@ def test_unknown_job(db_session):
         jobs.get_job(db_session, job_id="nope")
 
 
-def test_a_job_whose_model_serves_cannot_be_deleted_and_the_error_names_the_model(tmp_path):
+def test_a_job_whose_model_serves_cannot_be_deleted_and_the_error_names_the_model(tmp_path, store):
     url = f"sqlite:///{tmp_path / 'own.db'}"  # its own database: serving a fake model must not leak
     upgrade(url)
     session = sessionmaker(bind=make_engine(url), expire_on_commit=False)()
     job = _new_job(session)
     jobs.start(session, job_id=job.id, worker="w@h", code_version="v")
-    _epoch(session, job.id, 1, tmp_path)
+    _epoch(session, job.id, 1, store)
     assert jobs.finish(session, job_id=job.id, status=JobStatus.succeeded,
                        outcome=jobs.Outcome(best_epoch=1, best_metric={"name": "val_accuracy", "value": 0.9}),
                        on_succeeded=lambda s, j: register_model_version(s, job=j)) is True
@@ -228,20 +242,21 @@ def test_a_job_whose_model_serves_cannot_be_deleted_and_the_error_names_the_mode
     promote(session, model_id=version.id)  # no split on record, so serving only by hand
     session.commit()
     with pytest.raises(JobNotDeletable, match=r"its model mlp #\d+ \(mnist\) serves predictions"):
-        jobs.delete(session, job_id=job.id, job_dir=tmp_path / "files")
+        jobs.delete(session, job_id=job.id, store=store)
+    assert store.exists(f"jobs/{job.id}/epoch-001.pt")  # refused before any file went
     session.close()
 
 
-def test_a_gracefully_stopped_job_resumes_from_its_mid_epoch_checkpoint_which_goes_when_it_finishes(db_session, tmp_path):
+def test_a_gracefully_stopped_job_resumes_from_its_mid_epoch_checkpoint_which_goes_when_it_finishes(db_session, store):
     job = _new_job(db_session)
     jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
-    _epoch(db_session, job.id, 1, tmp_path)
-    stop = tmp_path / "stopped-epoch-002.pt"
-    stop.write_bytes(b"x")
+    _epoch(db_session, job.id, 1, store)
+    stop = f"jobs/{job.id}/stopped-epoch-002.pt"
+    _stored(store, stop)
     jobs.requeue(db_session, job_id=job.id, worker="w@h", ended=AttemptEnd.worker_stopped, detail="SIGTERM",
-                 max_attempts=3, dispatcher=None, stopped_at=jobs.StoppedAt(str(stop), 2, 17))
-    run = jobs.start(db_session, job_id=job.id, worker="w2@h", code_version="v")
-    assert (run.resume_from, run.resume_epoch) == (str(stop), 1)
+                 max_attempts=3, dispatcher=None, stopped_at=jobs.StoppedAt(stop, 2, 17))
+    run = jobs.start(db_session, job_id=job.id, worker="w2@h", code_version="v", store=store)
+    assert (run.resume_from, run.resume_epoch) == (stop, 1)
     assert jobs.list_attempts(db_session, job_id=job.id)[1].resumed_from_batch == 17
-    assert jobs.finish(db_session, job_id=job.id, status=JobStatus.succeeded) is True
-    assert not stop.exists() and (tmp_path / "epoch-001.pt").exists()
+    assert jobs.finish(db_session, job_id=job.id, status=JobStatus.succeeded, store=store) is True
+    assert not store.exists(stop) and store.exists(f"jobs/{job.id}/epoch-001.pt")

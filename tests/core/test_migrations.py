@@ -48,3 +48,31 @@ def test_foreign_keys_are_enforced(db_engine):
             "INSERT INTO epoch_metrics (job_id, epoch, train_loss, lr, seconds, samples_per_second, created_at) "
             "VALUES ('no-such-job', 1, 1.0, 0.1, 1.0, 1.0, CURRENT_TIMESTAMP)"))
         conn.commit()
+
+
+def test_checkpoint_paths_become_store_keys(tmp_path):
+    """0008: host paths written before the artifact store become keys relative to it, and back on downgrade."""
+    from sqlalchemy.orm import Session
+
+    from core.orm import Checkpoint, Job, JobAttempt
+
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    upgrade(url, "0007_auth")
+    engine = make_engine(url)
+    old = "/srv/var/artifacts/jobs/j1/epoch-002.pt"
+    with Session(engine) as session:
+        session.add(Job(id="j1", model="mlp", dataset="mnist", config={}, seed=1,
+                        result={"best_checkpoint": old, "seconds": 1.5}))
+        session.add(Checkpoint(job_id="j1", epoch=2, path=old, sha256="0" * 64, size_bytes=1, metrics={}, is_best=True))
+        session.add(JobAttempt(job_id="j1", number=1, worker="w",
+                               stop_checkpoint="/srv/var/artifacts/jobs/j1/stopped-epoch-003.pt"))
+        session.commit()
+    upgrade(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT path FROM checkpoints")).scalar() == "jobs/j1/epoch-002.pt"
+        assert conn.execute(text("SELECT stop_checkpoint FROM job_attempts")).scalar() == "jobs/j1/stopped-epoch-003.pt"
+        assert '"best_checkpoint": "jobs/j1/epoch-002.pt"' in conn.execute(text("SELECT result FROM jobs")).scalar()
+    downgrade(url, "0007_auth")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT path FROM checkpoints")).scalar().endswith("/artifacts/jobs/j1/epoch-002.pt")
+    engine.dispose()

@@ -129,13 +129,15 @@ class Stack:
         return api_client(self.url, self.key, timeout=30)
 
     # ---- workers
-    def start_worker(self, name: str) -> Worker:
+    def start_worker(self, name: str, env: dict[str, str] | None = None) -> Worker:
+        """A worker process; `env` adds to the stack's environment (e.g. a VAR_DIR of its own: another host)."""
         log = self.root / f"worker-{name.replace('@', '_')}-{len(self.workers)}.log"
         with log.open("w") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "--loglevel=INFO", "-n", name,
                  "--pool=prefork", "--concurrency=1", "-Q", "training", "--without-gossip", "--without-mingle"],
-                cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=PROJECT_ROOT, env={**self.env, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
         worker = Worker(name, process, log)
         self.workers.append(worker)
         deadline = time.monotonic() + 120

@@ -52,15 +52,17 @@ def test_swaps_under_concurrent_requests_fail_none(api_url, worker, admin_key):
     assert sum(statuses.values()) >= 20
 
 
-def test_a_version_that_cannot_load_never_replaces_the_serving_one(api_url, worker, db_session, admin_key):
+def test_a_version_that_cannot_load_never_replaces_the_serving_one(api_url, worker, db_session, admin_key,
+                                                                   service_settings):
     from core.orm import ModelVersion
 
     with api_client(api_url, admin_key) as api:
         good, broken = train_versions(api, 2)
         api.post(f"/v1/models/{good['id']}/promote").raise_for_status()
         wait_until_serving(api, "mnist", good["id"])
-        path = db_session.get(ModelVersion, broken["id"]).checkpoint_path
-        Path(path).unlink()  # e.g. an operator cleaned up the artifacts folder
+        key = db_session.get(ModelVersion, broken["id"]).checkpoint_path
+        assert key.startswith("jobs/")  # a key in the store, never a host path
+        (Path(service_settings.artifact_dir) / key).unlink()  # e.g. an operator cleaned up the artifacts folder
 
         api.post(f"/v1/models/{broken['id']}/promote").raise_for_status()
         deadline = time.monotonic() + 2.5  # past the API's registry check interval
