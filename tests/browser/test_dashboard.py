@@ -89,7 +89,7 @@ def test_a_digit_drawn_on_the_canvas_is_read_correctly(tab, service):
     row = tab.page.locator(f'tr[data-model="{model["id"]}"]')
     row.wait_for(timeout=10_000)
     if "serving" not in (row.get_attribute("class") or ""):
-        row.locator("button").click()
+        row.locator("button", has_text="Promote").click()  # the row also has copy buttons for its ids
         tab.page.locator(f'tr[data-model="{model["id"]}"].serving').wait_for(timeout=10_000)
     wait_until_serving(service, "mnist", model["id"])
     tab.open("/predict")

@@ -168,9 +168,21 @@ def test_on_a_shared_dataset_only_admins_jobs_take_over_and_only_admins_promote(
 def test_a_private_uploads_versions_are_its_owners_to_see_and_serve(clean):
     session = clean
     name, owner = f"up-{uuid.uuid4().hex[:8]}", f"own-{uuid.uuid4().hex[:6]}"
-    session.add(UploadedDataset(name=name, kind="image_folder", task="classification", sha256="0" * 64,
-                                size_bytes=1, manifest={}, created_at=utcnow(), owner=owner))
+    # a row as an upload leaves it (the suite's API lists and describes every upload in this database)
+    manifest = {"kind": "image_folder", "task": "classification", "classes": [{"name": "a", "count": 1}],
+                "samples": 1, "image_size": 32, "channels": 3, "refused": []}
+    upload = UploadedDataset(name=name, kind="image_folder", task="classification", sha256="0" * 64,
+                             size_bytes=1, manifest=manifest, created_at=utcnow(), owner=owner)
+    session.add(upload)
     session.commit()
+    try:
+        _check_private_serving(session, name, owner)
+    finally:  # gone again, so no other test's listing meets a dataset with no files
+        session.delete(upload)
+        session.commit()
+
+
+def _check_private_serving(session, name: str, owner: str) -> None:
     first = registry.register_model_version(session, job=_succeeded_job(session, 0.7, dataset=name, owner=owner))
     second = registry.register_model_version(session, job=_succeeded_job(session, 0.6, dataset=name, owner=owner))
     assert first.private and first.owner == owner and first.auto_promotable  # its owner's jobs serve it
