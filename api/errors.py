@@ -15,15 +15,15 @@ from api.auth import AdminOnly, NotAuthenticated
 from api.deps import app_settings
 from api.in_flight import ServerBusy
 from api.plots.errors import NoSuchPlot
-from core.artifacts import ArtifactStorageError
 from api.predict.errors import (
     ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
     UnknownModelId, UnreadableFile, UnreadableForm, WrongDataset,
 )
 from core.db import database_error
 from core.errors import (
-    BrokerUnavailable, CheckpointNotFound, DatabaseFull, DatabaseUnavailable, DatasetConflict, DatasetNotFound,
-    IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed,
+    ArtifactCorrupt, ArtifactMissing, ArtifactsNotRemoved, ArtifactStorageError, ArtifactStorageFull,
+    ArtifactStorageReadOnly, BrokerUnavailable, CheckpointNotFound, DatabaseFull, DatabaseUnavailable, DatasetConflict,
+    DatasetNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed,
     ServingNotYours, SweepNotCancellable, SweepNotFound, TooManyQueued,
 )
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
@@ -39,7 +39,10 @@ STATUS: dict[type[Exception], int] = {
     ServingNotYours: 403,
     TooManyQueued: 429,
     BrokerUnavailable: 503, DatabaseUnavailable: 503, DatabaseFull: 503,
-    ArtifactStorageError: 503,  # storage full, read-only, unreachable, or some files not removed: try again
+    # the artifact store: full, read-only, unreachable, a file gone or changed on the server, or some files
+    # not removed — the server's trouble, not the request's: try again later
+    ArtifactStorageError: 503, ArtifactStorageFull: 503, ArtifactStorageReadOnly: 503, ArtifactMissing: 503,
+    ArtifactCorrupt: 503, ArtifactsNotRemoved: 503,
     # ml: the engine
     InvalidConfig: 422, BadUpload: 422, UploadTooLarge: 413,
     # api: who is calling

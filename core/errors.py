@@ -144,3 +144,48 @@ class DatabaseFull(ServiceError):
     def __init__(self) -> None:
         super().__init__("the database's disk is full, so nothing can be saved; reads still work. "
                          "Retry later: an operator must free space")
+
+
+class ArtifactStorageError(ServiceError):
+    """The artifact store could not do what was asked."""
+
+
+class ArtifactMissing(ArtifactStorageError, LookupError):
+    """No object has this key (deleted, or never uploaded)."""
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"artifact {key!r} is not in the artifact store")
+
+
+class ArtifactCorrupt(ArtifactStorageError):
+    """A downloaded object's sha256 is not the one recorded when it was stored."""
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"artifact {key!r} changed since it was stored (sha256 mismatch)")
+
+
+class ArtifactStorageFull(ArtifactStorageError):
+    """The artifact storage (or the local cache in front of it) has no space left."""
+
+    def __init__(self) -> None:
+        super().__init__("artifact storage is full")
+
+
+class ArtifactStorageReadOnly(ArtifactStorageError):
+    """The artifact storage refuses writes."""
+
+    def __init__(self) -> None:
+        super().__init__("artifact storage is read-only")
+
+
+class ArtifactsNotRemoved(ArtifactStorageError):
+    """Some objects of a job or dataset could not be removed; its rows stay, so a retry finds them."""
+
+    def __init__(self, what: str, keys: list[str], why: str | None = None):
+        self.keys = keys
+        names = ", ".join(k.rsplit("/", 1)[-1] for k in keys[:5]) + (" ..." if len(keys) > 5 else "")
+        because = f" ({why})" if why else ""
+        super().__init__(f"{len(keys)} file(s) of {what} could not be removed{because}: {names}; "
+                         "nothing else was deleted, try again later")

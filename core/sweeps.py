@@ -73,7 +73,7 @@ def get_sweep(session: Session, *, sweep_id: str, owner: str | None = None) -> S
     return sweep
 
 
-def list_sweeps(session: Session, *, status: str | None = None, offset: int = 0,
+def list_sweeps(session: Session, *, status: SweepStatus | None = None, offset: int = 0,
                 limit: int = 50, owner: str | None = None) -> tuple[Sequence[Sweep], int]:
     """Sweeps (`owner`: only theirs), newest first, and how many match in all."""
     query = select(Sweep) if status is None else select(Sweep).where(Sweep.status == status)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ml.errors import DatasetNotFound, InvalidConfig, MLError, TrainingCancelled
+from ml.errors import DatasetFilesMissing, InvalidConfig, MLError, TrainingCancelled
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidConfig as exc:
         print(f"invalid config: {exc}", file=sys.stderr)
         return 2
-    except DatasetNotFound as exc:
+    except DatasetFilesMissing as exc:
         print(str(exc), file=sys.stderr)
         return 3
     except TrainingCancelled as exc:

@@ -17,7 +17,7 @@ class InvalidConfig(MLError, ValueError):
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
 
 
-class DatasetNotFound(MLError, FileNotFoundError):
+class DatasetFilesMissing(MLError, FileNotFoundError):
     """The files of a dataset are missing; names what is missing and where it looked."""
 
     def __init__(self, dataset: str, directory: Path, missing: list[str]):

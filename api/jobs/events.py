@@ -24,7 +24,7 @@ from core.settings import Settings
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 log = logging.getLogger("trainserve.api")
-TERMINAL = {s.value for s in JobStatus if s.is_terminal}
+TERMINAL = {str(s) for s in JobStatus if s.is_terminal}  # snapshots carry plain strings
 _LOST = object()  # the live channel went away
 
 
@@ -101,7 +101,7 @@ class _JobStream:
             self.done = True
         elif first:
             events.append(sse("status", {"status": snap["status"]}))
-            if snap["status"] == JobStatus.running.value:
+            if snap["status"] == JobStatus.running:
                 events.append(sse("progress", snap["progress"]))
         return events
 

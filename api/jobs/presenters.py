@@ -28,7 +28,7 @@ def job_links(job_id: str) -> JobLinks:
 def job_progress(job: Job, attempt: JobAttempt | None) -> ProgressPublic:
     """Progress from the job's throttled counters and its current `attempt`; a succeeded job is simply done."""
     elapsed, start_fraction = None, 0.0
-    if attempt is not None and job.progress_at and job.status == JobStatus.running.value:
+    if attempt is not None and job.progress_at and job.status == JobStatus.running:
         elapsed = (job.progress_at - attempt.started_at).total_seconds()
         start_fraction = resumed_fraction(attempt.resumed_from_epoch, job.progress_epochs)
     payload = progress_payload(
@@ -36,7 +36,7 @@ def job_progress(job: Job, attempt: JobAttempt | None) -> ProgressPublic:
         batches=job.progress_batches, samples_per_second=job.samples_per_second, elapsed_s=elapsed,
         start_fraction=start_fraction,
     )
-    if job.status == JobStatus.succeeded.value:
+    if job.status == JobStatus.succeeded:
         payload.update(fraction=1.0, eta_seconds=0.0)
     if payload["epochs"] is None:
         payload["epochs"] = (job.config.get("hyperparameters") or {}).get("epochs")

@@ -53,7 +53,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobsPublic:
     """Jobs, newest first, filtered by status, dataset and model."""
-    rows, count = job_service.list_jobs(session, status=status_.value if status_ else None,
+    rows, count = job_service.list_jobs(session, status=status_,
                                         dataset=dataset, model=model, offset=offset, limit=limit,
                                         owner=principal.owner_filter)
     return JobsPublic(data=jobs_public(session, rows), count=count, offset=offset, limit=limit)
@@ -78,7 +78,7 @@ def get_metrics(job: JobDep, session: SessionDep) -> EpochMetricsList:
 def cancel_job(job: JobDep, request: Request, response: Response, session: SessionDep) -> JobPublic:
     """Cancel: a queued job never starts (200); a running one stops within a batch, keeping its checkpoints (202)."""
     job = job_service.cancel(session, job_id=job.id, publisher=request.app.state.publisher)
-    if job.status == JobStatus.running.value:
+    if job.status == JobStatus.running:
         response.status_code = status.HTTP_202_ACCEPTED
     return job_public(session, job)
 

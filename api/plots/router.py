@@ -85,7 +85,7 @@ def _confusion_matrix(job: Job, request: Request, cache_control: str) -> Respons
     test = job.test_metrics or {}
     cm = test.get("confusion_matrix")
     if not cm:
-        if job.status == JobStatus.succeeded.value:
+        if job.status == JobStatus.succeeded:
             raise NoSuchPlot(f"job {job.id!r} has no confusion matrix: it is not a classifier")
         raise _not_yet(job, "confusion matrix", "it is computed on the test set when training succeeds")
     classes = list(test.get("per_class_accuracy") or {})
@@ -101,7 +101,7 @@ def _mistakes(job: Job, store: ArtifactStore, request: Request, cache_control: s
         with store.open(f"jobs/{job.id}/{MISTAKES_FILE}") as stream:
             data = stream.read()  # one small PNG
     except ArtifactMissing:
-        if job.status == JobStatus.succeeded.value:
+        if job.status == JobStatus.succeeded:
             raise NoSuchPlot(f"job {job.id!r} has no mistakes image: it made no mistakes on the "
                              "test set, or it is not an image classifier")
         raise _not_yet(job, "mistakes image", "the test set's most confident mistakes are drawn when training succeeds")

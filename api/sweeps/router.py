@@ -34,7 +34,7 @@ def list_sweeps(session: SessionDep, principal: PrincipalDep, status_: Annotated
                 offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # past it: 422, not a database overflow
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> SweepsPublic:
     """Sweeps, newest first, without their leaderboards."""
-    rows, count = sweep_service.list_sweeps(session, status=status_.value if status_ else None,
+    rows, count = sweep_service.list_sweeps(session, status=status_,
                                             offset=offset, limit=limit, owner=principal.owner_filter)
     return SweepsPublic(data=sweep_summaries(session, rows), count=count, offset=offset, limit=limit)
 

@@ -4,9 +4,9 @@ Code asks the store for a key (`jobs/<id>/epoch-003.pt`) and gets a stream or a 
 keys, never host paths (MLflow's ArtifactRepository pattern, kept to the verbs we use).
 """
 from core.artifacts.cache import ArtifactCache
-from core.artifacts.errors import (
+from core.artifacts.faults import storage_error
+from core.errors import (  # re-exported: the errors a store raises live with every service error
     ArtifactCorrupt, ArtifactMissing, ArtifactsNotRemoved, ArtifactStorageError, ArtifactStorageFull, ArtifactStorageReadOnly,
-    storage_error,
 )
 from core.artifacts.store import ArtifactStore, ObjectInfo, check_key, get_store, open_store
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from core.artifacts.errors import ArtifactCorrupt
+from core.errors import ArtifactCorrupt
 
 _CHUNK = 1 << 20
 

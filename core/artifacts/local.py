@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.artifacts.cache import file_sha256
-from core.artifacts.errors import ArtifactCorrupt, ArtifactMissing
+from core.errors import ArtifactCorrupt, ArtifactMissing
 from core.artifacts.store import ObjectInfo, check_key
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from core.artifacts.cache import ArtifactCache
-from core.artifacts.errors import ArtifactMissing, ArtifactStorageError
+from core.errors import ArtifactMissing, ArtifactStorageError
 from core.artifacts.store import ObjectInfo, check_key
 from core.settings import Settings
 

@@ -12,7 +12,7 @@ from ml.data.checksum import file_identity
 from ml.data.registry import DatasetSpec, get_dataset_spec
 from ml.data.splits import TEST_FRACTION, TEST_SPLIT_SEED, split_indices
 from ml.data.transforms import normalize
-from ml.errors import DatasetNotFound, InvalidConfig
+from ml.errors import DatasetFilesMissing, InvalidConfig
 
 # a worker runs many jobs: keep the last few decoded sources (MNIST uint8 is ~55 MB)
 MEMO_SIZE = 4
@@ -29,7 +29,7 @@ def clear_memo() -> None:
 def _raw(spec: DatasetSpec, data_dir: Path, image_size: int | None, cache_dir: Path | None) -> RawDataset:
     where = spec.locate(data_dir)
     if where.missing:
-        raise DatasetNotFound(spec.name, Path(where.location), where.missing)
+        raise DatasetFilesMissing(spec.name, Path(where.location), where.missing)
     # the files' identity (path, size, mtime) stands for their content here; a rewrite re-decodes
     key = (spec.name, image_size, tuple(file_identity(p) for p in where.files))
     with _memo_lock:

@@ -8,7 +8,7 @@ import torch
 from ml.data.base import RawDataset
 from ml.data.checksum import files_checksum
 from ml.data.idx import read_idx, read_idx_shape
-from ml.errors import DatasetNotFound
+from ml.errors import DatasetFilesMissing
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
 FASHION_CLASSES = [
@@ -45,10 +45,10 @@ def find_idx_files(name: str, data_dir: str | Path) -> tuple[dict[str, Path], li
 
 
 def require_idx_files(name: str, data_dir: str | Path) -> dict[str, Path]:
-    """The four files' paths, or DatasetNotFound naming the missing ones and the directory."""
+    """The four files' paths, or DatasetFilesMissing naming the missing ones and the directory."""
     found, missing = find_idx_files(name, data_dir)
     if missing:
-        raise DatasetNotFound(name, idx_dir(name, data_dir), missing)
+        raise DatasetFilesMissing(name, idx_dir(name, data_dir), missing)
     return found
 
 

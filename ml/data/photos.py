@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from ml.data.base import RawDataset
 from ml.data.checksum import files_checksum
 from ml.data.transforms import photo_to_uint8
-from ml.errors import DatasetNotFound
+from ml.errors import DatasetFilesMissing
 
 EXTENSIONS = {".jpg", ".jpeg", ".png"}
 # bump when the decode path changes (EXIF handling, resize, crop): old caches then stop matching
@@ -109,7 +109,7 @@ def load_photo_folder(
     """uint8 photos (n, 3, s, s) and int64 labels, from the on-disk cache when the files are unchanged."""
     files, missing = list_photos(root, classes)
     if missing:
-        raise DatasetNotFound(name, root, missing)
+        raise DatasetFilesMissing(name, root, missing)
     names = [rel for rel, _ in files]
     checksum = files_checksum(root, names)  # hashes every byte (memoised per process)
     key = _cache_key(name, checksum, image_size)
@@ -137,7 +137,7 @@ def load_photo_folder(
         warnings.warn(f"{name}: skipped {len(data['skipped'])} unreadable image(s): "
                       + "; ".join(data["skipped"]), stacklevel=2)
     if len(data["y"]) == 0:
-        raise DatasetNotFound(name, root, [f"any readable image ({len(data['skipped'])} unreadable)"])
+        raise DatasetFilesMissing(name, root, [f"any readable image ({len(data['skipped'])} unreadable)"])
     return RawDataset(
         x=data["x"], y=data["y"], checksum=checksum,
         extra={"files": data["files"], "skipped_files": data["skipped"], "cache_file": str(cache_file)},

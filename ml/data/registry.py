@@ -39,7 +39,7 @@ class DatasetSpec:
     default_image_size: int | None  # None when the size is fixed by the source
     # (data_dir) -> Located; must be fast: stat calls only
     locate: Callable[[Path], Located]
-    # (data_dir, image_size, cache_dir) -> RawDataset; raises DatasetNotFound
+    # (data_dir, image_size, cache_dir) -> RawDataset; raises DatasetFilesMissing
     load: Callable[[Path, int | None, Path | None], RawDataset]
     # (data_dir) -> {"train": n, "test": n, "total": n} or {} when unknown; headers / file counts only
     sizes: Callable[[Path], dict[str, int]]

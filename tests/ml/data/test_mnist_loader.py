@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ml.data import describe_dataset, load_dataset
-from ml.errors import DatasetNotFound
+from ml.errors import DatasetFilesMissing
 
 
 def test_tiny_tree_loads_normalised_splits(tiny_mnist):
@@ -29,7 +29,7 @@ def test_tiny_tree_loads_normalised_splits(tiny_mnist):
 def test_missing_files_are_named_with_the_directory(tiny_mnist):
     (tiny_mnist / "mnist" / "raw" / "t10k-labels-idx1-ubyte.gz").unlink()
     (tiny_mnist / "mnist" / "raw" / "train-images-idx3-ubyte.gz").unlink()
-    with pytest.raises(DatasetNotFound) as err:
+    with pytest.raises(DatasetFilesMissing) as err:
         load_dataset("mnist", tiny_mnist)
     message = str(err.value)
     assert "t10k-labels-idx1-ubyte" in message and "train-images-idx3-ubyte" in message
@@ -40,7 +40,7 @@ def test_missing_files_are_named_with_the_directory(tiny_mnist):
 
 
 def test_fashion_mnist_looks_in_its_own_folder(tiny_mnist):
-    with pytest.raises(DatasetNotFound, match="fashion-mnist"):
+    with pytest.raises(DatasetFilesMissing, match="fashion-mnist"):
         load_dataset("fashion_mnist", tiny_mnist)
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ml.data import clear_memo, describe_dataset, load_dataset
 from ml.data import photos
-from ml.errors import DatasetNotFound
+from ml.errors import DatasetFilesMissing
 
 
 def _load(data_dir, cache_dir, **kwargs):
@@ -99,7 +99,7 @@ def test_missing_class_folder(photo_tree, tmp_path):
     for path in (photo_tree / "cats-dogs" / "dog").iterdir():
         path.unlink()
     (photo_tree / "cats-dogs" / "dog").rmdir()
-    with pytest.raises(DatasetNotFound, match=r"missing dog/ in .*cats-dogs"):
+    with pytest.raises(DatasetFilesMissing, match=r"missing dog/ in .*cats-dogs"):
         load_dataset("cats_dogs", photo_tree, cache_dir=tmp_path / "cache")
     info = describe_dataset("cats_dogs", photo_tree)
     assert info["present"] is False and info["missing"] == ["dog/"]
