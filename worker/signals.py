@@ -15,6 +15,7 @@ from core.logs import configure_logging
 from core.orm import AttemptEnd
 from core.settings import get_settings
 from worker.clients import dispatcher, publisher, reset_clients
+from worker.deaths import describe_death, remember_oom_kills
 
 log = logging.getLogger("trainserve.worker")
 
@@ -64,6 +65,7 @@ def _requeue_jobs_this_worker_abandoned(sender=None, **_kwargs) -> None:
     if not hostname:
         return
     _node["name"] = hostname
+    remember_oom_kills()
     with session_scope() as session:
         ids = jobs.requeue_worker_jobs(session, worker=hostname, max_attempts=get_settings().max_attempts,
                                        dispatcher=dispatcher(), publisher=publisher())
@@ -81,7 +83,7 @@ def _requeue_job_whose_process_died(sender=None, exception=None, args=None, **_k
     with session_scope() as session:
         status = jobs.requeue(
             session, job_id=job_id, worker=hostname, ended=AttemptEnd.process_died,
-            detail=f"the training process died ({exception})", max_attempts=get_settings().max_attempts,
+            detail=describe_death(exception), max_attempts=get_settings().max_attempts,
             dispatcher=dispatcher(), publisher=publisher())
     if status is not None:
         log.error("job %s: its training process died (%s); now %s", job_id, exception, status)

@@ -140,6 +140,28 @@ def test_crashes_up_to_max_attempts_fail_the_job_with_its_history_but_graceful_s
     db_session.refresh(job)
     assert job.status == "failed" and job.error_type == "TooManyAttempts"
     assert "attempt 2 on w1@h: process_died (reason 1)" in job.error and "attempt 3 on w2@h: worker_lost" in job.error
+    assert "memory" not in job.error  # nothing said the process was killed or ran out of memory
+
+
+@pytest.mark.parametrize("ended, detail, says", [
+    (AttemptEnd.worker_restarted, "worker w restarted while it ran", None),
+    (AttemptEnd.worker_lost, "worker w not seen for over 30s", None),
+    (AttemptEnd.process_died, "the training process was killed by SIGKILL (signal 9 (SIGKILL))",
+     "killed (SIGKILL), which is often the kernel's out-of-memory killer"),
+    (AttemptEnd.process_died, "out of memory: the kernel's OOM killer ended the training process (…)",
+     "the training ran out of memory"),
+])
+def test_a_job_given_up_says_what_happened_and_mentions_memory_only_when_likely(db_session, ended, detail, says):
+    job = _new_job(db_session)
+    for n in range(2):
+        jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
+        jobs.requeue(db_session, job_id=job.id, ended=ended, detail=detail, max_attempts=2, dispatcher=None)
+    db_session.refresh(job)
+    assert job.status == "failed" and f"attempt 2 on w@h: {ended} ({detail})" in job.error
+    if says is None:
+        assert "memory" not in job.error
+    else:
+        assert says in job.error
 
 
 def test_a_requeued_job_whose_cancel_was_requested_ends_cancelled(db_session):

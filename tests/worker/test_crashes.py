@@ -140,6 +140,9 @@ def test_a_job_killed_max_attempts_times_fails_with_its_history(stack, api):
         assert re.search(r"attempt 1 on crash-d@test: (process_died|worker_lost) \(", failed["error"])
         assert re.search(r"attempt 2 on crash-d@test: (process_died|worker_lost) \(", failed["error"])
         assert [a["ended"] in CRASH for a in failed["attempts"]] == [True, True]
+        for attempt in failed["attempts"]:  # the pool child was SIGKILLed: the attempt says so
+            if attempt["ended"] == "process_died":
+                assert "killed by SIGKILL" in attempt["detail"] or attempt["detail"].startswith("out of memory")
     finally:
         stack.kill_tree(worker)
 
