@@ -55,7 +55,7 @@ def requeue(
     publisher.publish(job_id, "status", {"status": status, "error": values.get("error"), "why": detail})
     if status is JobStatus.queued and dispatcher is not None:
         try:
-            dispatcher.enqueue(job_id)
+            dispatcher.enqueue(job_id, ahead=True)  # it was queued before the jobs waiting now
         except Exception:
             pass  # the maintenance pass re-sends queued jobs the broker does not know
     return status
@@ -125,7 +125,7 @@ def resend_lost(session: Session, *, known: Collection[str], min_age_s: float, d
     session.rollback()
     lost = [job_id for job_id in ids if job_id not in known]
     for job_id in lost:
-        dispatcher.enqueue(job_id)
+        dispatcher.enqueue(job_id, ahead=True)
     if lost:
         session.execute(update(Job).where(Job.id.in_(lost), Job.status == JobStatus.queued)
                         .values(queued_at=utcnow()))

@@ -24,14 +24,17 @@ class Recorder:
 
     def __init__(self, fail: bool = False):
         self.sent: list[str] = []
+        self.ahead: list[str] = []  # the ones sent before fresh jobs: they were queued once already
         self.events: list[tuple[str, str, dict]] = []
         self.flags: list[str] = []
         self.fail = fail
 
-    def enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str, *, ahead: bool = False) -> None:
         if self.fail:
             raise ConnectionError("broker down")
         self.sent.append(job_id)
+        if ahead:
+            self.ahead.append(job_id)
 
     def publish(self, job_id: str, kind: str, data: dict) -> None:
         self.events.append((job_id, kind, data))
@@ -123,7 +126,7 @@ def test_a_requeued_job_resumes_from_its_last_checkpoint_and_forgets_later_rows(
     broker = Recorder()
     status = jobs.requeue(db_session, job_id=job.id, worker="w@h", ended=AttemptEnd.process_died,
                           detail="killed", max_attempts=3, dispatcher=broker)
-    assert status is JobStatus.queued and broker.sent == [job.id]
+    assert status is JobStatus.queued and broker.sent == broker.ahead == [job.id]
     run = jobs.start(db_session, job_id=job.id, worker="other@h", code_version="v")
     assert run.attempt == 2 and run.resume_epoch == 2 and run.resume_from.endswith("epoch-002.pt")
     assert [r.epoch for r in jobs.list_epoch_metrics(db_session, job_id=job.id)] == [1, 2]

@@ -169,6 +169,26 @@ def test_sigterm_to_the_worker_parent_requeues_the_job_at_a_batch_boundary(stack
         stack.kill_tree(again)
 
 
+def test_a_job_requeued_by_a_graceful_stop_runs_before_jobs_submitted_after_it(stack, api):
+    worker = stack.start_worker("crash-g@test")
+    first = submit(api, CRASHY)
+    wait_mid_epoch(api, first["id"], epoch=1)
+    later = [submit(api, {**QUICK, "hyperparameters": {**QUICK["hyperparameters"], "seed": s}})["id"]
+             for s in (11, 12)]  # queued behind the running job on a one-slot worker
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=30) == 0
+    assert api.get(f"/v1/jobs/{first['id']}").json()["status"] == "queued"
+    again = stack.start_worker("crash-g@test")
+    try:
+        resumed = wait_for(api, first["id"], "succeeded", timeout_s=180)["attempts"][-1]
+        for job_id in later:
+            (attempt,) = wait_for(api, job_id, "succeeded", timeout_s=120)["attempts"]
+            # it kept its place: the later jobs waited for it instead of going first
+            assert attempt["started_at"] > resumed["ended_at"], (resumed, attempt)
+    finally:
+        stack.kill_tree(again)
+
+
 @pytest.mark.parametrize("wipe", [False, True], ids=["redis-restarted", "redis-restarted-empty"])
 def test_queued_jobs_run_after_redis_restarts(stack, api, wipe):
     ids = [submit(api, {**QUICK, "hyperparameters": {**QUICK["hyperparameters"], "seed": s}})["id"]
