@@ -58,21 +58,21 @@ def rollback(body: RollbackRequest, session: SessionDep) -> PromotedPublic:
     return PromotedPublic(model=model_public(event.model_version, event.model_version_id), event=event_public(event))
 
 
-@router.get("/{model_id}", response_model=ModelPublic, responses={404: {"description": "unknown model id"}})
+@router.get("/{model_id:int}", response_model=ModelPublic, responses={404: {"description": "unknown model id"}})
 def get_model(version: ModelDep, session: SessionDep) -> ModelPublic:
     """One model version."""
     return model_public(version, registry.serving_version_id(session, dataset=version.dataset))
 
 
-@router.post("/{model_id}/promote", response_model=PromotedPublic, dependencies=[ADMIN_ONLY],
-             responses={404: {"description": "unknown model id"}})
+@router.post("/{model_id:int}/promote", response_model=PromotedPublic, dependencies=[ADMIN_ONLY],
+             responses={403: {"description": "not an admin key"}, 404: {"description": "unknown model id"}})
 def promote_model(version: ModelDep, session: SessionDep) -> PromotedPublic:
     """Make this version serve its dataset until another is promoted (promoting an older one rolls back)."""
     event = registry.promote(session, model_id=version.id)
     return PromotedPublic(model=model_public(version, version.id), event=event_public(event))
 
 
-@router.get("/{model_id}/export", response_class=Response,
+@router.get("/{model_id:int}/export", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "a TorchScript archive (metadata.json inside) or an ONNX model "
                                             "(metadata property): classes, input, preprocessing"},
