@@ -23,6 +23,7 @@ from api.jobs import checkpoints
 from api.jobs import events as job_events
 from api.jobs import router as jobs
 from api.keys import router as keys
+from api.memory import HeapTrim
 from api.metrics import RequestTimer
 from api.metrics import router as metrics_router
 from api.plots import router as plots
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk
     app.add_middleware(BodySizeLimit, caps=body_caps(app.state.settings),
                        max_header_bytes=app.state.settings.max_header_bytes)
+    # large uploads and predictions: their freed memory goes back to the OS once they are over
+    app.add_middleware(HeapTrim, prefixes=("/v1/predict", "/v1/datasets"))
     app.add_middleware(RequestTimer)  # outermost: refusals by the size limits are timed too
     use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # uploads by name, through the DB
     for router in PUBLIC_ROUTERS:
