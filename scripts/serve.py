@@ -14,11 +14,14 @@ import time
 from pathlib import Path
 
 import httpx
+from celery import Celery
+from rich.console import Console
+from rich.panel import Panel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from client.config import save_config  # noqa: E402
+from client.config import config_path, save_config, saved_key  # noqa: E402
 from core.db import session_scope  # noqa: E402
 from core.embedded_redis import start_redis  # noqa: E402
 from core.keys import create_key, has_admin_key  # noqa: E402
@@ -49,8 +52,9 @@ def stop(name: str, process: subprocess.Popen, sig: int = signal.SIGTERM, grace_
         pass
 
 
-def start_children(settings: Settings, env: dict[str, str], children: Children) -> None:
-    """Redis (unless REDIS_URL is set), migrations, then the worker and the API in their own sessions."""
+def start_children(settings: Settings, env: dict[str, str], children: Children) -> str | None:
+    """Redis (unless REDIS_URL is set), migrations, then the worker and the API in their own sessions;
+    returns the admin key when this start made it."""
     var_dir = Path(settings.var_dir)
     if not settings.redis_url:
         process, url = start_redis(var_dir / "redis", settings.embedded_redis_port,
@@ -61,51 +65,91 @@ def start_children(settings: Settings, env: dict[str, str], children: Children) 
 
     log(f"migrating {settings.database_url.split('@')[-1]}")
     upgrade(settings.database_url)
-    ensure_admin_key(settings)
+    key = ensure_admin_key(settings)
 
-    # own process groups: Ctrl-C reaches only this launcher, which stops the children in order
+    # own process groups: Ctrl-C reaches only this launcher, which stops the children in order.
+    # --quiet: no banner. The root warning is Celery's advice for shared servers, noise on one's own
+    # machine or in a container (it stays for anyone who starts celery by hand).
+    worker_env = {**env, "PYTHONWARNINGS": ",".join(filter(None, [
+        env.get("PYTHONWARNINGS"), "ignore:You're running the worker with superuser privileges"]))}
     children.append(("worker", subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "training", "-n", "trainserve@%h",
-         f"--concurrency={settings.worker_concurrency}", "--loglevel", settings.log_level.upper(),
-         "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, start_new_session=True)))
+        [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", "training",
+         "-n", "trainserve@%h", f"--concurrency={settings.worker_concurrency}",
+         "--loglevel", settings.log_level.upper(), "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=worker_env, start_new_session=True)))
+    # uvicorn's own INFO lines (start-up chatter; each request when ACCESS_LOG is on) only when asked for
+    uvicorn_level = settings.log_level if settings.access_log or settings.log_level == "debug" else "warning"
     children.append(("api", subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.host, "--port", str(settings.port),
-         "--log-level", settings.log_level],
+         "--log-level", uvicorn_level, "--access-log" if settings.access_log else "--no-access-log"],
         cwd=ROOT, env=env, start_new_session=True)))
+    return key
 
 
-def ensure_admin_key(settings: Settings) -> None:
-    """The first start makes an admin key, prints it once and keeps it where the CLI finds it (as Jupyter
-    prints its token); later starts find a live admin key and make none."""
+def ensure_admin_key(settings: Settings) -> str | None:
+    """The first start makes an admin key and keeps it where the CLI finds it (as Jupyter prints its
+    token); later starts find a live admin key and make none. Returns the new key, if any."""
     if settings.auth == "off":
         log("AUTH=off: no API keys (allowed only on a loopback address)")
-        return
+        return None
+    url = f"http://{settings.host}:{settings.port}"
     with session_scope(settings.database_url) as session:
         if has_admin_key(session):
-            return
+            if saved_key():  # the key saved by the first start: follow a changed PORT or HOST
+                save_config(url)
+            return None
         _row, key = create_key(session, owner="admin", role=Role.admin)
-    url = f"http://{settings.host}:{settings.port}"
     path = save_config(url, key)
-    log(f"created the admin API key (shown once; the CLI reads it from {path}):\n\n    {key}\n")
-    log(f"dashboard: open {url}/ and paste the key into its 'API key' field (kept in the browser's localStorage)")
+    log(f"created the admin API key (shown once, below; saved in {path})")
+    return key
 
 
-def supervise(url: str, data_dir: str, children: Children, stopping: list[bool]) -> int:
-    """Announce when the API answers; return 1 if a child dies, 0 when asked to stop."""
-    announced = False
+def workers_answer(broker: Celery) -> bool:
+    """A Celery worker on this broker answers a ping (it has finished starting)."""
+    try:
+        return bool(broker.control.ping(timeout=0.5))
+    except Exception:  # any broker error while it starts means "not yet", never a crash of the launcher
+        return False
+
+
+def welcome(settings: Settings, url: str, key: str | None, data_dir: str) -> Panel:
+    """What a newcomer needs, printed last so nothing scrolls it away: URL, key, next commands."""
+    home, config = str(Path.home()), str(config_path())
+    where = "~" + config[len(home):] if config.startswith(home + "/") else config
+    lines = [f"[bold]trainserve is up:[/bold] {url}", f"(port {settings.port}: `PORT=8080 make run` for another)"]
+    if key:
+        lines += ["", f"[bold]admin API key[/bold] (shown once; saved in {where}):", f"  {key}"]
+    elif settings.auth != "off":
+        lines += ["", f"API key: in {where}, made by the first start (`trainserve env` prints it)"]
+    lines += ["", f"dashboard  {url}/   (asks for the key once)", f"API docs   {url}/docs",
+              f"data       {data_dir}", "", "in another terminal:",
+              '  eval "$(.venv/bin/trainserve env)"  # the URL and key, for the README',
+              "  .venv/bin/trainserve train mlp mnist --set epochs=3 --watch",
+              '  curl -H "Authorization: Bearer $TRAINSERVE_API_KEY" \\',
+              "       $TRAINSERVE_URL/v1/jobs",
+              "", "Ctrl-C stops everything; a training job resumes on the next make run"]
+    return Panel("\n".join(lines), expand=False, border_style="green")
+
+
+def supervise(settings: Settings, env: dict[str, str], key: str | None, children: Children,
+              stopping: list[bool]) -> int:
+    """Print the welcome box once the API and a worker answer; return 1 if a child dies, 0 when asked to stop."""
+    url = f"http://{settings.host}:{settings.port}"
+    broker = Celery(broker=env["REDIS_URL"])
+    api_up = announced = False
     while not stopping:
         for name, process in children:
             if process.poll() is not None:
                 log(f"{name} exited with code {process.returncode}; stopping the rest")
                 return 1
-        if not announced:
+        if not api_up:
             try:
-                announced = httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
+                api_up = httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200
             except httpx.HTTPError:
                 pass
-            if announced:
-                log(f"trainserve is up: {url}  (API docs: {url}/docs; data: {data_dir}; Ctrl-C stops)")
+        if api_up and not announced and workers_answer(broker):
+            Console(highlight=False, soft_wrap=False).print(welcome(settings, url, key, env["DATA_DIR"]))
+            announced = True
         time.sleep(0.2)
     return 0
 
@@ -129,8 +173,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        start_children(settings, env, children)
-        return supervise(f"http://{settings.host}:{settings.port}", env["DATA_DIR"], children, stopping)
+        key = start_children(settings, env, children)
+        env.setdefault("REDIS_URL", settings.redis_url or "")
+        return supervise(settings, env, key, children, stopping)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

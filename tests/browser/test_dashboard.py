@@ -130,3 +130,98 @@ def test_the_api_docs_render_without_internet(tab, api_url):
     assert tab.page.locator(".swagger-ui .opblock").count() > 10
     assert "/v1/jobs/{job_id}/plots/{plot}.png" in tab.page.inner_text(".swagger-ui")
     tab.screenshot("docs")
+
+
+def test_without_a_key_the_page_says_one_is_required_and_where_the_first_start_saved_it(browser, api_url):
+    page = browser.new_page()
+    try:
+        page.goto(f"{api_url}/#/predict")
+        prompt = page.locator("#key-needed")
+        prompt.wait_for(timeout=10_000)
+        text = prompt.inner_text()
+        assert "An API key is required" in text and "~/.config/trainserve/config.toml" in text
+        assert "trainserve env" in text and "Something went wrong" not in page.inner_text("main")
+        assert page.get_attribute("#api-key", "placeholder") == "API key (required)"
+        page.fill("#key-prompt", "ts_not-a-key")
+        page.click("#key-needed button[type=submit]")
+        page.locator("#key-needed h1", has_text="This API key was refused").wait_for(timeout=10_000)
+    finally:
+        page.close()
+
+
+def test_the_predict_page_defaults_to_the_served_digit_set_beside_an_uploaded_image_set(tab, service):
+    from tests.utils.shapes import shapes_zip
+
+    serving = {m["dataset"] for m in service.get("/v1/models").json()["data"] if m["serving"]}
+    if "mnist" not in serving:
+        job = wait_for(service, submit(service, TINY_MNIST)["id"], "succeeded")
+        model = next(m for m in service.get("/v1/models", params={"dataset": "mnist"}).json()["data"]
+                     if m["job_id"] == job["id"])
+        service.post(f"/v1/models/{model['id']}/promote")
+        wait_until_serving(service, "mnist", model["id"])
+    # an uploaded image set with a model of its own: last in the list, as in the QA report
+    uploaded = service.post("/v1/datasets", data={"name": "zz-doodles"},
+                            files={"file": ("doodles.zip", shapes_zip(per_class=8, folder=None), "application/zip")})
+    assert uploaded.status_code == 201, uploaded.text
+    shapes_job = wait_for(service, submit(service, {"model": "cnn", "dataset": "zz-doodles", "hyperparameters": {
+        "image_size": 32, "epochs": 1, "batch_size": 8}})["id"], "succeeded", timeout_s=300)
+
+    tab.open("/predict")
+    canvas = tab.page.locator("#digit-canvas")
+    canvas.wait_for(timeout=10_000)
+    assert tab.page.input_value("#predict-dataset") == "mnist"
+    box = canvas.bounding_box()
+    mouse = tab.page.mouse
+    mouse.move(box["x"] + 70, box["y"] + 60)
+    mouse.down()
+    for x, y in [(210, 60), (120, 235)]:
+        mouse.move(box["x"] + x, box["y"] + y, steps=15)
+    mouse.up()
+    tab.page.click("#predict-drawing")
+    label = tab.page.locator("#predictions .label").first
+    label.wait_for(timeout=15_000)
+    assert label.inner_text() in "0123456789", tab.page.inner_text("#predictions")
+    tab.screenshot("predict-default")
+
+    # the canvas follows the dataset's kind: none for an image set, whose files still go through the drop zone
+    tab.page.select_option("#predict-dataset", "zz-doodles")
+    assert tab.page.locator("#drawing").is_hidden() and tab.page.locator("#drop").is_visible()
+
+    # full ids, copyable: the jobs list shows every character of the id
+    tab.open("/")
+    row = tab.page.locator(f'tr[data-job="{shapes_job["id"]}"]')
+    row.wait_for(timeout=10_000)
+    assert shapes_job["id"] in row.inner_text() and row.locator("button.copy").count() == 1
+
+
+def test_a_sweep_started_from_the_form_shows_its_leaderboard(tab, service):
+    tab.open("/sweeps")
+    form = tab.page.locator("#sweep-form")
+    form.wait_for(timeout=15_000)
+    tab.page.select_option("#sweep-model", "mlp")
+    tab.page.select_option("#sweep-dataset", "mnist")
+    # a value out of range first: the API's 422 appears beside the searched row it names
+    tab.page.fill("#sweep-grid .grid-values", "0.1, 100")
+    tab.page.fill("#sweep-fixed", '{"epochs": 1, "max_train_samples": 512, "max_eval_samples": 500, "hidden_sizes": [16]}')
+    tab.page.click("#sweep-form button[type=submit]")
+    error = tab.page.locator('[data-field="search.grid.lr"] .error')
+    error.wait_for(timeout=10_000)
+    said = service.post("/v1/sweeps", json={"model": "mlp", "dataset": "mnist", "search": {"grid": {"lr": [0.1, 100]}}})
+    assert said.status_code == 422
+    assert error.inner_text() == next(d["msg"] for d in said.json()["detail"] if d["field"] == "search.grid.lr")
+    tab.page.click("#sweep-add-row")
+    tab.page.fill("#sweep-grid .field:nth-child(1) .grid-values", "0.1, 0.01")
+    tab.page.select_option("#sweep-grid .field:nth-child(2) .grid-name", "batch_size")
+    tab.page.fill("#sweep-grid .field:nth-child(2) .grid-values", "32, 64")
+    tab.page.click("#sweep-form button[type=submit]")
+    tab.page.wait_for_url("**/#/sweeps/*", timeout=10_000)
+    sweep_id = tab.page.url.rsplit("/", 1)[1]
+    # the page follows the sweep's event stream to the end: four ranked trials with their metric
+    tab.page.locator("h1 .status.succeeded").wait_for(timeout=180_000)
+    sweep = service.get(f"/v1/sweeps/{sweep_id}").json()
+    assert sweep["total"] == 4 and sweep["status"] == "succeeded"
+    board = tab.page.inner_text("main table")
+    for trial in sweep["trials"]:
+        assert trial["job_id"] in board
+    assert board.index(sweep["trials"][0]["job_id"]) < board.index(sweep["trials"][-1]["job_id"])
+    tab.screenshot("sweep")

@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 import pytest
 from PIL import Image
 
-from tests.utils.jobs import TINY_MNIST, submit, wait_for
+from tests.utils.jobs import TINY_LINEAR, TINY_MNIST, submit, wait_for
 from tests.utils.models import digit_png, predict
 
 pytestmark = pytest.mark.service
@@ -130,3 +130,52 @@ def test_keys_create_list_and_revoke_through_the_admin_routes(api_url, client):
     as_erin = subprocess.run([sys.executable, "-m", "client", "keys", "list"], capture_output=True, text=True,
                              env={**os.environ, "TRAINSERVE_URL": api_url, "TRAINSERVE_API_KEY": key})
     assert as_erin.returncode == 1 and "unknown or revoked" in as_erin.stderr
+
+
+def test_jobs_shows_full_ids_on_a_narrow_terminal_and_a_regression_jobs_best_mse(api_url, service):
+    job = wait_for(service, submit(service, TINY_LINEAR)["id"], "succeeded")
+    env = {**os.environ, "TRAINSERVE_URL": api_url, "COLUMNS": "80"}
+    listed = subprocess.run([sys.executable, "-m", "client", "jobs", "--limit", "5"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert any(job["id"] in line for line in listed.stdout.splitlines()), listed.stdout  # whole, on one line
+    wide = trainserve(api_url, "jobs", "--limit", "5")
+    row = next(line for line in wide.stdout.splitlines() if job["id"] in line)
+    best = service.get(f"/v1/jobs/{job['id']}").json()["best"]
+    assert f"mse {best['metrics']['val_mse']:.4g}" in row, wide.stdout
+
+
+def test_env_prints_the_exports_a_shell_can_eval(api_url, admin_key, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'url = "{api_url}"\napi_key = "{admin_key}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINSERVE_")}
+    shell = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m client env)"; '
+                                          'echo "$TRAINSERVE_URL $TRAINSERVE_API_KEY"'],
+                           env={**env, "TRAINSERVE_CONFIG": str(config)}, capture_output=True, text=True, timeout=60)
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.split() == [api_url, admin_key]
+
+
+def test_sweep_watch_on_a_2x2_grid_exits_0_with_the_leaderboard(api_url, service):
+    done = trainserve(api_url, "sweep", "mlp", "mnist", "--grid", "lr=0.1,0.01", "--grid", "batch_size=32,64",
+                      *_sets({"epochs": 1, "max_train_samples": 512, "max_eval_samples": 500, "hidden_sizes": [16]}),
+                      "--max-parallel", "2", "--watch", timeout=300)
+    assert done.returncode == 0, done.stderr + done.stdout
+    sweep_id = done.stdout.split()[1]
+    sweep = service.get(f"/v1/sweeps/{sweep_id}").json()
+    assert sweep["status"] == "succeeded" and sweep["total"] == 4
+    assert f"sweep {sweep_id}" in done.stdout and "val_accuracy" in done.stdout
+    for trial in sweep["trials"]:  # every trial's full job id, best first
+        assert trial["job_id"] in done.stdout
+    order = [done.stdout.index(t["job_id"]) for t in sweep["trials"]]
+    assert order == sorted(order)
+    assert f"best: trial {sweep['best']['trial']}" in done.stdout
+    shown = trainserve(api_url, "sweeps", sweep_id)
+    assert shown.returncode == 0 and sweep["best"]["job_id"] in shown.stdout
+
+
+def test_sweep_refuses_a_bad_grid_with_the_apis_sentence(api_url, client):
+    refused = trainserve(api_url, "sweep", "mlp", "mnist", "--grid", "lr=100")
+    assert refused.returncode == 1 and "search.grid.lr" in refused.stderr
+    bad_usage = trainserve(api_url, "sweep", "mlp", "mnist", "--grid", "lr")
+    assert bad_usage.returncode == 2 and "--grid takes name=value" in bad_usage.stderr

@@ -49,3 +49,13 @@ def test_the_key_goes_out_as_a_bearer_token_and_errors_are_the_apis_sentence(cle
     assert caught.value.status == 422 and str(caught.value) == "hyperparameters.lr: must be ≤ 10 (got 100)"
     plain = httpx.Response(404, json={"detail": "job 'x' not found"}, request=httpx.Request("GET", "http://t/v1/jobs/x"))
     assert error_sentence(plain) == "job 'x' not found"
+
+
+def test_saving_a_new_url_keeps_the_saved_key(tmp_path, monkeypatch):
+    from client.config import save_config, saved_key
+
+    monkeypatch.setenv("TRAINSERVE_CONFIG", str(tmp_path / "config.toml"))
+    save_config("http://127.0.0.1:8000", "ts_first")
+    save_config("http://127.0.0.1:9000")  # a later start on another PORT
+    assert saved_key() == "ts_first"
+    assert load_config().url == "http://127.0.0.1:9000"

