@@ -6,7 +6,6 @@ import pytest
 from fastapi.routing import iter_route_contexts
 
 from api.auth import require_admin
-from api.main import create_app
 from tests.utils.clients import api_client
 
 pytestmark = pytest.mark.service
@@ -40,6 +39,8 @@ def _depends_on(dependant, call) -> bool:
 
 
 def test_every_admin_only_route_documents_its_403(api_url, make_key):
+    from api.main import create_app  # here, not at collection: importing api.main builds an app (as tests/core/test_keys.py)
+
     app = create_app()
     schema = app.openapi()
     admin_only = [(c.path_format, m.lower()) for c in iter_route_contexts(app.routes)
