@@ -10,6 +10,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sql_errors
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Match
 
 from api.auth import AdminOnly, NotAuthenticated
 from api.deps import app_settings
@@ -135,6 +137,17 @@ async def _driver_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(error, DatabaseFull):  # /readyz says not ready for a while (api/health.py)
         request.app.state.database_full_at = time.monotonic()
     return await _status(STATUS[type(error)], None)(request, error)
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with an Allow header that lists every method the path takes (RFC 9110 15.5.6).
+
+    Starlette's own 405 lists the methods of the first route whose path matched, so OPTIONS /v1/jobs
+    said `Allow: POST` though GET /v1/jobs exists too.
+    """
+    probe = {**request.scope, "method": ""}  # matches no route's method: every route on this path is partial
+    allowed = sorted({m for route in iter_route_contexts(request.app.router.routes)
+                      if route.matches(probe)[0] is Match.PARTIAL for m in route.methods or ()})
+    return JSONResponse(status_code=405, content={"detail": getattr(exc, "detail", "Method Not Allowed")},
+                        headers={"Allow": ", ".join(allowed)})
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -143,6 +156,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     for driver_error in DRIVER_ERRORS:
         app.add_exception_handler(driver_error, _driver_error)
+    app.add_exception_handler(405, _method_not_allowed)
     for error, code in STATUS.items():
         special = _invalid_config if error is InvalidConfig else None
         app.add_exception_handler(error, special or _status(code, HINTS.get(error)))

@@ -24,6 +24,7 @@ from api.jobs import checkpoints
 from api.jobs import events as job_events
 from api.jobs import router as jobs
 from api.keys import router as keys
+from api.memory import HeapTrim
 from api.metrics import RequestTimer
 from api.metrics import router as metrics_router
 from api.plots import router as plots
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # inside the timer (a wait at the door is part of a request's time), outside everything that does work
     app.add_middleware(InFlightLimit, limit=app.state.settings.max_requests_in_flight,
                        wait_s=app.state.settings.request_queue_timeout_s, status=STATUS[ServerBusy])
+    # large uploads and predictions: their freed memory goes back to the OS once they are over
+    app.add_middleware(HeapTrim, prefixes=("/v1/predict", "/v1/datasets"))
     app.add_middleware(RequestTimer)  # outermost: refusals by the size limits are timed too
     use_uploaded_datasets(UploadedLookup(find_uploaded, uploaded_names))  # uploads by name, through the DB
     for router in PUBLIC_ROUTERS:

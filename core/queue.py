@@ -43,15 +43,24 @@ def make_celery(settings: Settings | None = None, *, include: Sequence[str] = ()
     return app
 
 
+# kombu's Redis transport keeps a list per priority step (0, 3, 6, 9) and its BRPOP names them in
+# that order, so a message at 0 is taken before any at 3 (lower is sooner on Redis, the reverse of
+# AMQP). A job that was already queued once (requeued after its attempt ended, or re-sent after the
+# broker lost it) goes ahead of jobs submitted since, instead of behind them: it keeps its place.
+AHEAD_PRIORITY = 0
+FRESH_PRIORITY = 3
+
+
 class CeleryDispatcher:
     """The jobs service's Dispatcher: sends job ids to the training queue."""
 
     def __init__(self, app: Celery):
         self.app = app
 
-    def enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str, *, ahead: bool = False) -> None:
         # task id = job id: duplicates of one job are recognisable in Celery's own logs too
-        self.app.send_task(TRAIN_TASK, args=[job_id], task_id=job_id)
+        self.app.send_task(TRAIN_TASK, args=[job_id], task_id=job_id,
+                           priority=AHEAD_PRIORITY if ahead else FRESH_PRIORITY)
 
 
 def broker_job_ids(client: redis.Redis, queue: str = "training") -> set[str]:

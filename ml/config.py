@@ -149,21 +149,39 @@ def resolve_config(model: str | None, dataset: str | None, overrides: dict[str, 
         hp = cls(**merged)
     except ValidationError as exc:
         raise InvalidConfig(_errors_from(exc, cls, model, dataset)) from None
+    errors = _pair_errors(hp, spec, ds)
+    if errors:
+        raise InvalidConfig(errors)
+    return TrainConfig(model=model, dataset=dataset, hyperparameters=hp, preset=preset, notes=notes)
+
+
+def _pair_errors(hp, spec: ModelSpec, ds) -> list[dict[str, str]]:
+    """What this model on this dataset cannot take although each knob is in range on its own.
+
+    Checked here, at submit, so a job (or every trial of a sweep) is refused with a 422 instead of
+    failing in the worker when the dataset loads.
+    """
+    errors = []
+    size = getattr(hp, "image_size", None)
+    if ds.fixed_image_size is not None and size not in (None, ds.fixed_image_size):
+        errors.append({"field": "hyperparameters.image_size", "message":
+                       f"{ds.name} images are {ds.fixed_image_size} px; leave image_size unset or set it "
+                       f"to {ds.fixed_image_size} (got {size})"})
     tta = getattr(hp, "tta", "none")
     if tta != "none" and ds.input_kind != "photos":
-        raise InvalidConfig([{"field": "hyperparameters.tta", "message":
-                              f"{tta!r} is for photos; {dataset} is {ds.input_kind}, where a mirrored or "
-                              "re-framed image can be another class (use 'none')"}])
+        errors.append({"field": "hyperparameters.tta", "message":
+                       f"{tta!r} is for photos; {ds.name} is {ds.input_kind}, where a mirrored or "
+                       "re-framed image can be another class (use 'none')"})
     if hp.select == "last" and hp.early_stopping_patience:
-        raise InvalidConfig([{"field": "hyperparameters.early_stopping_patience", "message":
-                              "must be 0 when select is 'last': early stopping keeps the best epoch "
-                              f"(got {hp.early_stopping_patience})"}])
+        errors.append({"field": "hyperparameters.early_stopping_patience", "message":
+                       "must be 0 when select is 'last': early stopping keeps the best epoch "
+                       f"(got {hp.early_stopping_patience})"})
     allowed = spec.losses[ds.task]
     if hp.loss not in allowed:
-        raise InvalidConfig([{"field": "hyperparameters.loss", "message":
-                              f"{model} on {dataset} must use one of {', '.join(map(repr, allowed))} "
-                              f"(got {hp.loss!r})"}])
-    return TrainConfig(model=model, dataset=dataset, hyperparameters=hp, preset=preset, notes=notes)
+        errors.append({"field": "hyperparameters.loss", "message":
+                       f"{spec.name} on {ds.name} must use one of {', '.join(map(repr, allowed))} "
+                       f"(got {hp.loss!r})"})
+    return errors
 
 
 def _fit_lr(spec: ModelSpec, cls, defaults: dict, merged: dict, overrides: dict) -> list[str]:

@@ -3,6 +3,10 @@
 Ctrl-C (SIGINT) or SIGTERM stops all of it in order: the API first (open event streams get a
 `shutdown` event), then the worker (a running job stops at its next batch boundary and goes back
 to the queue; `make run` again resumes it from its last checkpoint), then Redis.
+
+A worker that dies (killed, out of memory) is started again after a backoff, said in the log; the
+API and Redis keep running, and the new worker (same name) requeues the job the dead one was running.
+Only the API or Redis dying stops everything.
 """
 from __future__ import annotations
 
@@ -70,13 +74,7 @@ def start_children(settings: Settings, env: dict[str, str], children: Children) 
     # own process groups: Ctrl-C reaches only this launcher, which stops the children in order.
     # --quiet: no banner. The root warning is Celery's advice for shared servers, noise on one's own
     # machine or in a container (it stays for anyone who starts celery by hand).
-    worker_env = {**env, "PYTHONWARNINGS": ",".join(filter(None, [
-        env.get("PYTHONWARNINGS"), "ignore:You're running the worker with superuser privileges"]))}
-    children.append(("worker", subprocess.Popen(
-        [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", "training",
-         "-n", "trainserve@%h", f"--concurrency={settings.worker_concurrency}",
-         "--loglevel", settings.log_level.upper(), "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=worker_env, start_new_session=True)))
+    children.append(("worker", start_worker(settings, env)))
     # uvicorn's own INFO lines (start-up chatter; each request when ACCESS_LOG is on) only when asked for
     uvicorn_level = settings.log_level if settings.access_log or settings.log_level == "debug" else "warning"
     children.append(("api", subprocess.Popen(
@@ -84,6 +82,68 @@ def start_children(settings: Settings, env: dict[str, str], children: Children) 
          "--log-level", uvicorn_level, "--access-log" if settings.access_log else "--no-access-log"],
         cwd=ROOT, env=env, start_new_session=True)))
     return key
+
+
+def start_worker(settings: Settings, env: dict[str, str]) -> subprocess.Popen:
+    """The Celery worker, in its own session, always under the same name (so a new one requeues what a dead one ran)."""
+    worker_env = {**env, "PYTHONWARNINGS": ",".join(filter(None, [
+        env.get("PYTHONWARNINGS"), "ignore:You're running the worker with superuser privileges"]))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", "training",
+         "-n", "trainserve@%h", f"--concurrency={settings.worker_concurrency}",
+         "--loglevel", settings.log_level.upper(), "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=worker_env, start_new_session=True)
+
+
+# seconds before starting a worker again after it died: 1, 2, 5, … ; back to 1 once one ran STABLE_S
+RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+STABLE_S = 60.0
+
+
+class WorkerRestarts:
+    """When to start the worker again: a backoff, so a worker that dies at start does not spin."""
+
+    def __init__(self) -> None:
+        self.failures, self.due, self.started = 0, None, time.monotonic()
+
+    def died(self) -> float:
+        """Note a death; the delay before the next start."""
+        if time.monotonic() - self.started >= STABLE_S:
+            self.failures = 0
+        delay = RESTART_DELAYS_S[min(self.failures, len(RESTART_DELAYS_S) - 1)]
+        self.failures += 1
+        self.due = time.monotonic() + delay
+        return delay
+
+    def ready(self) -> bool:
+        return self.due is not None and time.monotonic() >= self.due
+
+    def restarted(self) -> None:
+        self.due, self.started = None, time.monotonic()
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def tend_worker(settings: Settings, env: dict[str, str], children: Children, index: int,
+                restarts: WorkerRestarts) -> None:
+    """The worker at `children[index]` is gone: schedule a new one, or start it when its delay is over."""
+    _, process = children[index]
+    if restarts.due is None:
+        try:  # its pool children are in its process group: none may keep training the job alone
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        delay = restarts.died()
+        log(f"worker {_exit_text(process.returncode)}; starting a new one in {delay:g}s "
+            f"(restart {restarts.failures}; the API and Redis keep running; its job is requeued)")
+    elif restarts.ready():
+        children[index] = ("worker", start_worker(settings, env))
+        restarts.restarted()
+        log("worker started again")
 
 
 def ensure_admin_key(settings: Settings) -> str | None:
@@ -133,15 +193,21 @@ def welcome(settings: Settings, url: str, key: str | None, data_dir: str) -> Pan
 
 def supervise(settings: Settings, env: dict[str, str], key: str | None, children: Children,
               stopping: list[bool]) -> int:
-    """Print the welcome box once the API and a worker answer; return 1 if a child dies, 0 when asked to stop."""
+    """Print the welcome box once the API and a worker answer; restart a dead worker; return 1 if the
+    API or Redis dies, 0 when asked to stop."""
     url = f"http://{settings.host}:{settings.port}"
     broker = Celery(broker=env["REDIS_URL"])
     api_up = announced = False
+    restarts = WorkerRestarts()
     while not stopping:
-        for name, process in children:
-            if process.poll() is not None:
-                log(f"{name} exited with code {process.returncode}; stopping the rest")
-                return 1
+        for index, (name, process) in enumerate(children):
+            if process.poll() is None:
+                continue
+            if name == "worker":
+                tend_worker(settings, env, children, index, restarts)
+                continue
+            log(f"{name} {_exit_text(process.returncode)}; stopping the rest")
+            return 1
         if not api_up:
             try:
                 api_up = httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200

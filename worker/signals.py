@@ -17,6 +17,7 @@ from core.maintenance import offer_passes
 from core.orm import AttemptEnd
 from core.settings import get_settings
 from worker.clients import dispatcher, publisher, redis_client, reset_clients
+from worker.deaths import describe_death, remember_oom_kills
 from worker.gpus import parse_gpus, take_gpu
 
 log = logging.getLogger("trainserve.worker")
@@ -70,6 +71,7 @@ def _requeue_jobs_this_worker_abandoned(sender=None, **_kwargs) -> None:
     if not hostname:
         return
     _node["name"] = hostname
+    remember_oom_kills()
     with session_scope() as session:
         ids = jobs.requeue_worker_jobs(session, worker=hostname, max_attempts=get_settings().max_attempts,
                                        dispatcher=dispatcher(), publisher=publisher())
@@ -97,7 +99,7 @@ def _requeue_job_whose_process_died(sender=None, exception=None, args=None, **_k
     with session_scope() as session:
         status = jobs.requeue(
             session, job_id=job_id, worker=hostname, ended=AttemptEnd.process_died,
-            detail=f"the training process died ({exception})", max_attempts=get_settings().max_attempts,
+            detail=describe_death(exception), max_attempts=get_settings().max_attempts,
             dispatcher=dispatcher(), publisher=publisher())
     if status is not None:
         log.error("job %s: its training process died (%s); now %s", job_id, exception, status)

@@ -21,6 +21,7 @@ router = APIRouter(prefix="/v1/predict", tags=["predict"])
     responses={404: {"description": "unknown dataset or model id, or no model trained yet for the dataset"},
                413: {"description": "too many files"},
                422: {"description": "a file is empty, too large, not an image, truncated, or has too many pixels"},
+               429: {"description": "PREDICT_RATE_PER_S used up for this key; see Retry-After"},
                503: {"description": "the model's checkpoint file is missing or changed on the server"}},
 )
 async def predict(

@@ -63,13 +63,13 @@ def rollback(body: RollbackRequest, session: SessionDep, principal: PrincipalDep
     return PromotedPublic(model=model_public(event.model_version, event.model_version_id), event=event_public(event))
 
 
-@router.get("/{model_id}", response_model=ModelPublic, responses={404: {"description": "unknown model id"}})
+@router.get("/{model_id:int}", response_model=ModelPublic, responses={404: {"description": "unknown model id"}})
 def get_model(version: ModelDep, session: SessionDep) -> ModelPublic:
     """One model version."""
     return model_public(version, registry.serving_version_id(session, dataset=version.dataset))
 
 
-@router.post("/{model_id}/promote", response_model=PromotedPublic,
+@router.post("/{model_id:int}/promote", response_model=PromotedPublic,
              responses={403: {"description": "a built-in dataset's serving is changed by admins only"},
                         404: {"description": "unknown model id"}})
 def promote_model(version: ModelDep, session: SessionDep, principal: PrincipalDep) -> PromotedPublic:
@@ -80,7 +80,7 @@ def promote_model(version: ModelDep, session: SessionDep, principal: PrincipalDe
     return PromotedPublic(model=model_public(version, version.id), event=event_public(event))
 
 
-@router.get("/{model_id}/export", response_class=Response,
+@router.get("/{model_id:int}/export", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "a TorchScript archive (metadata.json inside) or an ONNX model "
                                             "(metadata property): classes, input, preprocessing"},

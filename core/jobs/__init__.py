@@ -16,7 +16,7 @@ from core.jobs.reads import (
     latest_epoch_metric, list_attempts, list_checkpoints, list_epoch_metrics, list_jobs, request_fingerprint,
     shown_epochs,
 )
-from core.jobs.recovery import requeue, requeue_stale, requeue_worker_jobs, resend_lost
+from core.jobs.recovery import OUT_OF_MEMORY, requeue, requeue_stale, requeue_worker_jobs, resend_lost
 from core.jobs.reuse import Reuse, find_reusable
 from core.jobs.running import (
     ResumePoint, StartedRun, heartbeat, report_checkpoint, report_epochs, report_facts, report_progress, start,
@@ -24,7 +24,7 @@ from core.jobs.running import (
 from core.jobs.submit import Dispatcher, add_job, dispatch, submit
 
 __all__ = [
-    "Dispatcher", "Outcome", "ResumePoint", "Reuse", "ShownEpochs", "StartedRun", "StoppedAt", "add_job",
+    "OUT_OF_MEMORY", "Dispatcher", "Outcome", "ResumePoint", "Reuse", "ShownEpochs", "StartedRun", "StoppedAt", "add_job",
     "best_checkpoint", "cancel", "delete", "disk_bytes", "dispatch", "find_reusable", "finish", "get_checkpoint",
     "get_job", "get_job_by_idempotency_key", "heartbeat", "latest_epoch_metric", "list_attempts",
     "list_checkpoints", "list_epoch_metrics", "list_jobs", "report_checkpoint", "report_epochs", "report_facts",

@@ -55,16 +55,28 @@ def requeue(
     publisher.publish(job_id, "status", {"status": status, "error": values.get("error"), "why": detail})
     if status is JobStatus.queued and dispatcher is not None:
         try:
-            dispatcher.enqueue(job_id)
+            dispatcher.enqueue(job_id, ahead=True)  # it was queued before the jobs waiting now
         except Exception:
             pass  # the maintenance pass re-sends queued jobs the broker does not know
     return status
 
 
+# the words an attempt's detail starts with when the kernel's count shows an out-of-memory kill
+OUT_OF_MEMORY = "out of memory"
+
+
 def _history(attempts: Sequence[JobAttempt], max_attempts: int) -> str:
+    """Why the job was given up: each attempt and what ended it, and a memory hint only where memory is likely."""
     lines = "; ".join(f"attempt {a.number} on {a.worker}: {a.ended} ({a.detail})" for a in attempts)
-    return (f"given up after {max_attempts} attempts that crashed; this is often memory: try a smaller "
-            f"batch_size or max_train_samples. {lines}")
+    died = [a.detail or "" for a in attempts if a.ended is AttemptEnd.process_died]
+    if any(d.startswith(OUT_OF_MEMORY) for d in died):
+        hint = "; the training ran out of memory: try a smaller batch_size, image_size or max_train_samples"
+    elif any("SIGKILL" in d for d in died):
+        hint = ("; its process was killed (SIGKILL), which is often the kernel's out-of-memory killer: "
+                "try a smaller batch_size or max_train_samples")
+    else:
+        hint = ""  # worker restarts and lost workers say nothing about the job's memory
+    return f"given up after {max_attempts} attempts that crashed{hint}. {lines}"
 
 
 def requeue_stale(
@@ -113,7 +125,7 @@ def resend_lost(session: Session, *, known: Collection[str], min_age_s: float, d
     session.rollback()
     lost = [job_id for job_id in ids if job_id not in known]
     for job_id in lost:
-        dispatcher.enqueue(job_id)
+        dispatcher.enqueue(job_id, ahead=True)
     if lost:
         session.execute(update(Job).where(Job.id.in_(lost), Job.status == JobStatus.queued)
                         .values(queued_at=utcnow()))

@@ -17,8 +17,8 @@ from core.orm import Job, JobStatus, utcnow
 class Dispatcher(Protocol):
     """Delivers job ids to workers (the broker)."""
 
-    def enqueue(self, job_id: str) -> None:
-        """Send one job id; raises when the broker is unreachable."""
+    def enqueue(self, job_id: str, *, ahead: bool = False) -> None:
+        """Send one job id (`ahead`: before jobs sent without it, as one queued earlier); raises when the broker is unreachable."""
 
 
 def submit(

@@ -6,6 +6,8 @@ from the header, before any pixel is decoded, so a decompression bomb costs noth
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -34,6 +36,8 @@ def decode_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Imag
         raise BadImage(
             f"the image is {width}×{height} = {width * height:,} pixels; the limit is {limit:,} pixels"
         )
+    if image.format == "PNG":
+        _check_png_rows(data)
     try:
         image.seek(0)  # animations: the first frame
         image.load()
@@ -60,6 +64,56 @@ def _open(data: bytes) -> Image.Image:
         ) from None
     except Exception as exc:
         raise BadImage(f"the image header is unreadable ({_reason(exc)})") from None
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # IHDR colour type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_raw_bytes(width: int, height: int, bit_depth: int, colour_type: int, interlaced: bool) -> int:
+    """The size of a PNG's decompressed image data: each row of each (Adam7) pass plus its filter byte."""
+    bits = bit_depth * _PNG_CHANNELS.get(colour_type, 4)
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        w, h = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if w > 0 and h > 0:
+            total += h * (1 + (w * bits + 7) // 8)
+    return total
+
+
+def _check_png_rows(data: bytes) -> None:
+    """Refuse a PNG whose image data ends before its header's size, like a truncated JPEG.
+
+    Pillow fills the rows a complete but short zlib stream never reached with zeros and says
+    nothing (a header claiming 6300² with 8 rows of data decodes as a black 6300² image). The
+    stream is inflated once more into a small buffer, only counting, up to the size it must have.
+    """
+    width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    need = _png_raw_bytes(width, height, bit_depth, colour_type, bool(interlace))
+    inflate, got, at = zlib.decompressobj(), 0, 8
+    try:
+        while at + 8 <= len(data) and got < need:
+            length, kind = struct.unpack(">I4s", data[at:at + 8])
+            if kind == b"IDAT":
+                got += _inflated(inflate, data[at + 8:at + 8 + length], need - got)
+            elif kind == b"IEND":
+                break
+            at += 12 + length
+    except zlib.error as exc:
+        raise BadImage(f"the image data is corrupt ({_reason(exc)})") from None
+    if got < need:
+        raise BadImage(f"the image data is truncated: it holds {got:,} of the {need:,} bytes its "
+                       f"{width}×{height} header needs")
+
+
+def _inflated(inflate, compressed: bytes, limit: int) -> int:
+    """Bytes `compressed` inflates to, counted 1 MiB at a time and at most `limit`."""
+    count = 0
+    while compressed and count < limit:
+        count += len(inflate.decompress(compressed, min(1 << 20, limit - count)))
+        compressed = inflate.unconsumed_tail
+    return count
 
 
 def _to_plain_mode(image: Image.Image) -> Image.Image:

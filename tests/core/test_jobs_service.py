@@ -25,14 +25,17 @@ class Recorder:
 
     def __init__(self, fail: bool = False):
         self.sent: list[str] = []
+        self.ahead: list[str] = []  # the ones sent before fresh jobs: they were queued once already
         self.events: list[tuple[str, str, dict]] = []
         self.flags: list[str] = []
         self.fail = fail
 
-    def enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str, *, ahead: bool = False) -> None:
         if self.fail:
             raise ConnectionError("broker down")
         self.sent.append(job_id)
+        if ahead:
+            self.ahead.append(job_id)
 
     def publish(self, job_id: str, kind: str, data: dict) -> None:
         self.events.append((job_id, kind, data))
@@ -135,7 +138,7 @@ def test_a_requeued_job_resumes_from_its_last_checkpoint_and_forgets_later_rows(
     broker = Recorder()
     status = jobs.requeue(db_session, job_id=job.id, worker="w@h", ended=AttemptEnd.process_died,
                           detail="killed", max_attempts=3, dispatcher=broker)
-    assert status is JobStatus.queued and broker.sent == [job.id]
+    assert status is JobStatus.queued and broker.sent == broker.ahead == [job.id]
     run = jobs.start(db_session, job_id=job.id, worker="other@h", code_version="v", store=store)
     assert run.attempt == 2 and run.resume_epoch == 2 and run.resume_from == f"jobs/{job.id}/epoch-002.pt"
     assert run.resume_sha256 == "0" * 64
@@ -153,6 +156,28 @@ def test_crashes_up_to_max_attempts_fail_the_job_with_its_history_but_graceful_s
     db_session.refresh(job)
     assert job.status == "failed" and job.error_type == "TooManyAttempts"
     assert "attempt 2 on w1@h: process_died (reason 1)" in job.error and "attempt 3 on w2@h: worker_lost" in job.error
+    assert "memory" not in job.error  # nothing said the process was killed or ran out of memory
+
+
+@pytest.mark.parametrize("ended, detail, says", [
+    (AttemptEnd.worker_restarted, "worker w restarted while it ran", None),
+    (AttemptEnd.worker_lost, "worker w not seen for over 30s", None),
+    (AttemptEnd.process_died, "the training process was killed by SIGKILL (signal 9 (SIGKILL))",
+     "killed (SIGKILL), which is often the kernel's out-of-memory killer"),
+    (AttemptEnd.process_died, "out of memory: the kernel's OOM killer ended the training process (…)",
+     "the training ran out of memory"),
+])
+def test_a_job_given_up_says_what_happened_and_mentions_memory_only_when_likely(db_session, ended, detail, says):
+    job = _new_job(db_session)
+    for n in range(2):
+        jobs.start(db_session, job_id=job.id, worker="w@h", code_version="v")
+        jobs.requeue(db_session, job_id=job.id, ended=ended, detail=detail, max_attempts=2, dispatcher=None)
+    db_session.refresh(job)
+    assert job.status == "failed" and f"attempt 2 on w@h: {ended} ({detail})" in job.error
+    if says is None:
+        assert "memory" not in job.error
+    else:
+        assert says in job.error
 
 
 def test_a_requeued_job_whose_cancel_was_requested_ends_cancelled(db_session):

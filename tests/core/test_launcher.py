@@ -136,3 +136,52 @@ def test_sigterm_to_the_launcher_mid_job_requeues_it_and_the_next_run_finishes_i
     finally:
         if launcher.poll() is None:
             launcher.kill()
+
+
+def _worker_parent(marker: str) -> int:
+    """The launcher's Celery worker parent: a session leader (start_new_session) running celery."""
+    for pid in _processes_with_env(marker):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"celery" in cmdline and os.getsid(pid) == pid:
+                return pid
+        except OSError:
+            continue
+    raise AssertionError("no worker process found")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_under_the_launcher_is_started_again_and_resumes_the_job(tmp_path):
+    port = free_port()
+    job_request = {"model": "mlp", "dataset": "mnist",
+                   "hyperparameters": {"epochs": 3, "max_train_samples": 16384, "batch_size": 8,
+                                       "hidden_sizes": [32], "max_eval_samples": 1000}}
+    launcher, log = _launch(tmp_path, port, PROGRESS_WRITE_INTERVAL_S="0.1")
+    try:
+        with api_client(f"http://127.0.0.1:{port}", _saved_key(tmp_path), timeout=30) as client:
+            job = submit(client, job_request)
+            deadline = time.monotonic() + 120
+            while (client.get(f"/v1/jobs/{job['id']}").json()["progress"]["epoch"] or 0) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            dead = _worker_parent(str(tmp_path))
+            os.kill(dead, signal.SIGKILL)
+            # the API keeps answering while no worker runs (it used to stop 1-1.5 s after the worker died)
+            for _ in range(20):
+                assert client.get("/v1/jobs", params={"limit": 1}).status_code == 200
+                time.sleep(0.1)
+            assert launcher.poll() is None, log.read_text()[-3000:]
+            done = wait_for(client, job["id"], "succeeded", timeout_s=240)
+            assert [a["ended"] for a in done["attempts"]][-1] == "succeeded" and len(done["attempts"]) == 2
+            assert done["attempts"][0]["ended"] in ("worker_restarted", "process_died", "worker_lost")
+            assert done["attempts"][1]["resumed_from_epoch"] >= 1  # resumed from its checkpoint, not from scratch
+            epochs = [r["epoch"] for r in client.get(f"/v1/jobs/{job['id']}/metrics").json()["data"]]
+            assert epochs == [1, 2, 3]
+        assert _worker_parent(str(tmp_path)) != dead
+        text = log.read_text()
+        assert "worker was killed by SIGKILL; starting a new one in 1s" in text and "worker started again" in text
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=60) == 0
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()

@@ -190,3 +190,18 @@ def test_select_last_refuses_early_stopping():
     (error,) = refusal("mlp", "mnist", select="last", early_stopping_patience=3)
     assert error["field"] == "hyperparameters.early_stopping_patience" and "'last'" in error["message"]
     assert resolve_config("mlp", "mnist", {"select": "last"}).hp.select == "last"
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "softmax_regression"])
+@pytest.mark.parametrize("size", [16, 64, 256])
+def test_a_size_a_fixed_size_dataset_does_not_have_is_refused_at_resolution(model, size):
+    # it used to pass here and fail in the worker when mnist loaded (every sweep trial too)
+    (error,) = refusal(model, "mnist", image_size=size)
+    assert error["field"] == "hyperparameters.image_size" and "28 px" in error["message"]
+    assert resolve_config(model, "mnist", {"image_size": 28}).hp.image_size == 28
+    assert resolve_config(model, "cats_dogs", {"image_size": size}).hp.image_size == size
+
+
+def test_every_pair_problem_is_reported_at_once():
+    errors = refusal("cnn", "mnist", image_size=64, tta="flip")
+    assert [e["field"] for e in errors] == ["hyperparameters.image_size", "hyperparameters.tta"]

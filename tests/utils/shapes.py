@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 import zipfile
+import zlib
 
 from PIL import Image, ImageDraw
 
@@ -46,3 +48,14 @@ def shapes_zip(per_class: int = 30, seed: int = 0, folder: str | None = "shapes"
         for name, data in (extra or {}).items():
             zf.writestr(f"{prefix}{name}", data)
     return buf.getvalue()
+
+
+def short_png(width: int, height: int, rows: int, *, interlace: int = 0) -> bytes:
+    """A well-formed grey PNG whose complete zlib stream holds only `rows` rows of its header's `height`."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, interlace)
+    raw = b"".join(b"\x00" + bytes([i % 256]) * width for i in range(rows))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))

@@ -140,6 +140,9 @@ def test_a_job_killed_max_attempts_times_fails_with_its_history(stack, api):
         assert re.search(r"attempt 1 on crash-d@test: (process_died|worker_lost) \(", failed["error"])
         assert re.search(r"attempt 2 on crash-d@test: (process_died|worker_lost) \(", failed["error"])
         assert [a["ended"] in CRASH for a in failed["attempts"]] == [True, True]
+        for attempt in failed["attempts"]:  # the pool child was SIGKILLed: the attempt says so
+            if attempt["ended"] == "process_died":
+                assert "killed by SIGKILL" in attempt["detail"] or attempt["detail"].startswith("out of memory")
     finally:
         stack.kill_tree(worker)
 
@@ -162,6 +165,26 @@ def test_sigterm_to_the_worker_parent_requeues_the_job_at_a_batch_boundary(stack
         # it continued at the batch where it stopped: no work lost
         assert resumed["resumed_from_epoch"] >= 1 and resumed["resumed_from_batch"] > 0
         assert_each_epoch_once(api, job["id"])
+    finally:
+        stack.kill_tree(again)
+
+
+def test_a_job_requeued_by_a_graceful_stop_runs_before_jobs_submitted_after_it(stack, api):
+    worker = stack.start_worker("crash-g@test")
+    first = submit(api, CRASHY)
+    wait_mid_epoch(api, first["id"], epoch=1)
+    later = [submit(api, {**QUICK, "hyperparameters": {**QUICK["hyperparameters"], "seed": s}})["id"]
+             for s in (11, 12)]  # queued behind the running job on a one-slot worker
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=30) == 0
+    assert api.get(f"/v1/jobs/{first['id']}").json()["status"] == "queued"
+    again = stack.start_worker("crash-g@test")
+    try:
+        resumed = wait_for(api, first["id"], "succeeded", timeout_s=180)["attempts"][-1]
+        for job_id in later:
+            (attempt,) = wait_for(api, job_id, "succeeded", timeout_s=120)["attempts"]
+            # it kept its place: the later jobs waited for it instead of going first
+            assert attempt["started_at"] > resumed["ended_at"], (resumed, attempt)
     finally:
         stack.kill_tree(again)
 

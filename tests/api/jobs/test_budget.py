@@ -19,6 +19,16 @@ def test_a_hidden_size_of_a_million_is_refused_up_front(client):
     assert _count(client) == before
 
 
+def test_a_knob_the_dataset_does_not_take_is_refused_at_submit_not_in_the_worker(client):
+    before = _count(client)
+    refused = client.post("/v1/jobs", json={"model": "mlp", "dataset": "mnist",
+                                            "hyperparameters": {"image_size": 64}})
+    assert refused.status_code == 422, refused.text
+    (error,) = refused.json()["detail"]
+    assert error["field"] == "hyperparameters.image_size" and "28 px" in error["msg"]
+    assert _count(client) == before
+
+
 @pytest.mark.parametrize("hyperparameters, says", [
     # the measured cases: ≈100 GB of activations; ≈15 GB of training state and ≈11 GB per checkpoint
     ({"image_size": 256, "batch_size": 1600}, "of activations for a batch of 1600"),

@@ -13,6 +13,7 @@ from PIL import Image
 
 from ml.catalog import servable_datasets
 from tests.utils.models import digit_png, predict, train_versions
+from tests.utils.shapes import short_png
 
 pytestmark = pytest.mark.service
 
@@ -66,6 +67,7 @@ def _photo_jpeg() -> bytes:
     ("notes.txt", b"this is not a picture at all\n" * 20, 422, "not an image"),
     ("empty.png", b"", 422, "empty"),
     ("cut.jpg", _photo_jpeg()[:3000], 422, "truncated"),
+    ("short.png", short_png(6300, 6300, 8), 422, "truncated"),  # a complete stream of 8 rows: 152 bytes
     ("bomb.png", _bomb_png(9000, 9000), 422, "81,000,000 pixels"),
     ("huge.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (10 * 1024 * 1024), 422, "the limit is 10,485,760 bytes"),
 ])

@@ -99,6 +99,7 @@ def test_cancel_stops_every_trial(api):
     ({"random": {"momentum": {"uniform": [0.5, 1.5]}}, "trials": 20}, "search.random.momentum"),
     ({"random": {"lr": {"normal": [0, 1]}}, "trials": 2}, "search.random.lr"),
     ({"grid": {"epochs": [500, 499], "lr": [0.1] * 10}}, "search"),  # 9,990 trial-epochs: too large
+    ({"grid": {"image_size": [28, 64]}}, "search.grid.image_size"),  # mnist is 28 px: a trial would fail
 ])
 def test_an_invalid_search_space_is_refused_naming_the_parameter(client, search, field):
     response = client.post("/v1/sweeps", json={"model": "mlp", "dataset": "mnist", "search": search})

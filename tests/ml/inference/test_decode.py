@@ -11,6 +11,7 @@ from PIL import Image
 
 from ml.errors import BadImage
 from ml.inference.decode import decode_upload
+from tests.utils.shapes import short_png
 
 CAPS = {"max_bytes": 1_000_000, "max_pixels": 4_000_000}
 
@@ -167,3 +168,22 @@ def test_common_formats_decode(fmt):
     img = Image.new("RGB", (30, 20), (10, 200, 30))
     out = decode_upload(_encode(img, fmt), **CAPS)
     assert out.size == (30, 20) and out.mode in ("RGB", "L")
+
+
+@pytest.mark.parametrize("width, height, rows, interlace", [
+    (6300, 6300, 8, 0),  # the QA's case: 152 bytes that Pillow decoded as a black 6300² image
+    (64, 64, 63, 0),  # one row short
+    (64, 64, 40, 1),  # Adam7: fewer bytes than its seven passes need
+])
+def test_a_png_whose_data_ends_before_its_header_size_is_refused_like_a_truncated_jpeg(width, height, rows,
+                                                                                       interlace):
+    reason = _refusal(short_png(width, height, rows, interlace=interlace), max_pixels=50_000_000)
+    assert "truncated" in reason and f"{width}×{height}" in reason
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
+@pytest.mark.parametrize("interlace", [0, 1])
+def test_complete_pngs_of_every_depth_and_interlacing_still_decode(mode, interlace):
+    image = Image.effect_noise((65, 63), 64).convert("RGBA" if mode in ("LA", "RGBA") else "RGB").convert(mode)
+    assert decode_upload(_png(image, interlace=interlace), **CAPS).size == (65, 63)
+    assert decode_upload(short_png(65, 63, 63, interlace=0), **CAPS).size == (65, 63)
