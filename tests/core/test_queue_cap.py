@@ -23,7 +23,7 @@ CONFIG = {"model": "mlp", "dataset": "mnist", "hyperparameters": {"epochs": 1}}
 
 
 class _Sent:
-    def enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str, *, ahead: bool = False) -> None:
         """Nothing consumes these jobs."""
 
 

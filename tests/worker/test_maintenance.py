@@ -19,7 +19,7 @@ pytestmark = pytest.mark.service
 class Lost:
     """A broker that loses the id (the maintenance pass re-sends it only once the job is stale anyway)."""
 
-    def enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str, *, ahead: bool = False) -> None:
         pass
 
 
