@@ -67,7 +67,7 @@ def test_unknown_model_ids_are_404_naming_the_id(api):
     for response in (api.get("/v1/models/999999"), api.post("/v1/models/999999/promote")):
         assert response.status_code == 404
         assert "model 999999 not found" in response.json()["detail"]
-    assert api.get("/v1/models/not-a-number").status_code == 422
+    assert api.get("/v1/models/not-a-number").status_code == 404  # {model_id:int}: no such route (rollback is a 405)
 
 
 TINY_FASHION = {"model": "mlp", "dataset": "fashion_mnist",
