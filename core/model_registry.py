@@ -180,7 +180,16 @@ def promote(session: Session, *, model_id: int, owner: str | None = None) -> Ser
 
 
 def rollback_to(session: Session, *, dataset: str, at: datetime, owner: str | None = None) -> ServingEvent:
-    """Pin the version that served `dataset` at `at` (NothingServed if none did); as `promote`. Commits."""
+    """Pin the version that served `dataset` at `at` (NothingServed if none did); as `promote`. Commits.
+
+    A user may roll back only their own uploads: a shared dataset is ServingNotYours before anything is
+    looked up; someone else's upload is NothingServed, as if it did not exist."""
+    if owner is not None:
+        upload_owner = session.scalar(select(UploadedDataset.owner).where(UploadedDataset.name == dataset))
+        if upload_owner is None:
+            raise ServingNotYours(dataset)
+        if upload_owner != owner:
+            raise NothingServed(dataset, at)
     event = serving_at(session, dataset=dataset, at=at, owner=owner)
     return promote(session, model_id=event.model_version_id, owner=owner)
 

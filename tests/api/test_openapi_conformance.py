@@ -46,8 +46,11 @@ def test_every_admin_only_route_documents_its_403(api_url, make_key):
     admin_only = [(c.path_format, m.lower()) for c in iter_route_contexts(app.routes)
                   if getattr(c, "dependant", None) is not None and _depends_on(c.dependant, require_admin)
                   for m in c.methods]
-    assert ("/v1/models/{model_id}/promote", "post") in admin_only and ("/v1/keys", "get") in admin_only
-    for path, method in admin_only:
+    assert ("/v1/keys", "get") in admin_only
+    # promote and rollback answer 403 too: a built-in dataset's serving is changed by admins only (ServingNotYours)
+    for path, method in [*admin_only, ("/v1/models/{model_id}/promote", "post"), ("/v1/models/rollback", "post")]:
         assert "403" in schema["paths"][path][method]["responses"], (path, method)
     with api_client(api_url, make_key("conformance-user")) as user:
-        assert user.post("/v1/models/1/promote").status_code == 403
+        assert user.get("/v1/keys").status_code == 403
+        refused = user.post("/v1/models/rollback", json={"dataset": "mnist", "at": "2026-01-01T00:00:00Z"})
+        assert refused.status_code == 403, refused.text
