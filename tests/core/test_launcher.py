@@ -100,20 +100,29 @@ def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
             launcher.kill()
 
 
+# three epochs of small batches: long enough to be stopped or killed inside the second
+LONG_ENOUGH_JOB = {"model": "mlp", "dataset": "mnist",
+                   "hyperparameters": {"epochs": 3, "max_train_samples": 16384, "batch_size": 8,
+                                       "hidden_sizes": [32], "max_eval_samples": 1000}}
+
+
+def _submit_and_reach_epoch_two(client) -> dict:
+    """Submit LONG_ENOUGH_JOB and wait until it trains its second epoch (the first is checkpointed)."""
+    job = submit(client, LONG_ENOUGH_JOB)
+    deadline = time.monotonic() + 120
+    while (client.get(f"/v1/jobs/{job['id']}").json()["progress"]["epoch"] or 0) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return job
+
+
 @pytest.mark.slow
 def test_sigterm_to_the_launcher_mid_job_requeues_it_and_the_next_run_finishes_it(tmp_path):
     port = free_port()
-    job_request = {"model": "mlp", "dataset": "mnist",
-                   "hyperparameters": {"epochs": 3, "max_train_samples": 16384, "batch_size": 8,
-                                       "hidden_sizes": [32], "max_eval_samples": 1000}}
     launcher, log = _launch(tmp_path, port, PROGRESS_WRITE_INTERVAL_S="0.1")
     try:
         with api_client(f"http://127.0.0.1:{port}", _saved_key(tmp_path), timeout=30) as client:
-            job = submit(client, job_request)
-            deadline = time.monotonic() + 120
-            while (client.get(f"/v1/jobs/{job['id']}").json()["progress"]["epoch"] or 0) < 2:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            job = _submit_and_reach_epoch_two(client)
             launcher.send_signal(signal.SIGTERM)
             assert launcher.wait(timeout=60) == 0, log.read_text()[-3000:]
     finally:
@@ -153,17 +162,10 @@ def _worker_parent(marker: str) -> int:
 @pytest.mark.slow
 def test_a_worker_killed_under_the_launcher_is_started_again_and_resumes_the_job(tmp_path):
     port = free_port()
-    job_request = {"model": "mlp", "dataset": "mnist",
-                   "hyperparameters": {"epochs": 3, "max_train_samples": 16384, "batch_size": 8,
-                                       "hidden_sizes": [32], "max_eval_samples": 1000}}
     launcher, log = _launch(tmp_path, port, PROGRESS_WRITE_INTERVAL_S="0.1")
     try:
         with api_client(f"http://127.0.0.1:{port}", _saved_key(tmp_path), timeout=30) as client:
-            job = submit(client, job_request)
-            deadline = time.monotonic() + 120
-            while (client.get(f"/v1/jobs/{job['id']}").json()["progress"]["epoch"] or 0) < 2:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            job = _submit_and_reach_epoch_two(client)
             dead = _worker_parent(str(tmp_path))
             os.kill(dead, signal.SIGKILL)
             # the API keeps answering while no worker runs (it used to stop 1-1.5 s after the worker died)

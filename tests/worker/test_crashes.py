@@ -38,12 +38,6 @@ def stack(tmp_path_factory):
     s.close()
 
 
-@pytest.fixture
-def api(stack):
-    with stack.client() as c:
-        yield c
-
-
 def wait_mid_epoch(client: httpx.Client, job_id: str, epoch: int = 2, timeout_s: float = 120) -> dict:
     """Wait until the job is inside `epoch` (so earlier epochs are checkpointed), on its latest attempt."""
     deadline = time.monotonic() + timeout_s

@@ -47,12 +47,6 @@ def stack(tmp_path_factory, artifacts):
 
 
 @pytest.fixture
-def api(stack):
-    with stack.client() as c:
-        yield c
-
-
-@pytest.fixture
 def read_only(artifacts):
     assert _mount("-o", "remount,ro", str(artifacts)).returncode == 0
     yield

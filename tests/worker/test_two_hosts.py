@@ -42,12 +42,6 @@ def stack(tmp_path_factory, s3):
     s.close()
 
 
-@pytest.fixture
-def api(stack):
-    with stack.client() as c:
-        yield c
-
-
 def _host(stack: Stack, name: str) -> dict[str, str]:
     return {"VAR_DIR": str(stack.root / f"host-{name}")}
 
