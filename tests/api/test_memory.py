@@ -57,7 +57,9 @@ def test_the_heap_that_large_decodes_left_goes_back_after_a_trim():
     print(f"\nRSS {rss['before']:.0f} MB → {rss['grown']:.0f} MB after 8 {SIDE}² decodes on 8 threads → "
           f"{rss['after']:.0f} MB after the trim")
     assert rss["trimmed"]
-    assert rss["grown"] - rss["before"] > 200  # the arenas kept what the decodes freed (else this proves nothing)
+    # the arenas kept what the decodes freed (else this proves nothing): 250–460 MB on a quiet box, 149 MB seen
+    # under a loaded CI run, where threads overlap less
+    assert rss["grown"] - rss["before"] > 100
     assert rss["after"] - rss["before"] < 0.25 * (rss["grown"] - rss["before"])
 
 
