@@ -7,7 +7,8 @@ from core.orm.dataset import UploadedDataset
 from core.orm.epoch_metric import EpochMetric
 from core.orm.job import Job, JobStatus
 from core.orm.model_version import ModelVersion, ServingEvent, ServingReason
+from core.orm.prediction import Prediction
 from core.orm.sweep import Sweep, SweepStatus
 
 __all__ = ["ApiKey", "AttemptEnd", "Base", "Checkpoint", "EpochMetric", "Job", "JobAttempt", "JobStatus", "ModelVersion",
-           "Role", "ServingEvent", "ServingReason", "Sweep", "SweepStatus", "UploadedDataset", "utcnow"]
+           "Prediction", "Role", "ServingEvent", "ServingReason", "Sweep", "SweepStatus", "UploadedDataset", "utcnow"]

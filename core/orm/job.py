@@ -92,6 +92,9 @@ class Job(Base):
     best_metric: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"name": ..., "value": ...}
     test_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # stopped_early, seconds, extra
+    # include_feedback: the snapshot of the dataset's feedback set it trained on (prediction ids, count,
+    # sha256 over ids and labels), fixed at submit so a rerun of the job sees the same rows
+    feedback: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     epoch_metrics: Mapped[list["EpochMetric"]] = relationship(  # noqa: F821
         back_populates="job", order_by="EpochMetric.epoch", cascade="all, delete-orphan", passive_deletes=True

@@ -39,6 +39,8 @@ class ModelVersion(Base):
     # a built-in dataset's versions are shared (owner None)
     private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    # {class: count} of the samples it trained on: live predictions' label mix is compared against it
+    train_label_counts: Mapped[dict[str, int] | None] = mapped_column(JSON)
 
 
 class ServingReason(enum.StrEnum):
