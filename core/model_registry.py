@@ -57,6 +57,7 @@ def register_model_version(session: Session, *, job: Job, servable: bool = True,
         val_split=split.get("id"), val_samples=split.get("samples"), val_split_size=split.get("size"),
         auto_promotable=may_serve and _scored_on_whole_reference_split(split),
         private=upload is not None, owner=upload.owner if upload is not None else None,
+        train_label_counts=_train_label_counts(job.result),
     )
     session.add(version)
     session.flush()
@@ -64,6 +65,14 @@ def register_model_version(session: Session, *, job: Job, servable: bool = True,
         _follow_best(session, dataset=job.dataset, val_split=version.val_split)
         session.flush()
     return version
+
+
+def _train_label_counts(result: dict | None) -> dict[str, int] | None:
+    """The training split's {class: count} the engine reported; None for jobs that ran before it did."""
+    counts = (result or {}).get("train_label_counts")
+    if not isinstance(counts, dict) or not counts:
+        return None
+    return {str(label): int(n) for label, n in counts.items()}
 
 
 def _scored_on_whole_reference_split(split: dict) -> bool:

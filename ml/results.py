@@ -82,6 +82,9 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. closed-form weights for regression
     precision: str = "fp32"  # what the training step computed in: hp.precision with auto resolved
     notes: list[str] = field(default_factory=list)  # e.g. a generator re-seeded after moving between device kinds
+    # {class: samples} of the training split it learned from (None for regression): serving compares
+    # the live predictions' label mix against it
+    train_label_counts: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

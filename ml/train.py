@@ -411,9 +411,16 @@ def final_test(run: Run, state: RunState, started: float) -> TrainResult:
         last_checkpoint=state.last_checkpoint, stopped_early=state.stopped_early, device=run.device.type,
         dataset_checksum=run.bundle.checksum, torch_version=torch.__version__,
         seconds=round(time.perf_counter() - started, 3), extra=extra, precision=run.precision, notes=state.notes,
+        train_label_counts=None if run.kind.is_regression else train_label_counts(run.bundle),
     )
     _write_plots(result, run.bundle, run.out_dir)
     return result
+
+
+def train_label_counts(bundle: DatasetBundle) -> dict[str, int]:
+    """{class: samples} of the training split as trained on (after max_train_samples), zeros included."""
+    counts = torch.bincount(bundle.train.y.reshape(-1).long(), minlength=bundle.num_classes).tolist()
+    return {name: int(n) for name, n in zip(bundle.classes, counts)}
 
 
 def validation_split(bundle: DatasetBundle, hp: Hyperparameters) -> dict[str, Any]:

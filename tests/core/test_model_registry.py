@@ -198,3 +198,14 @@ def _check_private_serving(session, name: str, owner: str) -> None:
     assert [v.id for v in registry.list_model_versions(session, dataset=name, owner=owner)] == [second.id, first.id]
     registry.promote(session, model_id=second.id, owner=owner)  # the owner changes their own serving
     assert registry.serving_version_id(session, dataset=name) == second.id
+
+
+def test_a_version_keeps_the_training_label_counts_the_engine_reported(clean):
+    session = clean
+    job = _succeeded_job(session, 0.8)
+    job.result = {"train_label_counts": {"0": 12, "1": 30}}
+    session.commit()
+    assert registry.register_model_version(session, job=job).train_label_counts == {"0": 12, "1": 30}
+    # a job that ran before the engine reported them: the version has none (the label mix is then unavailable)
+    older = _succeeded_job(session, 0.7)
+    assert registry.register_model_version(session, job=older).train_label_counts is None

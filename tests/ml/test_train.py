@@ -246,3 +246,13 @@ def test_select_last_keeps_tests_and_serves_the_final_epoch(tmp_path, data_dir, 
     assert last.best_metric["value"] == last.epochs[-1].val_accuracy
     state = torch.load(last.best_checkpoint, weights_only=True)
     assert state["best"]["epoch"] == 4
+
+
+def test_the_result_counts_the_training_split_per_class(tmp_path, data_dir, cache_dir):
+    result = run("softmax_regression", "mnist", tmp_path, data_dir, cache_dir, epochs=1, max_steps=1,
+                 max_train_samples=300, max_eval_samples=100)
+    counts = result.train_label_counts
+    assert list(counts) == [str(d) for d in range(10)] and sum(counts.values()) == 300
+    assert min(counts.values()) > 0  # max_train_samples keeps a stratified subset
+    regression = run("linear_regression", "synthetic_linear", tmp_path, data_dir, cache_dir, out="r", epochs=1)
+    assert regression.train_label_counts is None
