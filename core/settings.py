@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     # a 422 reports at most this many errors, each echoing at most MAX_ECHO_CHARS of the input
     max_validation_errors: int = Field(default=20, ge=1, le=1000)
     max_echo_chars: int = Field(default=200, ge=16, le=10_000)
+    # live quality and drift (core/quality.py; README "Live quality and drift" justifies the defaults)
+    drift_js_threshold: float = Field(default=0.05, gt=0.0, le=1.0)
+    drift_confidence_shift: float = Field(default=0.1, gt=0.0, le=1.0)
+    drift_min_requests: int = Field(default=100, ge=1, le=1_000_000)
+    drift_reference_size: int = Field(default=200, ge=1, le=100_000)
+    quality_metrics_window_s: int = Field(default=3600, ge=300, le=7 * 24 * 3600)
+    quality_metrics_cache_s: float = Field(default=30.0, ge=0.0, le=3600.0)
 
     @model_validator(mode="after")
     def _fill_paths(self) -> "Settings":
