@@ -30,6 +30,20 @@ MAX_WINDOWS = 168  # a week of hours
 BINS = 10  # confidence histogram: [0, 0.1), ..., [0.9, 1.0]
 
 
+_UNIT_S = {"m": 60, "h": 3600, "d": 86400}
+
+
+def window_seconds(text: str) -> int:
+    """'5m', '1h', '7d' → seconds; ValueError naming the allowed range when outside 5m..7d."""
+    try:
+        seconds = int(text[:-1]) * _UNIT_S[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise ValueError(f"a number and a unit m, h or d (e.g. 1h), got {text!r}") from None
+    if not MIN_WINDOW_S <= seconds <= MAX_WINDOW_S:
+        raise ValueError(f"must be between 5m and 7d, got {text!r}")
+    return seconds
+
+
 @dataclass(frozen=True)
 class DriftThresholds:
     """When a window counts as drifted (settings DRIFT_*; README "Live quality and drift" says why these)."""
@@ -110,7 +124,7 @@ def first_window_start(*, window_s: int, windows: int, now: datetime | None = No
     (so a window's figures stay put between requests), else at `now` (the latest `window_s` exactly)."""
     now = now or utcnow()
     stamp = now.timestamp()
-    end = (stamp // window_s + 1) * window_s if aligned else stamp
+    end = (stamp // window_s + 1) * window_s if aligned else stamp // 1  # whole seconds: exact window edges
     return datetime.fromtimestamp(end - windows * window_s, tz=timezone.utc)
 
 
@@ -137,12 +151,14 @@ def model_quality(session: Session, *, version: ModelVersion, window_s: int, win
 
 
 def _window_index(session: Session, start: datetime, window_s: int):
-    """SQL for the window a row falls in: whole `window_s` periods since `start` (rows before it are filtered)."""
-    offset = start.timestamp()
+    """SQL for the window a row falls in: whole `window_s` periods since `start` (rows before it are filtered).
+
+    Exact arithmetic, so a row on a boundary lands in the later window as the range filter says: whole
+    seconds on SQLite (boundaries are whole seconds), PostgreSQL's numeric epoch."""
+    offset = int(start.timestamp())
     if session.get_bind().dialect.name == "sqlite":
-        # SQLite keeps UTC text; julianday's day count since the Unix epoch (2440587.5) gives seconds
-        seconds = (func.julianday(Prediction.created_at) - 2440587.5) * 86400.0 - offset
-        return cast(seconds / window_s, Integer)  # truncation is floor here: seconds >= 0
+        seconds = cast(func.strftime("%s", Prediction.created_at), Integer) - offset
+        return seconds // window_s  # integer division; floor here, as seconds >= 0
     return func.floor((extract("epoch", Prediction.created_at) - offset) / window_s)
 
 

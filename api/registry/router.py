@@ -7,12 +7,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from api.auth import PrincipalDep
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.predict.serving import ServingDep
 from api.registry.deps import ModelDep
-from api.registry.presenters import event_public, model_public
-from api.registry.schemas import ModelPublic, ModelsPublic, PromotedPublic, RollbackRequest, ServingAtPublic, ServingHistoryPublic
+from api.registry.presenters import event_public, model_public, quality_public
+from api.registry.schemas import (
+    ModelPublic, ModelsPublic, PromotedPublic, QualityPublic, RollbackRequest, ServingAtPublic, ServingHistoryPublic,
+    WindowQuery, WindowsQuery,
+)
 from core import model_registry as registry
+from core import quality as live
 from core.orm import utcnow
 from ml.inference.export import export_model
 
@@ -67,6 +71,17 @@ def rollback(body: RollbackRequest, session: SessionDep, principal: PrincipalDep
 def get_model(version: ModelDep, session: SessionDep) -> ModelPublic:
     """One model version."""
     return model_public(version, registry.serving_version_id(session, dataset=version.dataset))
+
+
+@router.get("/{model_id:int}/quality", response_model=QualityPublic,
+            responses={404: {"description": "unknown model id"}})
+def model_quality(version: ModelDep, session: SessionDep, settings: SettingsDep, window: WindowQuery = "1h",
+                  windows: WindowsQuery = 24) -> QualityPublic:
+    """Live quality over time windows from the prediction log: requests, abstain / low-confidence / OOD rates,
+    the predicted-label mix against training (JS divergence), confidence, feedback accuracy, and a drift flag."""
+    quality = live.model_quality(session, version=version, window_s=live.window_seconds(window), windows=windows,
+                                 thresholds=live.DriftThresholds.from_settings(settings))
+    return quality_public(quality, dataset=version.dataset, window=window)
 
 
 @router.post("/{model_id:int}/promote", response_model=PromotedPublic,
