@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import SettingsDep
+from api.quality_metrics import QualityCollector
 from core.db import session_scope
 from core.figures import service_figures
 from core.queue import broker_job_ids
@@ -81,11 +82,15 @@ class ServiceCollector(Collector):
 
 COLLECTOR = ServiceCollector()
 REGISTRY.register(COLLECTOR)
+QUALITY = QualityCollector()
+REGISTRY.register(QUALITY)
 router = APIRouter(tags=["operate"])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 def metrics(request: Request, settings: SettingsDep) -> Response:
-    """Prometheus text format: request latency per route, jobs by status, queue depth, attempts, resumes, speed."""
+    """Prometheus text format: request latency per route, jobs by status, queue depth, attempts, resumes, speed,
+    and the serving versions' live quality (abstain rate, label divergence, feedback accuracy, drift)."""
     COLLECTOR.broker, COLLECTOR.database_url = request.app.state.redis_sync, settings.database_url
+    QUALITY.settings = settings
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import ModelNotFound, NothingServed, ServingNotYours
@@ -151,6 +151,17 @@ def serving_version_id(session: Session, *, dataset: str) -> int | None:
         select(ServingEvent.model_version_id).where(ServingEvent.dataset == dataset)
         .order_by(ServingEvent.id.desc()).limit(1)
     )
+
+
+def serving_versions(session: Session, *, shared_only: bool = True) -> Sequence[ModelVersion]:
+    """The version serving each dataset now (one query); `shared_only`: built-in datasets' only, for places
+    anyone may read (/metrics), where a private upload's name and versions must not show."""
+    latest = select(func.max(ServingEvent.id)).group_by(ServingEvent.dataset)
+    query = (select(ModelVersion).join(ServingEvent, ServingEvent.model_version_id == ModelVersion.id)
+             .where(ServingEvent.id.in_(latest)).order_by(ModelVersion.dataset))
+    if shared_only:
+        query = query.where(ModelVersion.private.is_(False))
+    return session.scalars(query).all()
 
 
 def serving_at(session: Session, *, dataset: str, at: datetime, owner: str | None = None) -> ServingEvent:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from fastapi.testclient import TestClient
 
 from core.db import get_engine, session_scope
 from core.keys import create_key
-from core.orm import Role, utcnow
+from core.orm import ModelVersion, Role, ServingEvent, utcnow
 from core.quality import first_window_start
 from core.settings import Settings
 from tests.api.jobs.test_list_queries import _statements
@@ -41,6 +42,9 @@ def world(tmp_path):
                            for i in range(120)])
             insert_rows(session, [prediction(shared, utcnow() - timedelta(seconds=i + 1), DIGITS[i % 10])
                                   for i in range(7)])
+            for version in (private, shared):  # both serve their dataset: /metrics shows the shared one only
+                session.add(ServingEvent(dataset=version.dataset, model_version_id=version.id, reason="promoted"))
+            session.commit()
             ids = {"private": private.id, "shared": shared.id}
         settings = Settings(database_url=url, redis_url=None, drift_min_requests=50)
         try:
@@ -105,3 +109,25 @@ def test_the_report_costs_the_same_statements_for_7_and_180_rows(world):
     many, many_seen = _statements(engine, lambda: _get(client, keys["root"], ids["private"], windows=168))
     assert few.status_code == many.status_code == 200
     assert len(few_seen) == len(many_seen) <= 5, many_seen  # the version's lookup, then three aggregates
+
+
+def _gauges(client, key) -> dict[str, dict[tuple, float]]:
+    text = client.get("/metrics", headers=bearer(key)).text
+    return {f.name: {(s.labels.get("dataset"), s.labels.get("model_id")): s.value for s in f.samples}
+            for f in text_string_to_metric_families(text) if f.name.startswith("trainserve_model_")}
+
+
+def test_metrics_show_the_shared_serving_versions_latest_window_and_cache_it(world):
+    client, keys, ids, engine = world
+    gauges = _gauges(client, keys["bob"])
+    shared = ("mnist", str(ids["shared"]))
+    assert gauges["trainserve_model_requests"] == {shared: 7}  # alice's private version never shows
+    assert gauges["trainserve_model_abstain_rate"][shared] == 0.0
+    drift = gauges["trainserve_model_drift"][shared]
+    assert drift != drift  # NaN: 7 files are too few to judge
+    assert set(gauges) >= {"trainserve_model_label_js_divergence", "trainserve_model_feedback_accuracy"}
+    with session_scope(str(engine.url.render_as_string(hide_password=False))) as session:
+        insert_rows(session, [prediction(session.get(ModelVersion, ids["shared"]), utcnow(), "3")])
+    _, seen = _statements(engine, lambda: _gauges(client, keys["bob"]))
+    assert not any("predictions" in s for s in seen)  # within QUALITY_METRICS_CACHE_S: no SQL for them
+    assert _gauges(client, keys["bob"])["trainserve_model_requests"][shared] == 7
