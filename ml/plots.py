@@ -104,6 +104,34 @@ def leaderboard_png(trials: Sequence[tuple[str, float, str]], metric: str, title
     return to_png(fig)
 
 
+def quality_png(windows: Sequence[Any], label_threshold: float, title: str) -> bytes:
+    """A served model's windows: requests (bars), and below the label-mix divergence against its threshold,
+    abstain and low-confidence rates, mean confidence and feedback accuracy; drifted windows shaded."""
+    fig = _figure(7, 4.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    x = [w.start for w in windows]
+    width = (windows[1].start - windows[0].start) * 0.8 if len(windows) > 1 else 0.02
+    top.bar(x, [w.requests for w in windows], width=width, align="edge", color="#3b7ddd")
+    top.set(ylabel="requests", title=title)
+    for label, figure, style in (("label JS", lambda w: w.label_js, "o-"),
+                                 ("abstain", lambda w: w.abstain_rate, "s--"),
+                                 ("low confidence", lambda w: w.low_confidence_rate, "^--"),
+                                 ("mean confidence", lambda w: w.confidence.mean, "x-"),
+                                 ("feedback accuracy", lambda w: w.feedback_accuracy, "d-")):
+        points = [(w.start, figure(w)) for w in windows if figure(w) is not None]
+        if points:
+            bottom.plot([p[0] for p in points], [p[1] for p in points], style, label=label, markersize=4)
+    bottom.axhline(label_threshold, color="#b3261e", linewidth=0.8, linestyle=":", label="JS threshold")
+    for w in windows:
+        if w.drift:
+            for ax in (top, bottom):
+                ax.axvspan(w.start, w.end, color="#f8d9d9", zorder=0)
+    bottom.set(ylabel="share / divergence", ylim=(0, 1.35), yticks=[0, 0.25, 0.5, 0.75, 1])  # the legend sits above 1
+    bottom.legend(fontsize=7, loc="upper left", ncol=3)
+    fig.autofmt_xdate()
+    return to_png(fig)
+
+
 def _patch(colour: str, label: str):
     from matplotlib.patches import Patch
 

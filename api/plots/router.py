@@ -1,4 +1,5 @@
-"""Plots of a job as PNG: curves and confusion matrix drawn from SQL rows, the mistakes grid the engine drew.
+"""Plots as PNG: a job's curves and confusion matrix drawn from SQL rows, the mistakes grid the engine drew;
+a sweep's leaderboard; a model version's live quality.
 
 Routes are `def`, so drawing runs in the threadpool, never on the event loop; each answer carries an
 ETag of what it was drawn from, so a browser polling a running job redraws nothing until an epoch ends.
@@ -13,12 +14,15 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
-from api.deps import SessionDep, StoreDep
+from api.deps import SessionDep, SettingsDep, StoreDep
 from api.jobs.deps import JobDep
 from api.jobs.schemas import EpochMetricsPublic
 from api.plots.errors import NoSuchPlot
+from api.registry.deps import ModelDep
+from api.registry.schemas import WindowQuery, WindowsQuery
 from api.sweeps.deps import SweepDep
 from core import jobs as job_service
+from core import quality as live
 from core import sweeps as sweep_service
 from core.artifacts import ArtifactMissing, ArtifactStore
 from core.orm import Job, JobStatus, SweepStatus
@@ -139,3 +143,19 @@ def sweep_leaderboard_plot(sweep: SweepDep, session: SessionDep, request: Reques
     done = SweepStatus(sweep.status).is_terminal and all(JobStatus(s).is_terminal for s in statuses)
     return _png(request, version, "private, max-age=86400" if done else "no-cache",
                 lambda: plots.leaderboard_png(bars, sweep.metric, f"Sweep {sweep.name or sweep.id[:8]} — {sweep.metric}"))
+
+
+@router.get("/models/{model_id:int}/quality.png", response_class=Response, responses=PNG_RESPONSES)
+def model_quality_plot(version: ModelDep, session: SessionDep, settings: SettingsDep, request: Request,
+                       window: WindowQuery = "1h", windows: WindowsQuery = 24) -> Response:
+    """A model version's live quality over windows (GET /v1/models/{id}/quality drawn): requests, label-mix
+    divergence against its threshold, abstain and low-confidence rates, confidence, feedback accuracy; drift shaded."""
+    thresholds = live.DriftThresholds.from_settings(settings)
+    quality = live.model_quality(session, version=version, window_s=live.window_seconds(window), windows=windows,
+                                 thresholds=thresholds)
+    title = f"{version.model} #{version.id} ({version.dataset}) — {window} windows" + (" — DRIFT" if quality.drift else "")
+    session.close()  # give the connection back before the CPU work
+    figures = [(w.start.isoformat(), w.requests, w.label_js, w.abstain_rate, w.low_confidence_rate,
+                w.confidence.mean, w.feedback_accuracy, w.drift) for w in quality.windows]
+    return _png(request, f"quality:{version.id}:{title}:{figures}", "no-cache",
+                lambda: plots.quality_png(quality.windows, thresholds.label_js, title))

@@ -399,7 +399,7 @@ async function comparePage(params) {
 
 // ---- models: serving model per dataset, promote / roll back, history ---------------------------
 
-async function modelsPage() {
+async function modelsPage(params = new URLSearchParams()) {
   const [models, history] = await Promise.all([api("/v1/models"), api("/v1/models/history")]);
   const datasets = [...new Set(models.data.map((m) => m.dataset))].sort();
   const sections = datasets.map((d) => el("section", { "data-dataset": d }, el("h2", {}, d),
@@ -407,11 +407,41 @@ async function modelsPage() {
       models.data.filter((m) => m.dataset === d).map((m) => el("tr", { class: m.serving ? "serving" : "", "data-model": m.id },
         el("td", {}, m.id), el("td", {}, m.model), el("td", {}, idView(m.job_id, `#/jobs/${m.job_id}`)),
         el("td", {}, m.epoch), el("td", {}, pct(m.val_accuracy)), el("td", {}, pct(m.test_accuracy)), el("td", {}, new Date(m.created_at).toLocaleString()),
-        el("td", {}, m.serving ? "serving" : el("button", { onclick: () => promote(m.id) }, "Promote"))))),
+        el("td", {}, m.serving ? "serving" : el("button", { onclick: () => promote(m.id) }, "Promote"), " ",
+          el("button", { class: "quality-button", onclick: () => { location.hash = `#/models?quality=${m.id}`; } }, "Quality"))))),
     el("h2", {}, "History"), el("table", {}, history.data.filter((e) => e.dataset === d).reverse().map((e) =>
       el("tr", {}, el("td", {}, new Date(e.at).toLocaleString()), el("td", {}, `model ${e.model_id}`), el("td", {}, e.reason),
         el("td", {}, e.previous_model_id ? `after model ${e.previous_model_id}` : ""))))));
-  view.replaceChildren(el("h1", {}, "Models"), ...(sections.length ? sections : [el("p", {}, "No model yet: a classification job registers one when it succeeds.")]));
+  const chosen = models.data.find((m) => String(m.id) === params.get("quality"));
+  const panel = chosen ? [await qualityPanel(chosen, params.get("window") || "1h")] : [];
+  view.replaceChildren(el("h1", {}, "Models"), ...panel, ...(sections.length ? sections : [el("p", {}, "No model yet: a classification job registers one when it succeeds.")]));
+}
+
+// The selected version's live quality: drift flag, the latest window's figures, and the plot over windows.
+const QUALITY_WINDOWS = { "5m": 36, "1h": 24, "1d": 14 };  // window → how many to show (3 h, a day, two weeks)
+
+async function qualityPanel(model, window) {
+  if (!(window in QUALITY_WINDOWS)) window = "1h";
+  const windows = QUALITY_WINDOWS[window];
+  const query = `window=${encodeURIComponent(window)}&windows=${windows}`;
+  const q = await api(`/v1/models/${model.id}/quality?${query}`);
+  const latest = q.windows[q.windows.length - 1];
+  const judged = q.windows.filter((w) => w.drift !== null);
+  const flag = q.drift ? "drift" : judged.length ? "no drift" : "too few predictions to judge";
+  const reasons = q.windows.flatMap((w) => w.drift ? [`${new Date(w.start).toLocaleString()}: ${w.drift_reasons.join("; ")}`] : []);
+  const plot = el("img", { alt: "quality over windows", id: "quality-plot" });
+  showImage(plot, `/v1/models/${model.id}/quality.png?${query}`);
+  const pick = el("select", { id: "quality-window", onchange: (e) => { location.hash = `#/models?quality=${model.id}&window=${e.target.value}`; } },
+    Object.entries(QUALITY_WINDOWS).map(([w, n]) => el("option", { value: w, selected: w === window }, `${n} × ${w}`)));
+  return el("section", { id: "quality", "data-model": model.id, "data-drift": String(q.drift) },
+    el("h2", {}, `Live quality — ${model.model} #${model.id} (${model.dataset}) `, el("span", { class: `status ${q.drift ? "failed" : "succeeded"}`, id: "drift-flag" }, flag)),
+    el("p", {}, "windows ", pick, el("span", { class: "muted" }, ` · label mix ${q.label_mix}`)),
+    el("table", {}, el("tr", {}, ["latest window", "requests", "abstain", "low conf.", "OOD", "label JS", "mean conf.", "feedback acc."].map((h) => el("th", {}, h))),
+      el("tr", {}, el("td", {}, new Date(latest.start).toLocaleString()), el("td", { id: "quality-requests" }, latest.requests),
+        el("td", {}, pct(latest.abstain_rate)), el("td", {}, pct(latest.low_confidence_rate)), el("td", {}, pct(latest.ood_rate)),
+        el("td", {}, latest.label_js === null ? "–" : latest.label_js.toFixed(3)), el("td", {}, pct(latest.confidence.mean)),
+        el("td", {}, latest.feedback ? `${pct(latest.feedback_accuracy)} of ${latest.feedback}` : "–"))),
+    el("div", { class: "plots" }, plot), ...reasons.map((r) => el("p", { class: "error" }, r)));
 }
 
 async function promote(modelId) {
@@ -637,7 +667,7 @@ async function route() {
     else if (sweep) await sweepPage(sweep[1]);
     else if (path === "/sweeps") await sweepsPage();
     else if (path === "/compare") await comparePage(params);
-    else if (path === "/models") await modelsPage();
+    else if (path === "/models") await modelsPage(params);
     else if (path === "/predict") await predictPage(params);
     else await jobsPage();
   } catch (err) {

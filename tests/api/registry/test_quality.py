@@ -131,3 +131,15 @@ def test_metrics_show_the_shared_serving_versions_latest_window_and_cache_it(wor
     _, seen = _statements(engine, lambda: _gauges(client, keys["bob"]))
     assert not any("predictions" in s for s in seen)  # within QUALITY_METRICS_CACHE_S: no SQL for them
     assert _gauges(client, keys["bob"])["trainserve_model_requests"][shared] == 7
+
+
+def test_the_quality_plot_is_a_png_for_whoever_sees_the_version(world):
+    client, keys, ids, _ = world
+    url = f"/v1/models/{ids['private']}/quality.png"
+    response = client.get(url, params={"window": "1h", "windows": 3}, headers=bearer(keys["alice"]))
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+    again = client.get(url, params={"window": "1h", "windows": 3},
+                       headers={**bearer(keys["alice"]), "If-None-Match": response.headers["etag"]})
+    assert again.status_code == 304  # nothing new arrived: not drawn again
+    assert client.get(url, headers=bearer(keys["bob"])).status_code == 404
+    assert client.get(url, params={"window": "9d"}, headers=bearer(keys["alice"])).status_code == 422
