@@ -20,7 +20,8 @@ router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 NOT_FOUND = {404: {"description": "unknown prediction id (or someone else's)"}}
 
 
-@router.get("", response_model=LoggedPredictionsPublic)
+@router.get("", response_model=LoggedPredictionsPublic,
+            responses={422: {"description": "a filter out of range, or a cursor that no page gave"}})
 def list_predictions(
     session: SessionDep,
     principal: PrincipalDep,
