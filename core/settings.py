@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_region: str | None = None
-    # local copies of downloaded artifacts (<cache_dir>/artifacts) are evicted, least recently used first, past this
+    # local copies of downloaded artifacts and dataset folders (<cache_dir>/artifacts, /folders) are evicted, least
+    # recently used first, past this, counted together
     artifact_cache_bytes: int = Field(default=10 * 1024**3, ge=1024**2)
 
     host: str = "127.0.0.1"

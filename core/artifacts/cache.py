@@ -1,8 +1,10 @@
-"""A local copy of downloaded objects, content-addressed by sha256, bounded by size (least recently used go first)."""
+"""A local copy of downloaded objects and folders, content-addressed by sha256, bounded by size (least recently
+used go first)."""
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Callable
@@ -12,13 +14,16 @@ from typing import BinaryIO
 from core.errors import ArtifactCorrupt
 
 _CHUNK = 1 << 20
+_COMPLETE = ".complete"  # written last in a cached folder, with its bytes: a folder without it is partial
 
 
 class ArtifactCache:
-    """Files under `root/<sha256[:2]>/<sha256>`; a hit is touched, so eviction drops the least recently used."""
+    """Files under `root/<sha256[:2]>/<sha256>` and whole folders under `folders/<sha256 of their prefix>`, under
+    one cap; a hit is touched, so eviction drops the least recently used, file or folder."""
 
-    def __init__(self, root: Path, max_bytes: int):
+    def __init__(self, root: Path, max_bytes: int, folders: Path | None = None):
         self.root, self.max_bytes = Path(root), max_bytes
+        self.folders = Path(folders) if folders is not None else self.root.parent / "folders"
         self._lock = threading.Lock()
 
     def path_of(self, sha256: str) -> Path:
@@ -55,22 +60,82 @@ class ArtifactCache:
         self.evict(keep=path)
         return path
 
+    def folder_of(self, prefix: str) -> Path:
+        """Where the copy of the folder stored under `prefix` lives (one level deep, so eviction finds it cheaply)."""
+        return self.folders / hashlib.sha256(prefix.encode()).hexdigest()
+
+    def lookup_folder(self, prefix: str) -> Path | None:
+        """The complete cached copy of the folder under `prefix`, marked as just used; None on a miss."""
+        folder = self.folder_of(prefix)
+        try:
+            os.utime(folder / _COMPLETE)
+        except FileNotFoundError:
+            return None
+        return folder
+
+    def fill_folder(self, prefix: str, download: Callable[[Path], None]) -> Path:
+        """The folder under `prefix`, downloaded once: `download` fills an empty folder, which then appears whole
+        (its marker records its bytes, counted against the same cap as the files)."""
+        if (hit := self.lookup_folder(prefix)) is not None:
+            return hit
+        folder = self.folder_of(prefix)
+        tmp = self.folders / f".incoming-{uuid.uuid4().hex}"
+        try:
+            tmp.mkdir(parents=True)
+            download(tmp)
+            size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+            (tmp / _COMPLETE).write_text(str(size))  # written last: a folder without it is partial
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                if not (folder / _COMPLETE).is_file():  # not "another process finished it first"
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.evict(keep=folder)
+        return folder
+
     def evict(self, keep: Path | None = None) -> list[Path]:
-        """Remove the least recently used copies until the cache fits its cap; the files removed."""
+        """Remove the least recently used copies, files and folders alike, until the cache fits its cap; the removed."""
         with self._lock:
-            files = [p for p in self.root.glob("??/*") if p.is_file()]
-            stats = {p: p.stat() for p in files}
-            total = sum(s.st_size for s in stats.values())
+            entries = self._entries()
+            total = sum(size for _, size, _ in entries)
             removed = []
-            for path in sorted(files, key=lambda p: stats[p].st_mtime):
+            for path, size, _ in sorted(entries, key=lambda entry: entry[2]):
                 if total <= self.max_bytes:
                     break
                 if path == keep:
                     continue  # the copy just asked for stays, even when it alone is over the cap
-                path.unlink(missing_ok=True)  # an open file stays readable until closed (POSIX)
-                total -= stats[path].st_size
+                self._remove(path)
+                total -= size
                 removed.append(path)
             return removed
+
+    def _entries(self) -> list[tuple[Path, int, float]]:
+        """(path, bytes, last use) of every cached file and complete folder."""
+        entries = []
+        for path in [*self.root.glob("??/*"), *self.folders.glob(f"*/{_COMPLETE}")]:
+            try:
+                stat = path.stat()
+                if path.name == _COMPLETE:
+                    entries.append((path.parent, int(path.read_text() or 0), stat.st_mtime))
+                elif path.is_file():
+                    entries.append((path, stat.st_size, stat.st_mtime))
+            except (OSError, ValueError):
+                continue  # removed meanwhile by another process's eviction
+        return entries
+
+    def _remove(self, path: Path) -> None:
+        if path.parent != self.folders:
+            path.unlink(missing_ok=True)  # an open file stays readable until closed (POSIX)
+            return
+        # renamed away first: a reader finds the whole folder or none, never one being deleted
+        doomed = self.folders / f".evicted-{uuid.uuid4().hex}"
+        try:
+            os.rename(path, doomed)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 class _HashingWriter:

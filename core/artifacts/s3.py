@@ -7,9 +7,7 @@ do not need.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,7 +17,6 @@ from core.artifacts.store import ObjectInfo, check_key
 from core.settings import Settings
 
 _MISSING = ("404", "NoSuchKey", "NotFound")
-_COMPLETE = ".complete"  # written last in a downloaded folder: a folder without it is partial
 
 
 class S3Store:
@@ -36,9 +33,10 @@ class S3Store:
             aws_access_key_id=settings.aws_access_key_id, aws_secret_access_key=settings.aws_secret_access_key)
         self.transfer = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20)
         cache_dir = Path(settings.cache_dir)
-        self.cache = ArtifactCache(cache_dir / "artifacts", settings.artifact_cache_bytes)
+        # downloaded files and dataset folders share one cap (ARTIFACT_CACHE_BYTES)
+        self.cache = ArtifactCache(cache_dir / "artifacts", settings.artifact_cache_bytes,
+                                   folders=cache_dir / "folders")
         self._staging = cache_dir / "staging"
-        self._folders = cache_dir / "folders"
 
     def ensure_bucket(self) -> None:
         """Create the bucket when it does not exist (deployments run this once before the services start)."""
@@ -88,30 +86,20 @@ class S3Store:
         return self.cache.fill(key, download, sha256)
 
     def get_folder(self, prefix: str) -> Path:
-        """Download every object under `prefix` once into this host's cache; later calls find it there.
+        """Download every object under `prefix` once into this host's cache (within its cap); later calls find it.
 
         Meant for content-addressed prefixes (an upload's `datasets/<sha256>`): what is there never changes.
         """
-        folder = self._folders / check_key(prefix)
-        if (folder / _COMPLETE).is_file():
-            return folder
-        tmp = folder.with_name(f".{folder.name}.incoming-{uuid.uuid4().hex[:8]}")
-        try:
-            for info in self.list(prefix.rstrip("/") + "/"):
-                target = tmp / info.key[len(prefix.rstrip("/")) + 1:]
+        base = check_key(prefix).rstrip("/")
+
+        def download(into: Path) -> None:
+            for info in self.list(base + "/"):
+                target = into / info.key[len(base) + 1:]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with open(target, "wb") as out, _said_plainly(info.key):
                     self.client.download_fileobj(self.bucket, self._name(info.key), out, Config=self.transfer)
-            tmp.mkdir(parents=True, exist_ok=True)
-            (tmp / _COMPLETE).touch()
-            try:
-                os.rename(tmp, folder)
-            except OSError:
-                if not (folder / _COMPLETE).is_file():  # not "another process finished it first"
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+
+        return self.cache.fill_folder(base, download)
 
     def exists(self, key: str) -> bool:
         """Whether an object has this key (one HEAD request)."""

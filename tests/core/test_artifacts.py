@@ -128,6 +128,50 @@ def test_the_cache_evicts_the_least_recently_used(tmp_path):
     assert not paths[1].exists() and paths[2].exists()
 
 
+def _folder_of(size: int, fill: int):
+    """A `download` for fill_folder: two files of `size` // 2 bytes each."""
+    def download(into: Path) -> None:
+        (into / "images").mkdir()
+        (into / "images" / "a.png").write_bytes(bytes([fill]) * (size // 2))
+        (into / "table.pt").write_bytes(bytes([fill]) * (size // 2))
+    return download
+
+
+def test_folders_and_files_share_the_cap_and_the_least_recently_used_goes_first(tmp_path):
+    cache = ArtifactCache(tmp_path / "cache" / "artifacts", max_bytes=2500, folders=tmp_path / "cache" / "folders")
+    folder = cache.fill_folder("datasets/aaa", _folder_of(1000, 1))
+    assert (folder / "images" / "a.png").stat().st_size == 500 and cache.fill_folder("datasets/aaa", None) == folder
+    file = cache.fill("k1", lambda out: out.write(b"\x01" * 1000))
+    os.utime(folder / ".complete", (1, 1))  # the folder is now the oldest use
+    cache.fill("k2", lambda out: out.write(b"\x02" * 1000))  # 3000 bytes: one copy must go
+    assert not folder.exists() and file.exists()
+    assert cache.lookup_folder("datasets/aaa") is None
+    assert [p.name for p in (tmp_path / "cache" / "folders").iterdir()] == []  # nothing half-deleted left
+
+    again = cache.fill_folder("datasets/aaa", _folder_of(2000, 3))  # downloaded again, then files make room
+    assert again == folder and not file.exists() and (again / "table.pt").read_bytes() == b"\x03" * 1000
+
+
+def test_a_folder_alone_over_the_cap_stays_while_asked_for(tmp_path):
+    cache = ArtifactCache(tmp_path / "artifacts", max_bytes=1000, folders=tmp_path / "folders")
+    older = cache.fill_folder("datasets/old", _folder_of(800, 1))
+    os.utime(older / ".complete", (1, 1))
+    big = cache.fill_folder("datasets/big", _folder_of(4000, 2))
+    assert big.is_dir() and not older.exists()
+
+
+def test_s3_dataset_folders_count_against_the_download_cap(s3_endpoint, tmp_path):
+    store = open_store(f"s3://{BUCKET}/t-{uuid.uuid4().hex[:12]}",
+                       _s3_settings(s3_endpoint, tmp_path, artifact_cache_bytes=1 << 20))
+    for name in ("one", "two"):
+        store.put(f"datasets/{name}/table.pt", _file(tmp_path, os.urandom(700_000)))
+    first = store.get_folder("datasets/one")
+    os.utime(first / ".complete", (1, 1))
+    second = store.get_folder("datasets/two")  # 1.4 MB in all: over the 1 MiB cap, the older folder goes
+    assert (second / "table.pt").stat().st_size == 700_000 and not first.exists()
+    assert (store.get_folder("datasets/one") / "table.pt").stat().st_size == 700_000  # fetched again on demand
+
+
 def test_the_cache_refuses_a_download_that_does_not_match(tmp_path):
     cache = ArtifactCache(tmp_path / "cache", max_bytes=10_000)
     with pytest.raises(ArtifactCorrupt):

@@ -78,12 +78,15 @@ class Stack:
     api: subprocess.Popen | None = None  # the API started last (`url` is its address)
     apis: list[subprocess.Popen] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
+    # None: a SQLite file of its own; a URL: a database already at head (tests/utils/databases.py's fresh_database)
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         self.redis_port = free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
-        self.database_url = f"sqlite:///{self.root / 'stack.db'}"
-        upgrade(self.database_url)
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.root / 'stack.db'}"
+            upgrade(self.database_url)
         with session_scope(self.database_url) as session:
             self.key = create_key(session, owner="stack-admin", role=Role.admin)[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "ARTIFACT_"))}

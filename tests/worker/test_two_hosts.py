@@ -1,6 +1,7 @@
 """Two hosts sharing nothing but the database, Redis and an S3 server (SeaweedFS): the API and two workers,
 each with its own VAR_DIR and cache. A job resumes on the other worker from the checkpoint in the store,
 an upload trains on a worker, the API serves and downloads what a worker stored, DELETE leaves no object.
+The database is SQLite, or PostgreSQL when TEST_DATABASE_URL names a server (`make test-postgres`).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 import boto3
 import pytest
 
+from tests.utils.databases import fresh_database
 from tests.utils.jobs import submit, wait_for
 from tests.utils.models import digit_png, predict
 from tests.utils.seaweed import seaweed_s3
@@ -34,12 +36,15 @@ def s3(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, s3):
-    s = Stack(tmp_path_factory.mktemp("two-hosts"), extra_env={
-        "ARTIFACT_STORE_URL": f"s3://{BUCKET}/{PREFIX}", "S3_ENDPOINT_URL": s3[0], **CREDENTIALS})
-    s.start_redis()
-    s.start_api()  # VAR_DIR <root>/var: the API host's
-    yield s
-    s.close()
+    """API and workers on SQLite, or on a fresh PostgreSQL database when TEST_DATABASE_URL names a server."""
+    root = tmp_path_factory.mktemp("two-hosts")
+    with fresh_database(tmp_path_factory.mktemp("two-hosts-db")) as database_url:
+        s = Stack(root, extra_env={"ARTIFACT_STORE_URL": f"s3://{BUCKET}/{PREFIX}", "S3_ENDPOINT_URL": s3[0],
+                                   **CREDENTIALS}, database_url=database_url)
+        s.start_redis()
+        s.start_api()  # VAR_DIR <root>/var: the API host's
+        yield s
+        s.close()  # before the database is dropped: its processes hold connections
 
 
 def _host(stack: Stack, name: str) -> dict[str, str]:
