@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 from datetime import timedelta
 
@@ -86,6 +87,9 @@ def test_every_answered_file_gets_an_id_and_a_row(alice, version):
         assert row["feedback"] is None
     listed = alice.get("/v1/predictions", params={"dataset": "mnist", "limit": 3}).json()
     assert {p["id"] for p in listed["data"]} == set(ids)  # newest first: this request's three
+    metrics = alice.get("/metrics").text
+    assert float(re.search(r"^trainserve_prediction_log_written_total (\S+)$", metrics, re.M).group(1)) >= 3
+    assert re.search(r"^trainserve_prediction_log_dropped_total 0\.0$", metrics, re.M)
 
 
 def test_feedback_takes_one_of_the_models_classes(alice, version):
