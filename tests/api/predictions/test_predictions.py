@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import time
 from datetime import timedelta
 
@@ -86,6 +87,9 @@ def test_every_answered_file_gets_an_id_and_a_row(alice, version):
         assert row["feedback"] is None
     listed = alice.get("/v1/predictions", params={"dataset": "mnist", "limit": 3}).json()
     assert {p["id"] for p in listed["data"]} == set(ids)  # newest first: this request's three
+    metrics = alice.get("/metrics").text
+    assert float(re.search(r"^trainserve_prediction_log_written_total (\S+)$", metrics, re.M).group(1)) >= 3
+    assert re.search(r"^trainserve_prediction_log_dropped_total 0\.0$", metrics, re.M)
 
 
 def test_feedback_takes_one_of_the_models_classes(alice, version):
@@ -164,11 +168,15 @@ def test_retention_deletes_old_rows_and_their_inputs(alice, store, db_session, v
     db_session.execute(update(Prediction).where(Prediction.id == old)
                        .values(created_at=utcnow() - timedelta(days=31)))
     db_session.commit()
-    # what the maintenance pass calls (the API's own pass may race it: safe)
-    delete_expired(db_session, store=store, retention_days=30)
-    assert alice.get(f"/v1/predictions/{old}").status_code == 404
+    # the API's own maintenance pass (one per MAINTENANCE_INTERVAL_S, 15 s) finds it past PREDICTION_RETENTION_DAYS
+    deadline = time.monotonic() + 60
+    while alice.get(f"/v1/predictions/{old}").status_code != 404:
+        assert time.monotonic() < deadline, "the maintenance pass did not delete a 31-day-old prediction in 60 s"
+        time.sleep(0.5)
     assert not store.exists(f"predictions/{old}/input")
     assert alice.get(f"/v1/predictions/{recent}").status_code == 200 and store.exists(f"predictions/{recent}/input")
+    # and the pass's function on its own: nothing left past the retention
+    assert delete_expired(db_session, store=store, retention_days=30) == 0
 
 
 @pytest.fixture
