@@ -25,7 +25,8 @@ from core.db import database_error
 from core.errors import (
     ArtifactCorrupt, ArtifactMissing, ArtifactsNotRemoved, ArtifactStorageError, ArtifactStorageFull,
     ArtifactStorageReadOnly, BrokerUnavailable, CheckpointNotFound, DatabaseFull, DatabaseUnavailable, DatasetConflict,
-    DatasetNotFound, FeedbackSnapshotChanged, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed,
+    DatasetNotFound, FeedbackLabelInvalid, FeedbackSnapshotChanged, IdempotencyConflict, InputNotKept, InvalidCursor,
+    JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed, PredictionNotFound,
     ServingNotYours, SweepNotCancellable, SweepNotFound, TooManyQueued,
 )
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
@@ -35,7 +36,8 @@ from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
 STATUS: dict[type[Exception], int] = {
     # core: the service functions
     JobNotFound: 404, CheckpointNotFound: 404, ModelNotFound: 404, NothingServed: 404, DatasetNotFound: 404,
-    SweepNotFound: 404, KeyNotFound: 404,
+    SweepNotFound: 404, KeyNotFound: 404, PredictionNotFound: 404, InputNotKept: 404,
+    FeedbackLabelInvalid: 422, InvalidCursor: 422,
     JobNotCancellable: 409, SweepNotCancellable: 409, IdempotencyConflict: 409, JobNotDeletable: 409,
     DatasetConflict: 409, FeedbackSnapshotChanged: 409,
     ServingNotYours: 403,

@@ -31,6 +31,7 @@ from api.plots import router as plots
 from api.predict import router as predict
 from api.predict import rows
 from api.predict.rate_limit import SharedBuckets
+from api.predictions import router as predictions
 from api.registry import router as registry
 from api.sweeps import events as sweep_events
 from api.sweeps import router as sweeps
@@ -66,6 +67,7 @@ ROUTERS = [
     registry.router,
     plots.router,
     datasets.router,
+    predictions.router,
     rows.router,
     sweeps.router,
     sweep_events.router,
@@ -103,6 +105,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await client.aclose()
         if app.state.redis_sync is not None:
             app.state.redis_sync.close()
+        prediction_log = getattr(app.state, "prediction_log", None)
+        if prediction_log is not None:  # the rows still queued are written before the process goes
+            await to_thread.run_sync(prediction_log.close)
 
 
 async def _maintain(app: FastAPI) -> None:

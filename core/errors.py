@@ -126,6 +126,37 @@ class KeyNotFound(ServiceError, LookupError):
         super().__init__(f"API key {key_id} not found; GET /v1/keys lists them")
 
 
+class PredictionNotFound(ServiceError, LookupError):
+    """No prediction has this id (or it is someone else's: their ids do not leak)."""
+
+    def __init__(self, prediction_id: str):
+        self.prediction_id = prediction_id
+        super().__init__(f"prediction {prediction_id!r} not found; GET /v1/predictions lists yours")
+
+
+class InputNotKept(ServiceError, LookupError):
+    """The prediction's input bytes were not kept (no keep=true, over the size cap, or removed)."""
+
+    def __init__(self, prediction_id: str):
+        super().__init__(f"prediction {prediction_id!r} has no kept input; send keep=true with the predict "
+                         "request to keep an upload (PREDICTION_INPUT_MAX_BYTES caps its size)")
+
+
+class InvalidCursor(ServiceError, ValueError):
+    """A page cursor that no page gave."""
+
+    def __init__(self) -> None:
+        super().__init__("cursor: not a cursor this list gave; pass a page's next_cursor as it is")
+
+
+class FeedbackLabelInvalid(ServiceError, ValueError):
+    """The feedback label is not one of the model version's classes."""
+
+    def __init__(self, label: str, classes: list[str]):
+        shown = ", ".join(repr(c) for c in classes[:50]) + (" ..." if len(classes) > 50 else "")
+        super().__init__(f"label {label[:100]!r} is not one of the model's classes: {shown}")
+
+
 class DatabaseUnavailable(ServiceError):
     """The database did not answer in time: every connection busy, a lock held too long, or the server gone."""
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import redis
 from prometheus_client import Counter
 
 from core.bus import Publisher
 from core.db import session_scope
+from core.artifacts import get_store
 from core.jobs import Dispatcher, requeue_stale, resend_lost
+from core.predictions import delete_expired
 from core.sweeps import advance_open
 from core.queue import broker_job_ids
 from core.settings import Settings
@@ -53,9 +56,10 @@ def offer_passes(settings: Settings, *, broker: redis.Redis, dispatcher: Dispatc
 
 
 def maintenance_pass(settings: Settings, *, broker: redis.Redis, dispatcher: Dispatcher,
-                     publisher: Publisher) -> dict[str, list[str]]:
+                     publisher: Publisher) -> dict[str, Any]:
     """Requeue jobs whose worker stopped heartbeating; re-send queued jobs the broker lost; advance
-    unfinished sweeps (a trial that ended while no worker could advance its sweep). Safe to race."""
+    unfinished sweeps (a trial that ended while no worker could advance its sweep); delete predictions older
+    than PREDICTION_RETENTION_DAYS with their kept inputs. Safe to race."""
     with session_scope() as session:
         stale = requeue_stale(session, timeout_s=settings.heartbeat_timeout_s, max_attempts=settings.max_attempts,
                               dispatcher=dispatcher, publisher=publisher)
@@ -64,9 +68,13 @@ def maintenance_pass(settings: Settings, *, broker: redis.Redis, dispatcher: Dis
                            dispatcher=dispatcher)
     with session_scope() as session:
         advance_open(session, dispatcher=dispatcher)
+    with session_scope() as session:  # bounded: at most 20 batches of 500 a pass, the next pass goes on
+        expired = delete_expired(session, store=get_store(), retention_days=settings.prediction_retention_days)
+    if expired:
+        log.info("deleted %d prediction(s) older than %g days", expired, settings.prediction_retention_days)
     if stale:
         log.warning("requeued %d job(s) whose worker was not seen for %gs: %s", len(stale),
                     settings.heartbeat_timeout_s, ", ".join(stale))
     if lost:
         log.warning("re-sent %d queued job(s) the broker did not hold: %s", len(lost), ", ".join(lost))
-    return {"stale": stale, "lost": lost}
+    return {"stale": stale, "lost": lost, "expired_predictions": expired}

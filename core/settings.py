@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     # many images; a request queued behind a running forward waits at most this long, then runs alone
     predict_batch_max_images: int = Field(default=64, ge=1, le=4096)
     predict_batch_max_wait_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
+    # the prediction log (core/predictions): every answered file gets a row; off: no ids, no rows
+    prediction_log: bool = True
+    # keep every upload's bytes (in the artifact store) without the caller asking with keep=true
+    prediction_keep_inputs: bool = False
+    # uploads larger than this are logged (sha256, size) but their bytes are not kept
+    prediction_input_max_bytes: int = Field(default=2 * 1024 * 1024, ge=0)
+    # the maintenance pass deletes predictions (and their kept inputs) older than this
+    prediction_retention_days: float = Field(default=30.0, gt=0, le=36_500)
 
     # dataset uploads (POST /v1/datasets): the request body, the unpacked zip, its entries, its
     # expansion ratio (zip bombs), and the fewest readable images a class may have

@@ -14,12 +14,13 @@ GIL-bound, uses about one core.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from prometheus_client import Histogram
@@ -45,6 +46,27 @@ class ImageLimits:
     max_pixels: int
 
 
+@dataclass(frozen=True)
+class ReadInput:
+    """One upload as the worker read it: its sha256 and size, and its bytes when they are to be kept."""
+
+    sha256: str
+    size: int
+    data: bytes | None
+
+
+@dataclass(eq=False)
+class ReadInputs:
+    """Filled by the worker as it reads a request's uploads (in order, before `render`), for the prediction log."""
+
+    keep_max_bytes: int | None  # keep the bytes of uploads up to this size; None: keep none
+    read: list[ReadInput] = field(default_factory=list)
+
+    def add(self, data: bytes) -> None:
+        keep = self.keep_max_bytes is not None and len(data) <= self.keep_max_bytes
+        self.read.append(ReadInput(hashlib.sha256(data).hexdigest(), len(data), data if keep else None))
+
+
 @dataclass(eq=False)
 class _Request:
     files: Sequence[tuple[str | None, BinaryIO]]
@@ -53,6 +75,7 @@ class _Request:
     render: Callable[[list[Prediction]], Any]  # predictions -> the response body (run in the worker)
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    inputs: ReadInputs | None = None
 
 
 _STOP = object()
@@ -74,10 +97,13 @@ class PredictBatcher:
         self._thread.start()
 
     async def predict(self, files: Sequence[tuple[str | None, BinaryIO]], *, top_k: int, explain: bool,
-                      render: Callable[[list[Prediction]], Any]) -> Any:
-        """`render(predictions)` for these files, computed in a batch with concurrent requests' files."""
+                      render: Callable[[list[Prediction]], Any], inputs: ReadInputs | None = None) -> Any:
+        """`render(predictions)` for these files, computed in a batch with concurrent requests' files.
+
+        `inputs`: filled with each upload's digest (and bytes) where the worker reads it, before `render` runs.
+        """
         loop = asyncio.get_running_loop()
-        request = _Request(files, top_k, explain, render, loop.create_future(), loop)
+        request = _Request(files, top_k, explain, render, loop.create_future(), loop, inputs)
         with self._lock:
             stopped = self._stopped
             if not stopped:
@@ -145,7 +171,7 @@ class PredictBatcher:
         prepared: dict[int, list[Prepared]] = {}
         for r in batch:
             try:
-                prepared[id(r)] = [predictor.prepare(self._decode(number, name, f))
+                prepared[id(r)] = [predictor.prepare(self._decode(number, name, f, r.inputs))
                                    for number, (name, f) in enumerate(r.files, start=1)]
             except UnreadableFile as exc:
                 outcomes.append((r, exc))
@@ -165,9 +191,12 @@ class PredictBatcher:
         BATCH_REQUESTS.observe(len(served))
         _resolve(outcomes)
 
-    def _decode(self, number: int, name: str | None, file: BinaryIO):
+    def _decode(self, number: int, name: str | None, file: BinaryIO, inputs: ReadInputs | None):
+        data = file.read()
+        if inputs is not None:  # digested here, where the bytes are read: no second read for the log
+            inputs.add(data)
         try:
-            return decode_upload(file.read(), max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
+            return decode_upload(data, max_bytes=self.limits.max_bytes, max_pixels=self.limits.max_pixels)
         except BadImage as exc:
             raise UnreadableFile(number, name, exc.reason) from None
 

@@ -24,7 +24,7 @@ FILES_DOC = "one or more images (PNG, JPEG, GIF, BMP, TIFF, WebP)"
 
 
 class PredictOptions(BaseModel):
-    """model_id, top_k, explain: each may come as a query parameter or a form field."""
+    """model_id, top_k, explain, keep: each may come as a query parameter or a form field."""
 
     model_config = ConfigDict(protected_namespaces=(), extra="ignore")
 
@@ -32,6 +32,9 @@ class PredictOptions(BaseModel):
     top_k: int | None = Field(None, ge=1, le=1000, description="how many ranked classes per file (1-1000, default 3)")
     explain: bool | None = Field(None, description="true: each answer carries input_png (what the model saw) and "
                                                    "the preprocessing steps")
+    keep: bool | None = Field(None, description="true: keep the uploads in the prediction log (GET "
+                                                "/v1/predictions/{id}/input; up to PREDICTION_INPUT_MAX_BYTES each) "
+                                                "for feedback and retraining; default PREDICTION_KEEP_INPUTS")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class PredictRequest:
     model_id: int | None
     top_k: int
     explain: bool
+    keep: bool | None = None  # None: as PREDICTION_KEEP_INPUTS says
 
 
 _OPTIONS = tuple(PredictOptions.model_fields)
@@ -79,7 +83,8 @@ def predict_request(form: FormData, query: PredictOptions) -> PredictRequest:
     body = _validate(given, "body") if given else _NONE
     return PredictRequest(uploads, model_id=_one_of("model_id", query.model_id, body.model_id, None),
                           top_k=_one_of("top_k", query.top_k, body.top_k, 3),
-                          explain=_one_of("explain", query.explain, body.explain, False))
+                          explain=_one_of("explain", query.explain, body.explain, False),
+                          keep=_one_of("keep", query.keep, body.keep, None))
 
 
 def _validate(given: Mapping[str, Any], where: str) -> PredictOptions:

@@ -20,6 +20,10 @@ class PredictionPublic(_Public):
     """One file's answer, in the order the files were sent: a label, or an abstention with its reason."""
 
     file: str | None = Field(None, description="the upload's file name")
+    prediction_id: str | None = Field(None, description="this answer in the prediction log: GET /v1/predictions/{id}, "
+                                                        "POST /v1/predictions/{id}/feedback (absent with PREDICTION_LOG off)")
+    kept: bool | None = Field(None, description="keep asked: whether the upload was kept (false: over "
+                                                "PREDICTION_INPUT_MAX_BYTES)")
     label: str | None = Field(None, description='class name: "7", "sneaker", "cat"; absent when abstained')
     class_index: int | None = None
     confidence: float | None = None

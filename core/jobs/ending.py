@@ -16,6 +16,7 @@ from core.errors import JobNotCancellable, JobNotDeletable
 from core.jobs.reads import get_job, list_attempts, list_checkpoints
 from core.model_registry import serving_model_of_job
 from core.orm import AttemptEnd, Checkpoint, Job, JobAttempt, JobStatus, utcnow
+from core.predictions import delete_inputs_of_job
 
 _QUIET = NoPublisher()
 
@@ -159,6 +160,8 @@ def delete(session: Session, *, job_id: str, store: ArtifactStore) -> None:
     if model is not None:
         raise JobNotDeletable(job_id, f"its model {model} serves predictions; promote another model first")
     _delete_objects(store, job_id)
+    # its model version's predictions go with it (cascade): their kept inputs first
+    delete_inputs_of_job(session, store=store, job_id=job_id)
     # conditional: a job that a worker started meanwhile is not deleted under it
     gone = session.execute(sql_delete(Job).where(Job.id == job_id, Job.status != JobStatus.running)).rowcount
     if not gone:
