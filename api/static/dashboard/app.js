@@ -493,7 +493,10 @@ function feedbackControl(p, classes) {
   const sendFeedback = async () => {
     status.textContent = "sending…";
     try {
-      await postJson(`/v1/predictions/${p.prediction_id}/feedback`, { label: select.value });
+      for (let tries = 1; ; tries++) {  // the log writes its rows in batches: a fresh answer may be a moment away
+        try { await postJson(`/v1/predictions/${p.prediction_id}/feedback`, { label: select.value }); break; }
+        catch (err) { if (err.status !== 404 || tries >= 10) throw err; await new Promise((r) => setTimeout(r, 300)); }
+      }
       status.textContent = select.value === p.label ? "thanks: confirmed" : `thanks: noted as ${select.value}`;
     } catch (err) { status.textContent = err.message; }
   };
