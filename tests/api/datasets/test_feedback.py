@@ -189,3 +189,21 @@ def test_include_feedback_without_feedback_and_a_folder_in_the_request_are_422s(
         for body in ({**TINY_MNIST, "extra_train_dir": "/tmp"},
                      {**TINY_MNIST, "hyperparameters": {**TINY_MNIST["hyperparameters"], "extra_train_dir": "/tmp"}}):
             assert carol.post("/v1/jobs", json=body).status_code == 422
+
+
+def test_a_job_whose_snapshot_changed_before_it_ran_fails_saying_so(api, api_url, make_key, log_row, db_engine):
+    from sqlalchemy.orm import sessionmaker
+
+    owner = f"dave-{SUFFIX}"
+    ids = [log_row("mnist", owner, "7") for _ in range(2)]
+    busy = submit(api, {**TINY_MNIST, "hyperparameters": {**TINY_MNIST["hyperparameters"], "epochs": 200}})
+    wait_for(api, busy["id"], "running")  # the one worker is taken: the next job waits, queued
+    with api_client(api_url, make_key(owner)) as dave:
+        job = submit(dave, {**TINY_MNIST, "include_feedback": True})
+        with sessionmaker(bind=db_engine)() as session:
+            session.get(Prediction, ids[0]).feedback_label = "1"  # relabelled after the snapshot
+            session.commit()
+        api.post(f"/v1/jobs/{busy['id']}/cancel")
+        failed = wait_for(dave, job["id"], timeout_s=300)
+    assert failed["status"] == "failed" and failed["error_type"] == "FeedbackSnapshotChanged"
+    assert "label changed" in failed["error"] and "submit the job again" in failed["error"]
