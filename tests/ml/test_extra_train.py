@@ -74,3 +74,23 @@ def test_extra_train_dir_is_not_a_hyperparameter():
 
     with pytest.raises(InvalidConfig, match="unknown hyperparameter 'extra_train_dir'"):
         resolve_config("mlp", "mnist", {"extra_train_dir": "/tmp"})
+
+
+def test_photos_are_resized_and_cropped_as_served_and_a_slash_in_a_label_finds_its_folder(tmp_path):
+    from PIL import Image, ImageDraw
+
+    from ml.data.base import DatasetBundle, TensorSplit
+    from ml.data.transforms import normalize, photo_to_uint8
+
+    empty = TensorSplit(torch.zeros(0, 3, 32, 32), torch.zeros(0, dtype=torch.int64))
+    bundle = DatasetBundle(name="closet", task="binary", input_kind="photos", classes=["t-shirt/top", "bag"],
+                           input_shape=(3, 32, 32), train=empty, val=empty, test=empty, mean=[0.5, 0.4, 0.3],
+                           std=[0.2, 0.2, 0.2], image_size=32, extra={"upload_framing": "photo"})
+    photo = Image.new("RGB", (120, 80), (30, 90, 160))
+    ImageDraw.Draw(photo).ellipse([30, 10, 90, 70], fill=(240, 220, 200))
+    folder = _feedback_folder(tmp_path / "fb", [("t-shirt/top", "p.jpg", encode(photo, "JPEG"))])
+    assert append_extra_rows(bundle, folder) == 1
+    served = photo_to_uint8(decode_upload((folder / "t-shirt_top" / "p.jpg").read_bytes(), max_bytes=10**7,
+                                          max_pixels=10**8), 32)
+    assert bundle.train.y.tolist() == [0]
+    assert torch.allclose(bundle.train.x, normalize(served.unsqueeze(0), bundle.mean, bundle.std))
