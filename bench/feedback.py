@@ -120,7 +120,8 @@ def drift(client: httpx.Client, model_id: int) -> str:
     if response.status_code != 200:
         return f"n/a (GET /v1/models/{{id}}/quality: HTTP {response.status_code})"
     body = response.json()
-    return str({k: v for k, v in body.items() if "drift" in k}) or "no drift field"
+    reasons = sorted({r for w in body.get("windows") or [] for r in w.get("drift_reasons") or []})
+    return f"drift {body.get('drift')}" + (f": {'; '.join(reasons)}" if reasons else "")
 
 
 def stream(client: httpx.Client, style: str, total: int, styled: int, seed: int) -> list[tuple[int, dict]]:
