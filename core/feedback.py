@@ -17,6 +17,7 @@ from core.errors import FeedbackSnapshotChanged
 from core.orm import Prediction
 
 _IN_SET = (Prediction.feedback_label.is_not(None), Prediction.input_key.is_not(None))
+_IDS_PER_QUERY = 5000
 
 
 def feedback_rows(session: Session, *, dataset: str, owner: str | None = None) -> Sequence[Prediction]:
@@ -60,7 +61,10 @@ def snapshot_rows(session: Session, *, job_id: str, snapshot: dict[str, Any]) ->
     silently under the old snapshot's name; the job fails saying so.
     """
     ids = list(snapshot.get("prediction_ids") or [])
-    found = {r.id: r for r in session.scalars(select(Prediction).where(Prediction.id.in_(ids)))} if ids else {}
+    found: dict[str, Prediction] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):  # SQLite caps the parameters of one statement
+        chunk = ids[start:start + _IDS_PER_QUERY]
+        found.update((r.id, r) for r in session.scalars(select(Prediction).where(Prediction.id.in_(chunk))))
     gone = [i for i in ids if i not in found or found[i].input_key is None or found[i].feedback_label is None]
     if gone:
         raise FeedbackSnapshotChanged(job_id, f"{len(gone)} of its {len(ids)} feedback rows were deleted or lost "
