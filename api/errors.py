@@ -25,9 +25,9 @@ from core.db import database_error
 from core.errors import (
     ArtifactCorrupt, ArtifactMissing, ArtifactsNotRemoved, ArtifactStorageError, ArtifactStorageFull,
     ArtifactStorageReadOnly, BrokerUnavailable, CheckpointNotFound, DatabaseFull, DatabaseUnavailable, DatasetConflict,
-    DatasetNotFound, FeedbackLabelInvalid, IdempotencyConflict, InputNotKept, InvalidCursor, JobNotCancellable, JobNotDeletable,
-    JobNotFound, KeyNotFound, ModelNotFound, NothingServed, PredictionNotFound, ServingNotYours, SweepNotCancellable,
-    SweepNotFound, TooManyQueued,
+    DatasetNotFound, FeedbackLabelInvalid, FeedbackSnapshotChanged, IdempotencyConflict, InputNotKept, InvalidCursor,
+    JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed, PredictionNotFound,
+    ServingNotYours, SweepNotCancellable, SweepNotFound, TooManyQueued,
 )
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
 
@@ -39,7 +39,7 @@ STATUS: dict[type[Exception], int] = {
     SweepNotFound: 404, KeyNotFound: 404, PredictionNotFound: 404, InputNotKept: 404,
     FeedbackLabelInvalid: 422, InvalidCursor: 422,
     JobNotCancellable: 409, SweepNotCancellable: 409, IdempotencyConflict: 409, JobNotDeletable: 409,
-    DatasetConflict: 409,
+    DatasetConflict: 409, FeedbackSnapshotChanged: 409,
     ServingNotYours: 403,
     TooManyQueued: 429,
     BrokerUnavailable: 503, DatabaseUnavailable: 503, DatabaseFull: 503,

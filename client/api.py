@@ -139,10 +139,12 @@ class Client:
         return self._json("GET", "/v1/catalog")
 
     def submit(self, model: str, dataset: str, hyperparameters: dict[str, Any] | None = None, *,
-               name: str | None = None, idempotency_key: str | None = None) -> Job:
-        """Queue a training job; returns it with its resolved hyperparameters."""
+               name: str | None = None, idempotency_key: str | None = None, include_feedback: bool = False) -> Job:
+        """Queue a training job (`include_feedback`: also on the dataset's feedback set); returns it resolved."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         body = {"model": model, "dataset": dataset, "hyperparameters": hyperparameters or {}, "name": name}
+        if include_feedback:  # sent only when asked: a server before the field refuses unknown fields
+            body["include_feedback"] = True
         return self._json("POST", "/v1/jobs", json=body, headers=headers)
 
     def job(self, job_id: str) -> Job:

@@ -147,9 +147,10 @@ def print_outcome(job: dict[str, Any]) -> int:
 def train(ctx: typer.Context, model: str, dataset: str,
           set_: Annotated[list[str], typer.Option("--set", help="a hyperparameter, key=value (repeat)")] = [],  # noqa: B006
           name: Annotated[str | None, typer.Option(help="a label for people")] = None,
+          include_feedback: Annotated[bool, typer.Option(help="also train on the dataset's feedback set")] = False,
           watch: Annotated[bool, typer.Option(help="follow it to the end (Ctrl-C detaches, never cancels)")] = False) -> None:
     """Submit a training job: trainserve train mlp mnist --set epochs=3 --watch."""
-    job = client(ctx).submit(model, dataset, parse_set(set_), name=name)
+    job = client(ctx).submit(model, dataset, parse_set(set_), name=name, include_feedback=include_feedback)
     out.print(f"job {job['id']} queued: {model} on {dataset}", highlight=False)
     if watch:
         raise typer.Exit(watch_job(client(ctx), job["id"]))

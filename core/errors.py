@@ -220,3 +220,12 @@ class ArtifactsNotRemoved(ArtifactStorageError):
         because = f" ({why})" if why else ""
         super().__init__(f"{len(keys)} file(s) of {what} could not be removed{because}: {names}; "
                          "nothing else was deleted, try again later")
+
+
+class FeedbackSnapshotChanged(ServiceError):
+    """A job's feedback snapshot no longer matches the log: a row was deleted, relabelled or lost its input."""
+
+    def __init__(self, job_id: str, why: str):
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} cannot train on the feedback it was submitted with: {why}; "
+                         "submit the job again to train on the current feedback set")

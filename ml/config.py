@@ -26,6 +26,9 @@ class TrainConfig(BaseModel):
     preset: str | None = None
     # what the resolution decided on the user's behalf, e.g. an lr that fits a changed optimizer
     notes: list[str] = Field(default_factory=list)
+    # a local folder of `<label>/<image>` rows added to the training split (a job's feedback set, written
+    # by the worker); never from a request, never stored: the job's feedback snapshot says what it holds
+    extra_train_dir: str | None = Field(default=None, exclude=True)
 
     @property
     def hp(self) -> Any:

@@ -268,9 +268,14 @@ def setup(config: TrainConfig, device: torch.device, *, data_dir: Path, out_dir:
 def load_run_data(config: TrainConfig, data_dir: Path, *, cache_dir: Path | None, test_split_seed: int) -> DatasetBundle:
     """The run's dataset, split and normalised as its hyperparameters say (on the CPU)."""
     hp = config.hp
-    return load_dataset(config.dataset, data_dir, image_size=getattr(hp, "image_size", None),
-                        val_fraction=hp.val_fraction, seed=hp.seed, max_train_samples=hp.max_train_samples,
-                        cache_dir=cache_dir, test_split_seed=test_split_seed)
+    bundle = load_dataset(config.dataset, data_dir, image_size=getattr(hp, "image_size", None),
+                          val_fraction=hp.val_fraction, seed=hp.seed, max_train_samples=hp.max_train_samples,
+                          cache_dir=cache_dir, test_split_seed=test_split_seed)
+    if config.extra_train_dir:  # the training split only: validation and test stay the dataset's own
+        from ml.extra_train import append_extra_rows
+
+        append_extra_rows(bundle, Path(config.extra_train_dir))
+    return bundle
 
 
 def limit_evaluation(bundle: DatasetBundle, hp: Hyperparameters) -> None:
@@ -403,6 +408,9 @@ def final_test(run: Run, state: RunState, started: float) -> TrainResult:
     """Score the selected weights on the test split, collect the model's report and write the plots."""
     test = _test_metrics(run.model, run.test_split, run.bundle, run.loss_fn, run.kind, run.tta)
     extra = run.spec.report(run.model, run.bundle) if run.spec.report is not None else {}
+    if "feedback_rows" in run.bundle.extra:  # what the job trained on besides the dataset
+        extra = {**extra, "feedback_rows": run.bundle.extra["feedback_rows"],
+                 "feedback_skipped": run.bundle.extra["feedback_skipped"]}
     best = state.best
     result = TrainResult(
         config=run.config.model_dump(), epochs=state.history, best_epoch=best.epoch,

@@ -157,6 +157,17 @@ class Objects:
                                        "hyperparameters": {"image_size": 32, "epochs": 1, "batch_size": 8}})
         return {}
 
+    def mnist_feedback(self) -> dict[str, str]:
+        """A kept, corrected mnist prediction: the feedback set an include_feedback job snapshots."""
+        answer = self.service.post("/v1/predict/mnist", data={"keep": "true"},
+                                   files=[("files", ("one.png", digit_png(1)))]).json()
+        prediction_id = answer["predictions"][0]["prediction_id"]
+        deadline = time.monotonic() + 15
+        while self.service.post(f"/v1/predictions/{prediction_id}/feedback", json={"label": "1"}).status_code == 404:
+            assert time.monotonic() < deadline, "the prediction log never wrote the row"
+            time.sleep(0.1)  # the log writes its rows in batches, off the request path
+        return {}
+
     def houses_model(self) -> dict[str, str]:
         # a table is answered by its best succeeded job (no registry step)
         wait_for(self.service, submit(self.service, {"model": "linear_regression", "dataset": "houses",
@@ -171,6 +182,7 @@ PREPARE: list[tuple[str, Callable[[Objects], dict[str, str]]]] = [
     (r"/sweeps/\$SWEEP_ID/cancel", Objects.running_sweep),
     (r"/v1/predict/products", Objects.products_model),
     (r"/v1/predict/houses/rows", Objects.houses_model),
+    (r'"include_feedback": true', Objects.mnist_feedback),
 ]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from core import jobs, sweeps
 from core.artifacts import get_store, storage_error
 from core.db import session_scope
+from core.errors import FeedbackSnapshotChanged
 from core.model_registry import register_model_version
 from core.orm import AttemptEnd, Job, JobStatus
 from core.settings import get_settings
@@ -27,6 +28,7 @@ from ml.errors import MLError, TrainingCancelled
 from ml.results import TrainResult
 from worker.callbacks import SqlCallbacks, checkpoint_key, shutdown_requested
 from worker.clients import dispatcher, publisher, redis_client
+from worker.feedback import feedback_folder
 from worker.gpus import physical_device
 from worker.heartbeat import Heartbeat
 
@@ -89,7 +91,7 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
             callbacks.flush_epochs()  # the run ends here: its finished epochs stay on record
         if fault is not None:  # an epoch whose checkpoint could not be stored is not on record
             return _finish(job_id, worker, JobStatus.failed, error_type=type(fault).__name__, error=str(fault))
-        if isinstance(exc, MLError):
+        if isinstance(exc, (MLError, FeedbackSnapshotChanged)):
             return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__, error=str(exc))
         log.exception("job %s failed unexpectedly", job_id)  # a bug or a crash in the engine
         return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__,
@@ -113,8 +115,12 @@ def _train(config: TrainConfig, job_id: str, callbacks: SqlCallbacks, run: jobs.
     out_dir = store.staging_dir(f"jobs/{job_id}")
     # resumes from the store, so any worker can continue a job (a remote one through this host's cache)
     resume_from = store.get(run.resume_from, run.resume_sha256) if run.resume_from else None
-    result = train(config, data_dir=settings.data_dir, out_dir=out_dir, callbacks=callbacks,
-                   cache_dir=settings.cache_dir, resume_from=resume_from)
+    # include_feedback: the snapshot's kept inputs, as a local folder the engine appends to the training split
+    with feedback_folder(job_id, Path(settings.cache_dir) / "feedback") as extra:
+        if extra is not None:
+            config = config.model_copy(update={"extra_train_dir": str(extra)})
+        result = train(config, data_dir=settings.data_dir, out_dir=out_dir, callbacks=callbacks,
+                       cache_dir=settings.cache_dir, resume_from=resume_from)
     for path in sorted(out_dir.iterdir()):
         if path.is_file() and not path.name.startswith(".") and path.suffix != ".pt":
             store.put(f"jobs/{job_id}/{path.name}", path)  # plots and other outputs

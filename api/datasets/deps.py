@@ -25,6 +25,17 @@ def valid_dataset_name(session: SessionDep, principal: PrincipalDep,
 UploadedDatasetDep = Annotated[UploadedDataset, Depends(valid_dataset_name)]
 
 
+def feedback_dataset_name(session: SessionDep, principal: PrincipalDep,
+                          name: Annotated[str, Path(max_length=64, description="a built-in or uploaded dataset's name")]) -> str:
+    """A built-in dataset's name, or the caller's upload's; DatasetNotFound (→ 404) for someone else's or an unknown one."""
+    if not is_builtin(name):
+        dataset_service.get_dataset(session, name=name, owner=principal.owner_filter)
+    return name
+
+
+FeedbackDatasetDep = Annotated[str, Depends(feedback_dataset_name)]
+
+
 def check_dataset_visible(session: Session, dataset: str, principal: Principal) -> None:
     """Someone else's upload is as unknown to a user as to the dataset lookup (InvalidConfig → 422 naming the field)."""
     if is_builtin(dataset):

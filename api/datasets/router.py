@@ -1,17 +1,23 @@
 """Uploaded datasets: POST (an image-folder zip or a CSV), list, look at one, delete."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from api.auth import PrincipalDep
-from api.datasets.deps import UploadedDatasetDep
+from api.datasets.deps import FeedbackDatasetDep, UploadedDatasetDep
+from api.datasets.feedback_zip import write_feedback_zip
 from api.datasets.ingest import check_name_free, ingest_dataset
-from api.datasets.presenters import dataset_public
-from api.datasets.schemas import DatasetPublic, DatasetsPublic
+from api.datasets.presenters import dataset_public, feedback_counts_public
+from api.datasets.schemas import DatasetPublic, DatasetsPublic, FeedbackCountsPublic
 from api.deps import SessionDep, SettingsDep, StoreDep
 from core import datasets as dataset_service
+from core import feedback as feedback_service
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -54,6 +60,36 @@ def list_datasets(session: SessionDep, principal: PrincipalDep) -> DatasetsPubli
 def get_dataset(dataset: UploadedDatasetDep) -> DatasetPublic:
     """One uploaded dataset."""
     return dataset_public(dataset)
+
+
+@router.get("/{name}/feedback", response_model=FeedbackCountsPublic,
+            responses={404: {"description": "no built-in dataset or upload of yours has this name"}})
+def get_feedback_counts(dataset: FeedbackDatasetDep, session: SessionDep, principal: PrincipalDep) -> FeedbackCountsPublic:
+    """The dataset's feedback set counted per label: your predictions' kept inputs with feedback (an admin: everyone's)."""
+    counts = feedback_service.feedback_counts(session, dataset=dataset, owner=principal.owner_filter)
+    return feedback_counts_public(dataset, counts, everyone=principal.owner_filter is None)
+
+
+@router.get("/{name}/feedback.zip", response_class=FileResponse,
+            responses={200: {"content": {"application/zip": {}},
+                             "description": "<label>/<prediction_id>.png: POST it to /v1/datasets as an upload"},
+                       404: {"description": "no built-in dataset or upload of yours has this name"}})
+def download_feedback(dataset: FeedbackDatasetDep, session: SessionDep, principal: PrincipalDep, settings: SettingsDep,
+                      store: StoreDep) -> FileResponse:
+    """The feedback set as a zip in the upload format (labels with a '/' become '_' in folder names)."""
+    # `def`: reading and re-encoding the inputs runs in the threadpool; the zip is streamed from a temp file
+    rows = feedback_service.feedback_rows(session, dataset=dataset, owner=principal.owner_filter)
+    session.close()  # hold no connection while the files are read
+    settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=settings.cache_dir, prefix="feedback-", suffix=".zip", delete=False) as tmp:
+        target = Path(tmp.name)
+    try:
+        write_feedback_zip(rows, store, target)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return FileResponse(target, media_type="application/zip", filename=f"{dataset}-feedback.zip",
+                        background=BackgroundTask(target.unlink, missing_ok=True))
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT,

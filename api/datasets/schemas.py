@@ -42,3 +42,13 @@ class DatasetPublic(BaseModel):
 class DatasetsPublic(BaseModel):
     data: list[DatasetPublic]
     count: int
+
+
+class FeedbackCountsPublic(BaseModel):
+    """A dataset's feedback set: kept inputs a person labelled, counted per label."""
+
+    dataset: str
+    scope: str = Field(description="'yours' (a user: your own predictions' feedback) or 'all' (an admin)")
+    labels: list[ClassCount] = Field(description="each label with its rows, by label")
+    count: int = Field(description="rows in all: what a job with include_feedback would train on besides the dataset")
+    download_url: str = Field(description="the set as a zip in the upload format (<label>/<prediction_id>.png)")

@@ -92,7 +92,8 @@ def _present(job: Job, shown: ShownEpochs, attempts: list[JobAttempt], disk: int
         code_version=job.code_version, torch_version=job.torch_version,
         dataset_checksum=job.dataset_checksum, result=public_result(job.result),
         attempts=[AttemptPublic.model_validate(a) for a in attempts],
-        sweep_id=job.sweep_id, reused_from=job.reused_from, disk_bytes=disk, links=job_links(job.id),
+        sweep_id=job.sweep_id, reused_from=job.reused_from, feedback=job.feedback, disk_bytes=disk,
+        links=job_links(job.id),
     )
 
 

@@ -38,7 +38,18 @@ class JobCreate(BaseModel):
                                             description="overrides; the rest are the pair's course defaults")
     name: str | None = Field(default=None, max_length=200, description="a label for people")
     reuse: bool = Field(False, description="when a succeeded job had the same resolved config, dataset checksum, "
-                                           "code version and seed, take its result instead of training")
+                                           "code version, seed and feedback snapshot, take its result instead of training")
+    include_feedback: bool = Field(False, description="image classification datasets: also train on the dataset's "
+                                   "feedback set (kept inputs people labelled; GET /v1/datasets/{name}/feedback), "
+                                   "as snapshotted at submit")
+
+
+class FeedbackSnapshotPublic(BaseModel):
+    """The feedback rows a job trains on besides its dataset, fixed at submit."""
+
+    prediction_ids: list[str]
+    count: int
+    sha256: str = Field(description="sha256 over each row's id, label and input sha256, in id order")
 
 
 class ProgressPublic(BaseModel):
@@ -149,6 +160,8 @@ class JobPublic(BaseModel):
     attempts: list[AttemptPublic] = Field(default_factory=list)
     sweep_id: str | None = Field(None, description="the sweep this job is a trial of")
     reused_from: str | None = Field(None, description="the succeeded job whose result this job reused")
+    feedback: FeedbackSnapshotPublic | None = Field(None, description="include_feedback: the snapshot it trains on "
+                                                    "(result.extra.feedback_rows: how many it trained on)")
     disk_bytes: int | None = Field(None, description="bytes its checkpoints and files take (GET /v1/jobs/{id} only)")
     links: JobLinks
 

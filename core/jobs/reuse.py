@@ -23,10 +23,13 @@ class Reuse:
 
     dataset_checksum: str
     code_version: str
+    # include_feedback: the snapshot's sha256 (None: trained on the dataset alone); part of the data
+    feedback_sha256: str | None = None
 
 
 def find_reusable(session: Session, *, config: dict[str, Any], reuse: Reuse) -> Job | None:
-    """The newest succeeded job (not itself a copy) with this resolved config, dataset checksum, code and seed."""
+    """The newest succeeded job (not itself a copy) with this resolved config, dataset checksum, code, seed and
+    feedback snapshot (the same rows, or none on both sides)."""
     candidates = session.scalars(
         select(Job).where(Job.status == JobStatus.succeeded, Job.model == config["model"],
                           Job.dataset == config["dataset"], Job.reused_from.is_(None),
@@ -35,7 +38,8 @@ def find_reusable(session: Session, *, config: dict[str, Any], reuse: Reuse) -> 
         .order_by(Job.finished_at.desc())
     ).all()
     key = _config_key(config)
-    return next((job for job in candidates if _config_key(job.config) == key), None)
+    return next((job for job in candidates if _config_key(job.config) == key
+                 and (job.feedback or {}).get("sha256") == reuse.feedback_sha256), None)
 
 
 def config_seed(config: dict[str, Any]) -> int:

@@ -24,11 +24,12 @@ class Dispatcher(Protocol):
 def submit(
     session: Session, *, config: dict[str, Any], dispatcher: Dispatcher | None, name: str | None = None,
     idempotency_key: str | None = None, request_hash: str | None = None, reuse: Reuse | None = None,
-    owner: str | None = None, max_queued: int | None = None,
+    owner: str | None = None, max_queued: int | None = None, feedback: dict[str, Any] | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job for `owner` and send its id to the workers; returns (job, created).
 
     With `reuse`, a succeeded job with the same inputs gives its result instead (see `add_job`).
+    `feedback`: the snapshot of the feedback set it trains on besides the dataset (core.feedback).
     With an idempotency key already used for the same request, returns that job and created=False.
     TooManyQueued when the owner already has `max_queued` jobs waiting.
     When the broker cannot take the id, the job is failed (no one waits on a message never sent) and
@@ -48,7 +49,7 @@ def submit(
             session.rollback()
             raise TooManyQueued(waiting)
     job = add_job(session, config=config, name=name, reuse=reuse, idempotency_key=idempotency_key,
-                  request_hash=request_hash, owner=owner)
+                  request_hash=request_hash, owner=owner, feedback=feedback)
     try:
         session.commit()
     except IntegrityError:
@@ -82,14 +83,15 @@ def _lock_owner_queue(session: Session, owner: str | None) -> None:
 def add_job(
     session: Session, *, config: dict[str, Any], reuse: Reuse | None = None, name: str | None = None,
     owner: str | None = None, idempotency_key: str | None = None, request_hash: str | None = None,
-    sweep_id: str | None = None, trial: int | None = None,
+    sweep_id: str | None = None, trial: int | None = None, feedback: dict[str, Any] | None = None,
 ) -> Job:
     """Add a queued job row, or, when `reuse` finds a succeeded job with the same inputs, a succeeded copy
     of its result (recorded in `reused_from`). Flushes only; `dispatch` it after the commit."""
     now = utcnow()
     job = Job(id=str(uuid.uuid4()), model=config["model"], dataset=config["dataset"], config=config,
               seed=config_seed(config), status=JobStatus.queued, created_at=now, queued_at=now, name=name,
-              owner=owner, idempotency_key=idempotency_key, request_hash=request_hash, sweep_id=sweep_id, trial=trial)
+              owner=owner, idempotency_key=idempotency_key, request_hash=request_hash, sweep_id=sweep_id, trial=trial,
+              feedback=feedback)
     source = find_reusable(session, config=config, reuse=reuse) if reuse is not None else None
     if source is not None:
         copy_result(job, source, now)

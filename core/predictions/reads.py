@@ -78,9 +78,3 @@ def list_predictions(
     rows = rows[:limit]
     return rows, Cursor.after(rows[-1]) if more else None
 
-
-def feedback_set(session: Session, dataset: str) -> list[Prediction]:
-    """The dataset's feedback set: predictions with a kept input and a feedback label, ordered by id."""
-    return list(session.scalars(select(Prediction).where(
-        Prediction.dataset == dataset, Prediction.input_key.is_not(None), Prediction.feedback_label.is_not(None),
-    ).order_by(Prediction.id)))

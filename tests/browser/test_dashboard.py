@@ -113,6 +113,15 @@ def test_a_digit_drawn_on_the_canvas_is_read_correctly(tab, service):
         tab.screenshot("predict")
     assert label.inner_text() == "7", tab.page.inner_text("#predictions")
 
+    # "wrong? say what it is": the correction is logged, and the kept drawing joins mnist's feedback set
+    ones = lambda: {c["name"]: c["count"] for c in service.get("/v1/datasets/mnist/feedback").json()["labels"]}.get("1", 0)
+    before = ones()
+    tab.page.select_option("#predictions .feedback-label", "1")
+    tab.page.click("#predictions .send-feedback")
+    tab.page.wait_for_function("() => document.querySelector('#predictions .feedback-status').innerText.includes('noted as 1')",
+                               timeout=15_000)
+    assert ones() == before + 1
+
     # a file dropped on the drop zone is labelled too
     dropped = tab.page.evaluate_handle(
         """(b64) => { const dt = new DataTransfer();

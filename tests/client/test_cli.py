@@ -59,6 +59,13 @@ def test_a_bad_hyperparameter_exits_1_with_the_apis_sentence(api_url, client):
     assert "Traceback" not in refused.stderr
 
 
+def test_include_feedback_is_sent_and_its_refusal_is_the_apis_sentence(api_url):
+    refused = trainserve(api_url, "train", "linear_regression", "synthetic_linear", "--include-feedback")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    said = " ".join(refused.stderr.split())
+    assert "include_feedback: feedback is for image classification datasets" in said, said
+
+
 def test_refusals_and_an_unreachable_server_have_their_own_exit_codes(api_url, service):
     job = wait_for(service, submit(service, TINY_MNIST)["id"], "succeeded")
     finished = trainserve(api_url, "cancel", job["id"])

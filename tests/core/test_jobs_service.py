@@ -285,3 +285,19 @@ def test_a_gracefully_stopped_job_resumes_from_its_mid_epoch_checkpoint_which_go
     assert jobs.list_attempts(db_session, job_id=job.id)[1].resumed_from_batch == 17
     assert jobs.finish(db_session, job_id=job.id, status=JobStatus.succeeded, store=store) is True
     assert not store.exists(stop) and store.exists(f"jobs/{job.id}/epoch-001.pt")
+
+
+def test_reuse_matches_the_feedback_snapshot_too(db_session):
+    """A job trained on a feedback snapshot is reused only by a submit with the same snapshot, never by one without."""
+    config = {**CONFIG, "hyperparameters": {**CONFIG["hyperparameters"], "seed": 4242}}
+    snapshot = {"prediction_ids": ["a"], "count": 1, "sha256": "f" * 64}
+    source = jobs.add_job(db_session, config=config, feedback=snapshot)
+    source.status, source.finished_at, source.dataset_checksum, source.code_version = (
+        JobStatus.succeeded, utcnow(), "d" * 64, "test-code")
+    db_session.commit()
+    reuse = jobs.Reuse(dataset_checksum="d" * 64, code_version="test-code")
+    assert jobs.find_reusable(db_session, config=config, reuse=reuse) is None  # no feedback: other data
+    same = jobs.Reuse(dataset_checksum="d" * 64, code_version="test-code", feedback_sha256="f" * 64)
+    assert jobs.find_reusable(db_session, config=config, reuse=same).id == source.id
+    other = jobs.Reuse(dataset_checksum="d" * 64, code_version="test-code", feedback_sha256="e" * 64)
+    assert jobs.find_reusable(db_session, config=config, reuse=other) is None

@@ -11,7 +11,8 @@ from sqlalchemy import event, func, select, text
 from core.artifacts import open_store
 from core.db import get_engine, get_sessionmaker, session_scope
 from core.orm import Job, JobStatus, ModelVersion, Prediction, utcnow
-from core.predictions import LoggedPrediction, PredictionLog, feedback_set, input_key, media_type
+from core.feedback import feedback_rows
+from core.predictions import LoggedPrediction, PredictionLog, input_key, media_type
 from tests.utils.databases import fresh_database
 from tests.utils.models import digit_png
 
@@ -68,7 +69,7 @@ def test_rows_go_in_one_batch_and_kept_inputs_to_the_store(logged):
         assert all(k.input_key == input_key(k.id) and store.open(k.input_key).read() == png for k in kept)
         session.execute(Prediction.__table__.update().where(Prediction.id == kept[0].id).values(feedback_label="1"))
         session.commit()
-        assert [p.id for p in feedback_set(session, "mnist")] == [kept[0].id]
+        assert [p.id for p in feedback_rows(session, dataset="mnist")] == [kept[0].id]
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(logged):

@@ -194,6 +194,7 @@ async function submitForm(section) {
   const modelSelect = el("select", { name: "model" }, models.map((m) => el("option", { value: m.name }, m.name)));
   const datasetSelect = el("select", { name: "dataset" });
   const nameInput = el("input", { name: "name", placeholder: "optional label" });
+  const feedbackInput = el("input", { type: "checkbox", id: "include-feedback", name: "include_feedback" });
   const fields = el("div", { class: "fields" });
   const message = el("p", { class: "error", id: "submit-error" });
   const current = () => models.find((m) => m.name === modelSelect.value);
@@ -225,7 +226,9 @@ async function submitForm(section) {
       if (JSON.stringify(value) !== JSON.stringify(defaults[input.dataset.hp])) hyperparameters[input.dataset.hp] = value;
     }
     try {
-      await postJson("/v1/jobs", { model: model.name, dataset: datasetSelect.value, name: nameInput.value || null, hyperparameters });
+      const body = { model: model.name, dataset: datasetSelect.value, name: nameInput.value || null, hyperparameters };
+      if (feedbackInput.checked) body.include_feedback = true;  // sent only when asked: older servers refuse the field
+      await postJson("/v1/jobs", body);
       route();
     } catch (err) {
       showFieldErrors(form, err, message);
@@ -233,7 +236,10 @@ async function submitForm(section) {
   } },
   el("div", { class: "fields" }, el("div", { class: "field" }, el("label", {}, "model"), modelSelect),
     el("div", { class: "field" }, el("label", {}, "dataset"), datasetSelect),
-    el("div", { class: "field" }, el("label", {}, "name"), nameInput)),
+    el("div", { class: "field" }, el("label", {}, "name"), nameInput),
+    el("div", { class: "field", "data-field": "include_feedback" },
+      el("label", { title: "also train on the inputs people corrected (the dataset's feedback set, as it is now)" }, "include feedback"),
+      feedbackInput, el("div", { class: "error" }))),
   el("h2", {}, "Hyperparameters"), fields, message, el("button", { type: "submit" }, "Train"));
   section.replaceChildren(el("h2", {}, "New job"), form);
 }
@@ -470,6 +476,8 @@ async function predictPage(params) {
   drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); send([...e.dataTransfer.files]); });
   const canvas = el("canvas", { width: 280, height: 280, id: "digit-canvas" });
   setupCanvas(canvas);
+  // kept inputs with a correction are what a job with include_feedback trains on
+  const keepInput = el("input", { type: "checkbox", id: "predict-keep", checked: true });
 
   async function send(files) {
     const form = new FormData();
@@ -477,9 +485,11 @@ async function predictPage(params) {
     form.append("top_k", "3");
     results.replaceChildren(el("p", {}, "Predicting…"));
     try {
-      const answer = await api(`/v1/predict/${datasetSelect.value}?explain=true`, { method: "POST", body: form });
+      const keep = keepInput.checked ? "&keep=true" : "";
+      const answer = await api(`/v1/predict/${datasetSelect.value}?explain=true${keep}`, { method: "POST", body: form });
+      const classes = (specs.find((d) => d.name === datasetSelect.value) || {}).classes || [];
       results.replaceChildren(el("p", { class: "muted" }, `model ${answer.model.id} (${answer.model.type}, job `, idView(answer.model.job_id, `#/jobs/${answer.model.job_id}`), ")"),
-        ...answer.predictions.map(predictionView));
+        ...answer.predictions.map((p) => predictionView(p, classes)));
     } catch (err) { results.replaceChildren(errorBox(err)); }
   }
   const predictDrawing = () => canvas.toBlob((blob) => send([new File([blob], "drawing.png", { type: "image/png" })]), "image/png");
@@ -491,17 +501,36 @@ async function predictPage(params) {
   datasetSelect.addEventListener("change", showKind);
   showKind();
   view.replaceChildren(el("h1", {}, "Predict"), el("section", {}, el("label", {}, "dataset "), datasetSelect,
-    served.has(datasetSelect.value) ? "" : el("span", { class: "muted" }, " (no model serves it yet)")),
+    served.has(datasetSelect.value) ? "" : el("span", { class: "muted" }, " (no model serves it yet)"),
+    " ", el("label", { title: "keep the files sent, so a correction can train the next model" }, keepInput, " keep inputs for retraining")),
     el("section", {}, drop), drawing, el("section", {}, el("h2", {}, "Result"), results));
 }
 
-function predictionView(p) {
+function predictionView(p, classes = []) {
   if (p.abstained) return el("div", { class: "result" }, el("p", {}, el("strong", { class: "label" }, "abstained"), ` ${p.reason || ""} · ${p.file || ""}`));
   const saw = p.input_png ? el("figure", {}, el("img", { class: "model-input", alt: "what the model saw", src: `data:image/png;base64,${p.input_png}` }),
     el("figcaption", { class: "muted" }, "what the model saw")) : null;
   return el("div", { class: "result" }, saw, el("div", {}, el("p", {}, el("strong", { class: "label" }, p.label), ` ${pct(p.confidence)}${p.low_confidence ? " (low confidence)" : ""} · ${p.file || ""}`),
     el("table", {}, p.top_k.map((k) => el("tr", {}, el("td", {}, k.label), el("td", {}, pct(k.confidence))))),
-    Array.isArray(p.steps) ? el("p", { class: "muted" }, `steps: ${p.steps.map((s) => (typeof s === "string" ? s : s.name || JSON.stringify(s))).join(" → ")}`) : null));
+    Array.isArray(p.steps) ? el("p", { class: "muted" }, `steps: ${p.steps.map((s) => (typeof s === "string" ? s : s.name || JSON.stringify(s))).join(" → ")}`) : null,
+    p.prediction_id && classes.length ? feedbackControl(p, classes) : null));
+}
+
+// "wrong? say what it is": POST /v1/predictions/{id}/feedback with one of the model's classes
+function feedbackControl(p, classes) {
+  const select = el("select", { class: "feedback-label" }, classes.map((c) => el("option", { value: c, selected: c === p.label }, c)));
+  const status = el("span", { class: "muted feedback-status" });
+  const sendFeedback = async () => {
+    status.textContent = "sending…";
+    try {
+      for (let tries = 1; ; tries++) {  // the log writes its rows in batches: a fresh answer may be a moment away
+        try { await postJson(`/v1/predictions/${p.prediction_id}/feedback`, { label: select.value }); break; }
+        catch (err) { if (err.status !== 404 || tries >= 10) throw err; await new Promise((r) => setTimeout(r, 300)); }
+      }
+      status.textContent = select.value === p.label ? "thanks: confirmed" : `thanks: noted as ${select.value}`;
+    } catch (err) { status.textContent = err.message; }
+  };
+  return el("p", { class: "feedback" }, "wrong? say what it is ", select, " ", el("button", { class: "send-feedback", onclick: sendFeedback }, "Send"), " ", status);
 }
 
 function clearCanvas(canvas) {
