@@ -82,6 +82,8 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. closed-form weights for regression
     precision: str = "fp32"  # what the training step computed in: hp.precision with auto resolved
     notes: list[str] = field(default_factory=list)  # e.g. a generator re-seeded after moving between device kinds
+    # classifiers: the kept weights' out-of-distribution calibration (ml/ood.py) and its test_flagged share
+    ood: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

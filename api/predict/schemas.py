@@ -29,6 +29,13 @@ class PredictionPublic(_Public):
     abstained: bool = Field(False, description="true: the upload has nothing to read (blank, one colour, "
                                                "transparent, too small); see reason")
     reason: str | None = Field(None, description="why it abstained")
+    out_of_distribution: bool | None = Field(
+        None, description="true: the input looks unlike the training data (its ood_score is above the version's "
+        "threshold, set at training on the validation split: ~5% of real inputs flagged by design); treat the label "
+        "as meaningless. Measured rates: docs/INFERENCE.md \"Out of distribution\". Absent for versions trained "
+        "before the calibration existed")
+    ood_score: float | None = Field(None, description="the energy of the logits, −logsumexp: higher is less like "
+                                                      "the training data; compared with the version's threshold")
     input_png: str | None = Field(None, description="explain: the preprocessed input the model saw, base64 PNG")
     steps: list[str] | None = Field(None, description="explain: the preprocessing steps applied, in order")
 
