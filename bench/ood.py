@@ -10,7 +10,7 @@ uploads that abstained (nothing to read) or were flagged. Columns: energy (the s
 checkpoint's threshold), max-logit and top-1 confidence (each thresholded at the same validation
 quantile, for comparison) and the existing low_confidence flag.
 
-    nice .venv/bin/python bench/ood.py [--models cnn:mnist,mlp:mnist,cnn:fashion_mnist] [--max-train-samples 20000]
+    nice .venv/bin/python bench/ood.py [--models cnn:mnist,mlp:mnist,cnn:fashion_mnist] [--max-train-samples 20000 --epochs 3]
 """
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def flagged(logits: torch.Tensor, thresholds: dict[str, float], low_below: float
 
 def train_small(model: str, dataset: str, args, data_dir: Path, cache_dir: Path, out: Path):
     """A course-default run cut to the bench's size; the config and its result."""
-    overrides = {"max_train_samples": args.max_train_samples}
+    overrides = {"max_train_samples": args.max_train_samples} if args.max_train_samples else {}
     if args.epochs:
         overrides["epochs"] = args.epochs
     config = resolve_config(model, dataset, overrides)
@@ -167,7 +167,7 @@ def print_table(rows: list[tuple]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="cnn:mnist,mlp:mnist,cnn:fashion_mnist")
-    parser.add_argument("--max-train-samples", type=int, default=20_000)
+    parser.add_argument("--max-train-samples", type=int, help="default: the whole training split")
     parser.add_argument("--epochs", type=int, help="default: the course default")
     parser.add_argument("-n", type=int, default=1000, help="uploads per set (photos: half, noise: a quarter)")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "trainserve-bench-cache")
