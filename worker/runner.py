@@ -181,6 +181,7 @@ def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
             "stopped_early": result.stopped_early, "seconds": result.seconds, "best_checkpoint": best_checkpoint,
             "last_checkpoint": checkpoint_key(job_id, result.last_checkpoint) if result.last_checkpoint else None,
             "extra": result.extra, "notes": result.notes,  # e.g. a generator re-seeded on another device kind
+            "ood": result.ood,  # the served version's out-of-distribution threshold and its test_flagged share
         }),
         device=physical_device(result.device), torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
     )

@@ -175,6 +175,8 @@ def test_each_answer_says_whether_its_input_looks_unlike_the_training_data(api, 
     flagged = [a["ood_score"] for a in answers if a["out_of_distribution"]]
     passed = [a["ood_score"] for a in answers if not a["out_of_distribution"]]
     assert not flagged or not passed or min(flagged) > max(passed), answers
+    ood = api.get(f"/v1/jobs/{version['job_id']}").json()["result"]["ood"]  # the version's calibration
+    assert ood["score"] == "energy" and ood["quantile"] == 0.95 and 0 <= ood["test_flagged"] <= 1
 
 
 def test_blank_and_one_colour_uploads_abstain_the_others_are_answered(api, version):
