@@ -1,7 +1,8 @@
 """`train(config, ...)`: load data once, fit, checkpoint every epoch, test with the best (or last) weights.
 
 A run is five steps: `setup` (device, data, model, optimizer, generators: a `Run`), `restore` (a fresh
-`RunState` or a checkpoint's), `fit` (epoch by epoch, keeping the `Best` one), `select` (load its
+`RunState` or a checkpoint's), `fit` (epoch by epoch, keeping the `Best` one; each validation pass also
+calibrates the out-of-distribution flag stored in that epoch's checkpoint, ml/ood.py), `select` (load its
 weights) and `final_test` (test metrics, the model's report, plots: the `TrainResult`).
 """
 from __future__ import annotations
