@@ -58,9 +58,9 @@ def as_uint8(split_x: torch.Tensor, mean: list[float], std: list[float]) -> torc
     return (split_x * s + m).mul(255).round().clamp(0, 255).to(torch.uint8)
 
 
-def test_uploads(name: str, data_dir: Path, cache_dir: Path, n: int) -> list[bytes]:
-    """The first `n` images of a dataset's test split as PNG uploads."""
-    bundle = load_dataset(name, data_dir, cache_dir=cache_dir)
+def test_uploads(name: str, data_dir: Path, cache_dir: Path, n: int, image_size: int | None = None) -> list[bytes]:
+    """The first `n` images of a dataset's test split as PNG uploads (photos: at the model's size)."""
+    bundle = load_dataset(name, data_dir, cache_dir=cache_dir, image_size=image_size)
     return [png(p) for p in as_uint8(bundle.test.x[:n], bundle.mean, bundle.std)]
 
 
@@ -116,10 +116,11 @@ def train_small(model: str, dataset: str, args, data_dir: Path, cache_dir: Path,
     return config, result
 
 
-def sets_for(dataset: str, data_dir: Path, cache_dir: Path, n: int) -> dict[str, tuple[bool, list[bytes]]]:
+def sets_for(dataset: str, data_dir: Path, cache_dir: Path, n: int,
+             image_size: int | None) -> dict[str, tuple[bool, list[bytes]]]:
     """name -> (in distribution?, uploads) for a model trained on `dataset`."""
     sets: dict[str, tuple[bool, list[bytes]]] = {
-        f"{dataset} test split as PNG uploads": (True, test_uploads(dataset, data_dir, cache_dir, n))}
+        f"{dataset} test split as PNG uploads": (True, test_uploads(dataset, data_dir, cache_dir, n, image_size))}
     if dataset == "mnist":
         sets["drawn digits (8 canvases, PNG/JPEG)"] = (True, [b for _, _, b in drawn_digit_set(20, seed=0)])
     if dataset in GREY:
@@ -147,7 +148,10 @@ def measure(model: str, dataset: str, args, data_dir: Path, cache_dir: Path) -> 
     name = f"{model}/{dataset}"
     test = tensor_logits(predictor, bundle.test.x)
     rows = [(name, f"{dataset} test split (tensors)", True, len(test), 0, flagged(test, thresholds, low))]
-    for set_name, (inside, uploads) in sets_for(dataset, data_dir, cache_dir, args.n).items():
+    for set_name, (inside, uploads) in sets_for(dataset, data_dir, cache_dir, args.n,
+                                                getattr(config.hp, "image_size", None)).items():
+        if args.only and args.only not in set_name:
+            continue
         logits, abstained = logits_of(predictor, uploads)
         rows.append((name, set_name, inside, len(uploads), abstained, flagged(logits, thresholds, low)))
     return rows
@@ -170,6 +174,7 @@ def main() -> None:
     parser.add_argument("--max-train-samples", type=int, help="default: the whole training split")
     parser.add_argument("--epochs", type=int, help="default: the course default")
     parser.add_argument("-n", type=int, default=1000, help="uploads per set (photos: half, noise: a quarter)")
+    parser.add_argument("--only", help="score only the sets whose name contains this")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "trainserve-bench-cache")
     args = parser.parse_args()
     rows = []
