@@ -361,7 +361,8 @@ def predict(ctx: typer.Context, dataset: str,
         if p.get("abstained"):  # nothing to read: the service says why instead of guessing
             table.add_row(p.get("file") or "", "[dim]abstained[/dim]", "", p.get("reason") or "")
             continue
-        label = p["label"] + (" [yellow](low confidence)[/yellow]" if p.get("low_confidence") else "")
+        label = p["label"] + (" [yellow](low confidence)[/yellow]" if p.get("low_confidence") else "") \
+            + (" [red](unlike the training data)[/red]" if p.get("out_of_distribution") else "")
         table.add_row(p.get("file") or "", label, _pct(p["confidence"]),
                       ", ".join(f"{k['label']} {_pct(k['confidence'])}" for k in p.get("top_k", [])))
     out.print(table)

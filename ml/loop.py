@@ -180,11 +180,14 @@ def predict_outputs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> tor
 
 
 def evaluate(model: nn.Module, data: TensorSplit, *, loss_fn: LossFn, kind: OutputKind,
-             tta: str = "none") -> dict[str, float]:
-    """Loss and metric on a whole split: accuracy for classifiers, MSE and R² for regression."""
+             tta: str = "none", outputs: torch.Tensor | None = None) -> dict[str, float]:
+    """Loss and metric on a whole split: accuracy for classifiers, MSE and R² for regression.
+
+    `outputs`: the model's outputs for the split when the caller computed them already.
+    """
     if len(data) == 0:
         return {"loss": float("nan")}
-    out = predict_outputs(model, data.x, tta)
+    out = predict_outputs(model, data.x, tta) if outputs is None else outputs
     result = {"loss": float(loss_fn(out, data.y))}
     if kind == OutputKind.IDENTITY:
         result["mse"] = mse(out, data.y)

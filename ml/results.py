@@ -85,6 +85,8 @@ class TrainResult:
     # {class: samples} of the training split it learned from (None for regression): serving compares
     # the live predictions' label mix against it
     train_label_counts: dict[str, int] | None = None
+    # classifiers: the kept weights' out-of-distribution calibration (ml/ood.py) and its test_flagged share
+    ood: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,7 +1,8 @@
 """`train(config, ...)`: load data once, fit, checkpoint every epoch, test with the best (or last) weights.
 
 A run is five steps: `setup` (device, data, model, optimizer, generators: a `Run`), `restore` (a fresh
-`RunState` or a checkpoint's), `fit` (epoch by epoch, keeping the `Best` one), `select` (load its
+`RunState` or a checkpoint's), `fit` (epoch by epoch, keeping the `Best` one; each validation pass also
+calibrates the out-of-distribution flag stored in that epoch's checkpoint, ml/ood.py), `select` (load its
 weights) and `final_test` (test metrics, the model's report, plots: the `TrainResult`).
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ml.errors import InvalidConfig, TrainingCancelled
 from ml.loop import LossFn, evaluate, make_loss, predict_outputs, train_one_epoch, use_channels_last
 from ml.metrics import confusion_matrix, mse, per_class_accuracy, predict, r2_score, top_mistakes
 from ml.models import ModelSpec, OutputKind, build_model, get_model_spec, output_kind
+from ml.ood import OodCalibration, calibrate
 from ml.results import CheckpointInfo, EpochMetrics, TestMetrics, TrainResult
 
 log = logging.getLogger("trainserve.ml")
@@ -199,6 +201,8 @@ class RunState:
     best: Best
     history: list[EpochMetrics] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] | None = None  # the kept epoch's weights, on the CPU
+    ood: OodCalibration | None = None  # the current weights' out-of-distribution threshold (classifiers)
+    best_ood: OodCalibration | None = None  # the kept epoch's
     next_epoch: int = 1
     steps_done: int = 0
     last_checkpoint: Path | None = None
@@ -307,8 +311,10 @@ def restore(run: Run, resume: dict[str, Any] | None, resume_from: Path | str | N
     note = restore_rng(resume["rng"], run.shuffle_gen, run.augment_gen, reseed=(run.hp.seed + 1) * 1_000_003 + step)
     if note:
         log.warning("resuming at step %d: %s", step, note)
+    # a checkpoint without best_model_state is the kept epoch's own: its threshold is the kept one's
+    best_ood = None if resume.get("best_model_state") else OodCalibration.from_dict(resume.get("ood"))
     return RunState(best=Best.from_dict(resume["best"]), history=[EpochMetrics(**m) for m in resume["metrics"]],
-                    best_state=resume.get("best_model_state") or resume["model_state"],
+                    best_state=resume.get("best_model_state") or resume["model_state"], best_ood=best_ood,
                     next_epoch=resume["epoch"] + 1, steps_done=step, notes=[note] if note else [],
                     last_checkpoint=Path(resume_from), partial=resume.get("partial"))
 
@@ -329,7 +335,11 @@ def fit_epoch(run: Run, state: RunState, epoch: int) -> bool:
         group["lr"] = lr * group.get("lr_scale", 1.0)  # a spec's param groups may learn slower (a backbone)
     stats = _train_pass(run, state, epoch)
     state.steps_done += stats["steps"]
-    val = evaluate(run.model, run.val_split, loss_fn=run.loss_fn, kind=run.kind, tta=run.tta)
+    val_out = predict_outputs(run.model, run.val_split.x, run.tta) if len(run.val_split) else None
+    val = evaluate(run.model, run.val_split, loss_fn=run.loss_fn, kind=run.kind, outputs=val_out)
+    # calibrated on each epoch's own validation pass: the checkpoint that gets served was written (and
+    # its sha256 recorded) when its epoch became the best, so its threshold has to be in it from then
+    state.ood = calibrate(val_out, run.kind, hp.ood_quantile) if val_out is not None else None
     metrics = _epoch_metrics(epoch, run.kind, stats, val, lr)
     state.history.append(metrics)
     run.callbacks.on_epoch_end(metrics)
@@ -339,6 +349,7 @@ def fit_epoch(run: Run, state: RunState, epoch: int) -> bool:
                                   lower_is_better=run.kind.is_regression)
     if improved:
         state.best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        state.best_ood = state.ood
     state.stopped_early = bool(hp.early_stopping_patience) and \
         state.best.epochs_without_improvement >= hp.early_stopping_patience
     out_of_steps = hp.max_steps is not None and state.steps_done >= hp.max_steps
@@ -391,6 +402,8 @@ def _save_epoch_checkpoint(run: Run, state: RunState, epoch: int, improved: bool
     if improved:
         state.best.checkpoint = path.name
     checkpoint = checkpoint_state(run, state, epoch)
+    # the threshold of this checkpoint's model_state (a stop checkpoint, mid-epoch, has none)
+    checkpoint["ood"] = state.ood.as_dict() if state.ood is not None else None
     if not improved:  # keeps every checkpoint self-contained for resume and testing
         checkpoint["best_model_state"] = state.best_state
     sha, size = save_checkpoint(path, checkpoint)
@@ -406,7 +419,8 @@ def select(run: Run, state: RunState) -> None:
 
 def final_test(run: Run, state: RunState, started: float) -> TrainResult:
     """Score the selected weights on the test split, collect the model's report and write the plots."""
-    test = _test_metrics(run.model, run.test_split, run.bundle, run.loss_fn, run.kind, run.tta)
+    test_out = predict_outputs(run.model, run.test_split.x, run.tta) if len(run.test_split) else None
+    test = _test_metrics(test_out, run.test_split, run.bundle, run.loss_fn, run.kind)
     extra = run.spec.report(run.model, run.bundle) if run.spec.report is not None else {}
     if "feedback_rows" in run.bundle.extra:  # what the job trained on besides the dataset
         extra = {**extra, "feedback_rows": run.bundle.extra["feedback_rows"],
@@ -420,6 +434,7 @@ def final_test(run: Run, state: RunState, started: float) -> TrainResult:
         dataset_checksum=run.bundle.checksum, torch_version=torch.__version__,
         seconds=round(time.perf_counter() - started, 3), extra=extra, precision=run.precision, notes=state.notes,
         train_label_counts=None if run.kind.is_regression else train_label_counts(run.bundle),
+        ood=_ood_report(state.best_ood, test_out, run.kind),
     )
     _write_plots(result, run.bundle, run.out_dir)
     return result
@@ -462,11 +477,20 @@ def _epoch_metrics(epoch: int, kind: OutputKind, stats: dict, val: dict, lr: flo
     return EpochMetrics(**common, train_accuracy=stats["metric"], val_accuracy=val.get("accuracy"))
 
 
-def _test_metrics(model: nn.Module, test: TensorSplit, bundle: DatasetBundle, loss_fn, kind: OutputKind,
-                  tta: str) -> TestMetrics | None:
-    if len(test) == 0:
+def _ood_report(calibration: OodCalibration | None, test_out: torch.Tensor | None,
+                kind: OutputKind) -> dict[str, Any] | None:
+    """The kept weights' calibration and the share of the test split it flags (held out: never calibrated on)."""
+    if calibration is None:
         return None
-    out = predict_outputs(model, test.x, tta)
+    flagged = None if test_out is None else \
+        round(float((calibration.scores(test_out, kind) > calibration.threshold).float().mean()), 4)
+    return {**calibration.as_dict(), "test_flagged": flagged}
+
+
+def _test_metrics(out: torch.Tensor | None, test: TensorSplit, bundle: DatasetBundle, loss_fn,
+                  kind: OutputKind) -> TestMetrics | None:
+    if out is None:
+        return None
     loss = float(loss_fn(out, test.y))
     if kind.is_regression:
         return TestMetrics(loss=loss, mse=mse(out, test.y), r2=r2_score(out, test.y))

@@ -188,6 +188,7 @@ def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
             "last_checkpoint": checkpoint_key(job_id, result.last_checkpoint) if result.last_checkpoint else None,
             "extra": result.extra, "notes": result.notes,  # e.g. a generator re-seeded on another device kind
             "train_label_counts": result.train_label_counts,  # the registry keeps it on the model version
+            "ood": result.ood,  # the served version's out-of-distribution threshold and its test_flagged share
         }),
         device=physical_device(result.device), torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
     )

@@ -15,6 +15,7 @@ from ml.data.transforms import normalize, photo_to_uint8
 from ml.inference.content import nothing_to_read
 from ml.inference.digits import frame, style_for
 from ml.models import OutputKind, build_model, memory_format, model_outputs, output_kind, probabilities
+from ml.ood import OodCalibration
 
 # Bump when serving preprocessing changes what a model sees for the same upload; responses carry it.
 PREPROCESSING_VERSION = 2
@@ -38,6 +39,21 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class Outputs:
+    """A batch's class probabilities (n, classes) and, for a calibrated version, its OOD scores (n,)."""
+
+    probs: torch.Tensor
+    ood_scores: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    def __getitem__(self, rows: slice) -> "Outputs":
+        """The same rows of both: the batch worker hands each request its slice."""
+        return Outputs(self.probs[rows], None if self.ood_scores is None else self.ood_scores[rows])
+
+
+@dataclass(frozen=True)
 class Prediction:
     """One image's answer: the most likely class and the `top_k` most likely, best first, or an abstention."""
 
@@ -50,6 +66,9 @@ class Prediction:
     reason: str | None = None  # why it abstained
     input_png: str | None = None  # explain: what the model saw, base64 PNG
     steps: list[str] | None = None  # explain: the preprocessing applied
+    # versions calibrated at training (ml/ood.py): the input looks unlike the training data; None otherwise
+    out_of_distribution: bool | None = None
+    ood_score: float | None = None  # its energy: above the version's threshold means out_of_distribution
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))  # shallow: the fields are only read (asdict deep-copies, per request)
@@ -68,7 +87,8 @@ class Predictor:
     """A model and the preprocessing of the dataset it was trained on."""
 
     def __init__(self, model: torch.nn.Module, *, dataset: dict[str, Any], config: dict[str, Any],
-                 output: OutputKind | str, device: torch.device, checkpoint_path: Path | None = None):
+                 output: OutputKind | str, device: torch.device, checkpoint_path: Path | None = None,
+                 ood: OodCalibration | None = None):
         if dataset.get("task") not in ("classification", "binary") or dataset.get("input_kind") not in ("grayscale", "photos"):
             raise ValueError(f"{config.get('model')} on {dataset.get('name')} is not an image classifier; "
                              "only image classifiers can be served")
@@ -85,6 +105,7 @@ class Predictor:
         self._mean, self._std = list(dataset["mean"]), list(dataset["std"])
         self._style = style_for(dataset.get("upload_framing"))
         self.low_confidence_below = low_confidence_threshold(dataset)
+        self.ood = ood  # None: a checkpoint from before calibration, whose answers carry no flag
         self.tta: str = (config.get("hyperparameters") or {}).get("tta", "none")  # as in its validation and test
         # what happens after preprocessing, for explain
         self._model_steps = [NORMALISE_STEP] + TTA_STEPS[self.tta]
@@ -99,7 +120,7 @@ class Predictor:
         dev = torch.device(device)
         return cls(model.to(dev), dataset=dataset, config=config,
                    output=state.get("output") or output_kind(config), device=dev,
-                   checkpoint_path=Path(checkpoint_path))
+                   checkpoint_path=Path(checkpoint_path), ood=OodCalibration.from_dict(state.get("ood")))
 
     @property
     def dataset_name(self) -> str:
@@ -133,28 +154,34 @@ class Predictor:
 
     def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
         """A normalised batch -> class probabilities (n, classes)."""
+        return self.outputs(batch).probs
+
+    def outputs(self, batch: torch.Tensor) -> Outputs:
+        """A normalised batch -> class probabilities and, when calibrated, OOD scores, in one forward pass."""
         with torch.inference_mode():
             batch = batch.to(self.device).contiguous(memory_format=self._layout)
-            return probabilities(model_outputs(self.model, batch, self.tta), self.output).cpu()
+            raw = model_outputs(self.model, batch, self.tta)
+            scores = self.ood.scores(raw, self.output).cpu() if self.ood is not None else None
+            return Outputs(probabilities(raw, self.output).cpu(), scores)
 
     def predict(self, images: Sequence[Image.Image], top_k: int = 3, *, explain: bool = False) -> list[Prediction]:
         """One answer per decoded image, in order; the readable ones computed as one batch."""
         return self.answer([self.prepare(img) for img in images], top_k, explain=explain)
 
-    def forward(self, prepared: Sequence[Prepared]) -> torch.Tensor | None:
-        """Probabilities of the readable ones among `prepared`, in order, as one batch (None if none is)."""
+    def forward(self, prepared: Sequence[Prepared]) -> Outputs | None:
+        """Outputs of the readable ones among `prepared`, in order, as one batch (None if none is)."""
         readable = [p.pixels for p in prepared if p.abstain is None]
-        return self.probabilities(self.normalise(torch.stack(readable))) if readable else None
+        return self.outputs(self.normalise(torch.stack(readable))) if readable else None
 
     def answer(self, prepared: Sequence[Prepared], top_k: int = 3, *, explain: bool = False,
-               probs: torch.Tensor | None = None) -> list[Prediction]:
+               probs: Outputs | None = None) -> list[Prediction]:
         """Prepared uploads -> one Prediction each; abstentions keep their place in the order.
 
-        `probs`: the readable ones' probabilities when the caller computed them in a larger batch.
+        `probs`: the readable ones' Outputs when the caller computed them in a larger batch.
         """
         if probs is None:
             probs = self.forward(prepared)
-        answers = iter(self.predictions(probs, top_k) if probs is not None else [])
+        answers = iter(self.predictions(probs.probs, top_k, probs.ood_scores) if probs is not None else [])
         out = []
         for p in prepared:
             shown = {"steps": p.steps + ([] if p.abstain else self._model_steps),
@@ -165,18 +192,28 @@ class Predictor:
                 out.append(replace(next(answers), **shown))
         return out
 
-    def predictions(self, probs: torch.Tensor, top_k: int = 3) -> list[Prediction]:
-        """Probabilities (n, classes) -> one Prediction per row."""
+    def predictions(self, probs: torch.Tensor, top_k: int = 3,
+                    ood_scores: torch.Tensor | None = None) -> list[Prediction]:
+        """Probabilities (n, classes), and OOD scores (n,) of a calibrated version -> one Prediction per row."""
         k = max(1, min(int(top_k), len(self.classes)))
         values, indices = probs.topk(k, dim=1)
+        flags = self._ood_flags(ood_scores, len(probs))
         out = []
-        for vals, idxs in zip(values.tolist(), indices.tolist()):
+        for vals, idxs, (flagged, score) in zip(values.tolist(), indices.tolist(), flags):
             ranked = [{"label": self.classes[i], "class_index": i, "confidence": round(v, 6)}
                       for v, i in zip(vals, idxs)]
             out.append(Prediction(label=ranked[0]["label"], class_index=ranked[0]["class_index"],
                                   confidence=ranked[0]["confidence"], top_k=ranked,
-                                  low_confidence=ranked[0]["confidence"] < self.low_confidence_below))
+                                  low_confidence=ranked[0]["confidence"] < self.low_confidence_below,
+                                  out_of_distribution=flagged, ood_score=score))
         return out
+
+    def _ood_flags(self, scores: torch.Tensor | None, n: int) -> list[tuple[bool | None, float | None]]:
+        """(out_of_distribution, ood_score) per row, compared as one tensor; (None, None) when uncalibrated."""
+        if scores is None or self.ood is None:
+            return [(None, None)] * n
+        flagged = (scores > self.ood.threshold).tolist()
+        return list(zip(flagged, [round(s, 4) for s in scores.tolist()]))
 
 
 def png_base64(pixels: torch.Tensor) -> str:

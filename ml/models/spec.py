@@ -49,6 +49,10 @@ class Hyperparameters(BaseModel):
         "serving stay fp32); auto: bf16 where the device computes it natively (CUDA, or a CPU with "
         "AVX512-BF16/AMX), else fp32")
     checkpoint_every: int = Field(1, ge=1, le=500, description="write a checkpoint every N epochs (and the last)")
+    ood_quantile: float = Field(
+        0.95, ge=0.5, le=0.999, description="classifiers: predictions whose out-of-distribution score (energy) "
+        "is above this quantile of the validation split's are flagged out_of_distribution; 0.95 flags about 5% "
+        "of inputs like the training data (docs/INFERENCE.md)")
 
 
 class ImageOptions(BaseModel):

@@ -510,7 +510,7 @@ function predictionView(p, classes = []) {
   if (p.abstained) return el("div", { class: "result" }, el("p", {}, el("strong", { class: "label" }, "abstained"), ` ${p.reason || ""} · ${p.file || ""}`));
   const saw = p.input_png ? el("figure", {}, el("img", { class: "model-input", alt: "what the model saw", src: `data:image/png;base64,${p.input_png}` }),
     el("figcaption", { class: "muted" }, "what the model saw")) : null;
-  return el("div", { class: "result" }, saw, el("div", {}, el("p", {}, el("strong", { class: "label" }, p.label), ` ${pct(p.confidence)}${p.low_confidence ? " (low confidence)" : ""} · ${p.file || ""}`),
+  return el("div", { class: "result" }, saw, el("div", {}, el("p", {}, el("strong", { class: "label" }, p.label), ` ${pct(p.confidence)}${p.low_confidence ? " (low confidence)" : ""}${p.out_of_distribution ? " (unlike the training data)" : ""} · ${p.file || ""}`),
     el("table", {}, p.top_k.map((k) => el("tr", {}, el("td", {}, k.label), el("td", {}, pct(k.confidence))))),
     Array.isArray(p.steps) ? el("p", { class: "muted" }, `steps: ${p.steps.map((s) => (typeof s === "string" ? s : s.name || JSON.stringify(s))).join(" → ")}`) : null,
     p.prediction_id && classes.length ? feedbackControl(p, classes) : null));

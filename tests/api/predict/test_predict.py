@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from core.settings import Settings
 from ml.catalog import servable_datasets
 from tests.utils.models import digit_png, predict, train_versions
 from tests.utils.shapes import short_png
@@ -161,6 +162,21 @@ def test_every_response_names_the_version_checkpoint_and_preprocessing(api, vers
     assert body["model"]["checkpoint_sha256"] == listed["checkpoint_sha256"]
     assert body["model"]["preprocessing_version"] == "digits/2"
     assert "input_png" not in body["predictions"][0] and body["predictions"][0]["abstained"] is False
+
+
+def test_each_answer_says_whether_its_input_looks_unlike_the_training_data(api, version):
+    photos = sorted((Settings().data_dir / "cats-dogs").glob("*/*.jpg"))[:4]
+    files = [(f"digit-{d}.png", digit_png(d, seed=d)) for d in (3, 7)] + [(p.name, p.read_bytes()) for p in photos]
+    response = predict(api, "mnist", files, model_id=version["id"])
+    assert response.status_code == 200, response.text
+    answers = response.json()["predictions"]
+    assert all(isinstance(a["out_of_distribution"], bool) and isinstance(a["ood_score"], float) for a in answers)
+    # one threshold per version: every flagged answer scores above every unflagged one
+    flagged = [a["ood_score"] for a in answers if a["out_of_distribution"]]
+    passed = [a["ood_score"] for a in answers if not a["out_of_distribution"]]
+    assert not flagged or not passed or min(flagged) > max(passed), answers
+    ood = api.get(f"/v1/jobs/{version['job_id']}").json()["result"]["ood"]  # the version's calibration
+    assert ood["score"] == "energy" and ood["quantile"] == 0.95 and 0 <= ood["test_flagged"] <= 1
 
 
 def test_blank_and_one_colour_uploads_abstain_the_others_are_answered(api, version):
