@@ -18,7 +18,7 @@ from api.deps import app_settings
 from api.in_flight import ServerBusy
 from api.plots.errors import NoSuchPlot
 from api.predict.errors import (
-    ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
+    FileTooLarge, ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
     UnknownModelId, UnreadableFile, UnreadableForm, WrongDataset,
 )
 from core.db import database_error
@@ -53,6 +53,7 @@ STATUS: dict[type[Exception], int] = {
     ServerBusy: 503,
     # api: predictions
     UnreadableForm: 400, NotServed: 404, NoModelYet: 404, UnknownModelId: 404, TooManyFiles: 413,
+    FileTooLarge: 413,
     OptionGivenTwice: 422, WrongDataset: 422, UnreadableFile: 422, RateLimited: 429, ModelUnavailable: 503,
     TableModelMissing: 503,
     # api: plots

@@ -26,6 +26,13 @@ class TooManyFiles(ValueError):
         super().__init__(f"too many files: {count}; send at most {limit} per request")
 
 
+class FileTooLarge(ValueError):
+    """One file of a request passed MAX_UPLOAD_BYTES (found while it streamed: the rest is never read)."""
+
+    def __init__(self, name: str | None, limit: int):
+        super().__init__(f"file {name!r} is larger than {limit:,} bytes (MAX_UPLOAD_BYTES); send a smaller image")
+
+
 class UnreadableFile(ValueError):
     """File `number` of a request cannot be read as an image."""
 
