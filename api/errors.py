@@ -25,7 +25,7 @@ from core.db import database_error
 from core.errors import (
     ArtifactCorrupt, ArtifactMissing, ArtifactsNotRemoved, ArtifactStorageError, ArtifactStorageFull,
     ArtifactStorageReadOnly, BrokerUnavailable, CheckpointNotFound, DatabaseFull, DatabaseUnavailable, DatasetConflict,
-    DatasetNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed,
+    AmbiguousId, DatasetNotFound, IdempotencyConflict, JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed,
     ServingNotYours, SweepNotCancellable, SweepNotFound, TooManyQueued,
 )
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
@@ -37,7 +37,7 @@ STATUS: dict[type[Exception], int] = {
     JobNotFound: 404, CheckpointNotFound: 404, ModelNotFound: 404, NothingServed: 404, DatasetNotFound: 404,
     SweepNotFound: 404, KeyNotFound: 404,
     JobNotCancellable: 409, SweepNotCancellable: 409, IdempotencyConflict: 409, JobNotDeletable: 409,
-    DatasetConflict: 409,
+    DatasetConflict: 409, AmbiguousId: 409,
     ServingNotYours: 403,
     TooManyQueued: 429,
     BrokerUnavailable: 503, DatabaseUnavailable: 503, DatabaseFull: 503,

@@ -23,6 +23,7 @@ from core import jobs
 from core.bus import NoPublisher, Publisher
 from core.db import newest_page
 from core.errors import BrokerUnavailable, ServiceError, SweepNotCancellable, SweepNotFound
+from core.ids import as_prefix, ids_starting_with
 from core.orm import EpochMetric, Job, JobStatus, ModelVersion, Sweep, SweepStatus, utcnow
 
 _QUIET = NoPublisher()
@@ -65,9 +66,13 @@ class Trial:
 
 
 def get_sweep(session: Session, *, sweep_id: str, owner: str | None = None) -> Sweep:
-    """The sweep with this id, as the database has it now; raises SweepNotFound (also when `owner` is given
-    and the sweep is someone else's: ids of others' sweeps don't leak)."""
+    """The sweep with this id or id prefix (core/ids.py), as the database has it now; raises SweepNotFound
+    (also when `owner` is given and the sweep is someone else's: ids of others' sweeps don't leak), AmbiguousId."""
     sweep = session.get(Sweep, sweep_id, populate_existing=True)
+    if sweep is None and (prefix := as_prefix(sweep_id)) is not None:  # an unambiguous prefix of one of theirs
+        mine = () if owner is None else (Sweep.owner == owner,)
+        full = ids_starting_with(session, Sweep.id, prefix, kind="sweep", where=mine)
+        sweep = session.get(Sweep, full, populate_existing=True) if full is not None else None
     if sweep is None or (owner is not None and sweep.owner != owner):
         raise SweepNotFound(sweep_id)
     return sweep

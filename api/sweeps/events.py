@@ -3,16 +3,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
 from api.auth import PrincipalDep
 from api.deps import SettingsDep
 from api.sse import read_sql, shutdown, sse, stream_response
+from api.sweeps.deps import SWEEP_ID_RESPONSES
 from api.sweeps.presenters import trial_public
 from core import sweeps as sweep_service
 from core.orm import SweepStatus
@@ -22,17 +23,23 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 
 
 @router.get("/{sweep_id}/events", response_class=EventSourceResponse,
-            responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown sweep id"}})
-async def sweep_events(sweep_id: str, principal: PrincipalDep, settings: SettingsDep) -> EventSourceResponse:
+            responses={200: {"content": {"text/event-stream": {}}}, **SWEEP_ID_RESPONSES})
+async def sweep_events(sweep_id: Annotated[str, Path(description="a sweep id, or its first 8 or more characters")],
+                       principal: PrincipalDep, settings: SettingsDep) -> EventSourceResponse:
     """`trial` events (a trial started, improved its best metric, stopped or finished) and `status` events
     (the sweep's status and counts); the last event is the final status.
 
     The stream polls SQL (each read takes a session and gives it back), so it holds no database
     connection while it waits and never misses what a lost pub/sub message would have said.
     """
-    # SweepNotFound → 404 (also someone else's) before the stream starts
-    await read_sql(settings.database_url, _snapshot, sweep_id, principal.owner_filter)
+    # SweepNotFound → 404 (also someone else's), AmbiguousId → 409, before the stream starts; a prefix
+    # becomes the full id
+    sweep_id = await read_sql(settings.database_url, _full_id, sweep_id, principal.owner_filter)
     return stream_response(partial(_stream, sweep_id, settings))
+
+
+def _full_id(session: Session, sweep_id: str, owner: str | None) -> str:
+    return sweep_service.get_sweep(session, sweep_id=sweep_id, owner=owner).id
 
 
 def _snapshot(session: Session, sweep_id: str, owner: str | None = None) -> dict[str, Any]:
