@@ -18,15 +18,16 @@ from api.deps import app_settings
 from api.in_flight import ServerBusy
 from api.plots.errors import NoSuchPlot
 from api.predict.errors import (
-    ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
+    FileTooLarge, ModelUnavailable, NoModelYet, NotServed, OptionGivenTwice, RateLimited, TableModelMissing, TooManyFiles,
     UnknownModelId, UnreadableFile, UnreadableForm, WrongDataset,
 )
 from core.db import database_error
 from core.errors import (
     ArtifactCorrupt, ArtifactMissing, ArtifactsNotRemoved, ArtifactStorageError, ArtifactStorageFull,
     ArtifactStorageReadOnly, BrokerUnavailable, CheckpointNotFound, DatabaseFull, DatabaseUnavailable, DatasetConflict,
-    DatasetNotFound, FeedbackLabelInvalid, FeedbackSnapshotChanged, IdempotencyConflict, InputNotKept, InvalidCursor,
-    JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed, PredictionNotFound,
+    AmbiguousId, DatasetNotFound, FeedbackLabelInvalid, FeedbackSnapshotChanged, IdempotencyConflict, InputNotKept,
+    InvalidCursor, JobNotCancellable, JobNotDeletable, JobNotFound, KeyNotFound, ModelNotFound, NothingServed,
+    PredictionNotFound,
     ServingNotYours, SweepNotCancellable, SweepNotFound, TooManyQueued,
 )
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
@@ -39,7 +40,7 @@ STATUS: dict[type[Exception], int] = {
     SweepNotFound: 404, KeyNotFound: 404, PredictionNotFound: 404, InputNotKept: 404,
     FeedbackLabelInvalid: 422, InvalidCursor: 422,
     JobNotCancellable: 409, SweepNotCancellable: 409, IdempotencyConflict: 409, JobNotDeletable: 409,
-    DatasetConflict: 409, FeedbackSnapshotChanged: 409,
+    DatasetConflict: 409, FeedbackSnapshotChanged: 409, AmbiguousId: 409,
     ServingNotYours: 403,
     TooManyQueued: 429,
     BrokerUnavailable: 503, DatabaseUnavailable: 503, DatabaseFull: 503,
@@ -55,6 +56,7 @@ STATUS: dict[type[Exception], int] = {
     ServerBusy: 503,
     # api: predictions
     UnreadableForm: 400, NotServed: 404, NoModelYet: 404, UnknownModelId: 404, TooManyFiles: 413,
+    FileTooLarge: 413,
     OptionGivenTwice: 422, WrongDataset: 422, UnreadableFile: 422, RateLimited: 429, ModelUnavailable: 503,
     TableModelMissing: 503,
     # api: plots

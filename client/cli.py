@@ -25,6 +25,7 @@ from client.config import config_path, load_config
 OK, REFUSED, USAGE, UNREACHABLE, JOB_FAILED, JOB_CANCELLED, DETACHED = 0, 1, 2, 3, 4, 5, 130
 JOB_EXIT = {"succeeded": OK, "failed": JOB_FAILED, "cancelled": JOB_CANCELLED, "stopped": JOB_CANCELLED}
 PLOTS = ("loss", "metric", "confusion_matrix", "mistakes")
+ID_HELP = "a job id, or its first 8 or more characters (unambiguous)"
 
 app = typer.Typer(help="Command-line client of the trainserve API.", no_args_is_help=True,
                   epilog="Exit codes: 0 done, 1 the API refused, 2 bad usage, 3 server unreachable or 5xx, "
@@ -92,6 +93,7 @@ def add_epoch(table: Table, m: dict[str, Any]) -> None:
 def watch_job(api: Client, job_id: str) -> int:
     """Live bar per epoch and a metrics table until the job ends; returns the exit code of its outcome."""
     job = api.job(job_id)
+    job_id = job["id"]  # the full id, when a prefix was given
     table = epochs_table(f"{job['model']} on {job['dataset']} · job {job_id}")
     bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=out)
@@ -157,15 +159,16 @@ def train(ctx: typer.Context, model: str, dataset: str,
 
 
 @app.command()
-def watch(ctx: typer.Context, job_id: str) -> None:
+def watch(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help=ID_HELP)]) -> None:
     """Follow a job live until it ends (exit code says how it ended)."""
     api = client(ctx)
-    if api.job(job_id)["status"] in TERMINAL:
-        table = epochs_table(f"job {job_id}")
-        for row in api.metrics(job_id):
+    job = api.job(job_id)
+    if job["status"] in TERMINAL:
+        table = epochs_table(f"job {job['id']}")
+        for row in api.metrics(job["id"]):
             add_epoch(table, row)
         out.print(table)
-        raise typer.Exit(print_outcome(api.job(job_id)))
+        raise typer.Exit(print_outcome(job))
     raise typer.Exit(watch_job(api, job_id))
 
 
@@ -266,6 +269,7 @@ def leaderboard(sweep: dict[str, Any]) -> Table:
 def watch_sweep(api: Client, sweep_id: str, poll_s: float = 1.0) -> int:
     """The leaderboard, redrawn as trials move, until the sweep ends; returns the exit code of its outcome."""
     sweep = api.sweep(sweep_id)
+    sweep_id = sweep["id"]  # the full id, when a prefix was given
     try:
         with Live(leaderboard(sweep), console=out, refresh_per_second=2) as live:
             while sweep["status"] not in SWEEP_EXIT:
@@ -304,7 +308,7 @@ def sweep(ctx: typer.Context, model: str, dataset: str,
 
 
 @app.command()
-def sweeps(ctx: typer.Context, sweep_id: Annotated[str | None, typer.Argument(help="one sweep's leaderboard")] = None,
+def sweeps(ctx: typer.Context, sweep_id: Annotated[str | None, typer.Argument(help="one sweep's leaderboard (its id, or its first 8 or more characters)")] = None,
            watch: Annotated[bool, typer.Option(help="follow that sweep until it ends")] = False,
            limit: Annotated[int, typer.Option(min=1, max=200)] = 20) -> None:
     """Sweeps, newest first; with an id, its leaderboard (--watch follows it to the end)."""
@@ -328,10 +332,10 @@ def sweeps(ctx: typer.Context, sweep_id: Annotated[str | None, typer.Argument(he
 
 
 @app.command()
-def cancel(ctx: typer.Context, job_id: str) -> None:
+def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help=ID_HELP)]) -> None:
     """Cancel a queued or running job (its checkpoints stay)."""
     job = client(ctx).cancel(job_id)
-    out.print(f"job {job_id} {job['status']}" + (" (stopping within a batch)" if job["status"] == "running" else ""))
+    out.print(f"job {job['id']} {job['status']}" + (" (stopping within a batch)" if job["status"] == "running" else ""))
 
 
 @app.command()
@@ -369,11 +373,12 @@ def predict(ctx: typer.Context, dataset: str,
 
 
 @app.command()
-def plots(ctx: typer.Context, job_id: str,
+def plots(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help=ID_HELP)],
           out_dir: Annotated[Path | None, typer.Option("--out", help="folder (default ./trainserve-plots/JOB_ID)")] = None,
           open_: Annotated[bool, typer.Option("--open", help="open them in the image viewer")] = False) -> None:
     """Save a job's plots as PNG files (those that exist yet)."""
     api = client(ctx)
+    job_id = api.job(job_id)["id"]  # the full id, when a prefix was given
     folder = out_dir or Path("trainserve-plots") / job_id
     folder.mkdir(parents=True, exist_ok=True)
     saved = []

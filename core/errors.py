@@ -13,7 +13,7 @@ class JobNotFound(ServiceError, LookupError):
 
     def __init__(self, job_id: str):
         self.job_id = job_id
-        super().__init__(f"job {job_id!r} not found")
+        super().__init__(f"job {job_id!r} not found (a job id, or at least its first 8 characters)")
 
 
 class CheckpointNotFound(ServiceError, LookupError):
@@ -109,7 +109,16 @@ class SweepNotFound(ServiceError, LookupError):
 
     def __init__(self, sweep_id: str):
         self.sweep_id = sweep_id
-        super().__init__(f"sweep {sweep_id!r} not found")
+        super().__init__(f"sweep {sweep_id!r} not found (a sweep id, or at least its first 8 characters)")
+
+
+class AmbiguousId(ServiceError, LookupError):
+    """An id prefix that starts more than one of the caller's jobs (or sweeps)."""
+
+    def __init__(self, kind: str, prefix: str, ids: list[str], *, more: bool):
+        listed = ", ".join(ids) + (", …" if more else "")
+        super().__init__(f"{kind} id prefix {prefix!r} matches {'more than ' if more else ''}{len(ids)} {kind}s "
+                         f"({listed}); give more characters")
 
 
 class SweepNotCancellable(ServiceError):

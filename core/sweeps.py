@@ -23,6 +23,7 @@ from core import jobs
 from core.bus import NoPublisher, Publisher
 from core.db import newest_page
 from core.errors import BrokerUnavailable, ServiceError, SweepNotCancellable, SweepNotFound
+from core.ids import as_prefix, ids_starting_with
 from core.orm import EpochMetric, Job, JobStatus, ModelVersion, Sweep, SweepStatus, utcnow
 
 _QUIET = NoPublisher()
@@ -65,9 +66,13 @@ class Trial:
 
 
 def get_sweep(session: Session, *, sweep_id: str, owner: str | None = None) -> Sweep:
-    """The sweep with this id, as the database has it now; raises SweepNotFound (also when `owner` is given
-    and the sweep is someone else's: ids of others' sweeps don't leak)."""
+    """The sweep with this id or id prefix (core/ids.py), as the database has it now; raises SweepNotFound
+    (also when `owner` is given and the sweep is someone else's: ids of others' sweeps don't leak), AmbiguousId."""
     sweep = session.get(Sweep, sweep_id, populate_existing=True)
+    if sweep is None and (prefix := as_prefix(sweep_id)) is not None:  # an unambiguous prefix of one of theirs
+        mine = () if owner is None else (Sweep.owner == owner,)
+        full = ids_starting_with(session, Sweep.id, prefix, kind="sweep", where=mine)
+        sweep = session.get(Sweep, full, populate_existing=True) if full is not None else None
     if sweep is None or (owner is not None and sweep.owner != owner):
         raise SweepNotFound(sweep_id)
     return sweep
@@ -168,11 +173,11 @@ def _trial(sweep: Sweep, index: int, job: Job, epoch: int | None, value: float |
     return Trial(index, job.id, job.status, searched, value, epoch, job.reused_from)
 
 
-def best_model_id(session: Session, sweep: Sweep) -> int | None:
+def best_model_id(session: Session, best_job_id: str | None) -> int | None:
     """The model version the sweep's best trial registered, if any (not every dataset registers models)."""
-    if sweep.best_job_id is None:
+    if best_job_id is None:
         return None
-    return session.scalar(select(ModelVersion.id).where(ModelVersion.job_id == sweep.best_job_id))
+    return session.scalar(select(ModelVersion.id).where(ModelVersion.job_id == best_job_id))
 
 
 def status_counts(session: Session, sweep: Sweep) -> dict[str, int]:
@@ -281,7 +286,8 @@ def _settle(session: Session, sweep: Sweep) -> None:
     if len(sweep.trials) > sweep.launched or active:
         started = sweep.launched > 0 and (counts.get(JobStatus.queued, 0) < sweep.launched)
         status = SweepStatus.running if started else SweepStatus.queued
-        values: dict[str, Any] = {"status": status}
+        # the leader so far (GET /v1/sweeps lists it); answers about one sweep read it live (current_best_job_id)
+        values: dict[str, Any] = {"status": status, "best_job_id": leading_job(leaderboard(session, sweep), final=False)}
     else:
         best = _best_succeeded(session, sweep)
         status = SweepStatus.succeeded if best is not None else SweepStatus.failed
@@ -296,8 +302,19 @@ def _settle(session: Session, sweep: Sweep) -> None:
 
 
 def _best_succeeded(session: Session, sweep: Sweep) -> str | None:
-    board = leaderboard(session, sweep)
-    return next((t.job_id for t in board if t.status == JobStatus.succeeded and t.metric is not None), None)
+    return leading_job(leaderboard(session, sweep), final=True)
+
+
+def leading_job(board: Sequence[Trial], *, final: bool) -> str | None:
+    """The job of the best trial with a metric on a leaderboard (best first): a succeeded one, or while the
+    sweep runs also a queued or running one (a failed, stopped or cancelled trial never leads)."""
+    leads = {JobStatus.succeeded} if final else {JobStatus.succeeded, *ACTIVE}
+    return next((t.job_id for t in board if t.status in leads and t.metric is not None), None)
+
+
+def current_best_job_id(sweep: Sweep, board: Sequence[Trial]) -> str | None:
+    """`best_job_id` as answers show it: the stored one once the sweep ended, the leader so far before."""
+    return sweep.best_job_id if SweepStatus(sweep.status).is_terminal else leading_job(board, final=False)
 
 
 def _dispatch(session: Session, launched: list[Job], dispatcher: jobs.Dispatcher | None) -> None:

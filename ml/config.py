@@ -155,6 +155,8 @@ def resolve_config(model: str | None, dataset: str | None, overrides: dict[str, 
     errors = _pair_errors(hp, spec, ds)
     if errors:
         raise InvalidConfig(errors)
+    if "image_size" in cls.model_fields:  # the size the images are loaded at, so a stored config says it
+        hp = hp.model_copy(update={"image_size": ds.fixed_image_size or hp.image_size or ds.default_image_size})
     return TrainConfig(model=model, dataset=dataset, hyperparameters=hp, preset=preset, notes=notes)
 
 

@@ -46,9 +46,21 @@ class TrainingCancelled(MLError):
 
     def __init__(self, epoch: int, batch: int, last_checkpoint: Path | None, *,
                  stop_checkpoint: Path | None = None, partial: dict | None = None):
-        self.epoch, self.batch, self.last_checkpoint = epoch, batch, last_checkpoint
+        self.epoch, self.batch, self.last_checkpoint = epoch, batch, last_checkpoint  # batch: the next one, from 1
         self.stop_checkpoint, self.partial = stop_checkpoint, partial
-        super().__init__(f"cancelled at epoch {epoch}, batch {batch}")
+        super().__init__(f"cancelled {self.where}")
+
+    @property
+    def batches_done(self) -> int:
+        """Batches of epoch `epoch` finished before the stop (what a mid-epoch checkpoint holds)."""
+        return max(0, self.batch - 1)
+
+    @property
+    def where(self) -> str:
+        """The stop in the words an attempt's resumed_from_epoch / resumed_from_batch use: work done."""
+        epochs, batches = self.epoch - 1, self.batches_done
+        return (f"after {epochs} epoch{'' if epochs == 1 else 's'} and {batches} batch{'' if batches == 1 else 'es'} "
+                f"of epoch {self.epoch}")
 
 
 class BadImage(MLError, ValueError):

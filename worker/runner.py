@@ -154,7 +154,7 @@ def _stopped(job_id: str, worker: str, exc: TrainingCancelled, beat: Heartbeat,
         return _finish(job_id, worker, JobStatus.stopped, error_type="EarlyStopped", error=callbacks.stop_reason)
     kept = f"; the last checkpoint ({Path(exc.last_checkpoint).name}) is kept" if exc.last_checkpoint else ""
     return _finish(job_id, worker, JobStatus.cancelled, error_type="TrainingCancelled",
-                   error=f"cancelled on request at epoch {exc.epoch}, batch {exc.batch}{kept}")
+                   error=f"cancelled on request {exc.where}{kept}")
 
 
 def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks: SqlCallbacks | None) -> str:
@@ -163,14 +163,14 @@ def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks
     if exc.stop_checkpoint is not None:
         key = checkpoint_key(job_id, exc.stop_checkpoint)
         get_store().put(key, Path(exc.stop_checkpoint))  # the next attempt may run on another host
-        stopped_at = jobs.StoppedAt(key, exc.epoch, exc.batch - 1)
+        stopped_at = jobs.StoppedAt(key, exc.epoch, exc.batches_done)
         if callbacks is not None:
             callbacks.flush_epochs()  # epochs the stop checkpoint holds are done for good
     settings = get_settings()
     with session_scope() as session:
         status = jobs.requeue(
             session, job_id=job_id, worker=worker, ended=AttemptEnd.worker_stopped, stopped_at=stopped_at,
-            detail=f"the worker stopped at epoch {exc.epoch}, batch {exc.batch}; "
+            detail=f"the worker stopped {exc.where}; "
                    + ("checkpointed there" if stopped_at else "resumes from the last epoch checkpoint"),
             max_attempts=settings.max_attempts, dispatcher=dispatcher(), publisher=publisher())
     log.info("job %s stopped for the worker's shutdown: now %s", job_id, status or "?")

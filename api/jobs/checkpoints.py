@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
 from api.deps import SessionDep, StoreDep
-from api.jobs.deps import JobDep
+from api.jobs.deps import JOB_ID_RESPONSES, JobDep
 from api.jobs.presenters import checkpoint_public
 from api.jobs.schemas import CheckpointsPublic
 from core import jobs as job_service
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["checkpoints"])
 
 
 @router.get("/{job_id}/checkpoints", response_model=CheckpointsPublic,
-            responses={404: {"description": "unknown job id"}})
+            responses=JOB_ID_RESPONSES)
 def list_checkpoints(job: JobDep, session: SessionDep) -> CheckpointsPublic:
     """Epoch, metrics, size and sha256 of every checkpoint, with a download URL each."""
     rows = job_service.list_checkpoints(session, job_id=job.id)
@@ -27,7 +27,7 @@ def list_checkpoints(job: JobDep, session: SessionDep) -> CheckpointsPublic:
 
 @router.get("/{job_id}/checkpoints/{epoch}/file", response_class=FileResponse,
             responses={200: {"content": {"application/octet-stream": {}}},
-                       404: {"description": "unknown job id or epoch, or the file is gone"}})
+                       404: {"description": "unknown job id or epoch, or the file is gone"}, 409: JOB_ID_RESPONSES[409]})
 def download_checkpoint(job: JobDep, session: SessionDep, store: StoreDep,
                         epoch: Annotated[int, Path(ge=0, le=100_000)]) -> FileResponse:
     """The checkpoint file itself: load it with torch.load(..., weights_only=True), adding

@@ -12,9 +12,14 @@ from core.orm import Job
 
 
 def valid_job_id(session: SessionDep, principal: PrincipalDep,
-                 job_id: Annotated[str, Path(description="a job id")]) -> Job:
-    """The caller's job named in the path; JobNotFound (→ 404 naming the id) otherwise, or when it is someone else's."""
+                 job_id: Annotated[str, Path(description="a job id, or its first 8 or more characters")]) -> Job:
+    """The caller's job named in the path by id or unambiguous prefix; JobNotFound (→ 404 naming the id) otherwise,
+    or when it is someone else's; AmbiguousId (→ 409 listing some matches) for a prefix of several."""
     return get_job(session, job_id=job_id, owner=principal.owner_filter)
 
 
 JobDep = Annotated[Job, Depends(valid_job_id)]
+
+AMBIGUOUS = "the id prefix matches more than one of your jobs (the detail lists some)"
+# what every route under /v1/jobs/{job_id} answers besides its own statuses
+JOB_ID_RESPONSES = {404: {"description": "unknown job id"}, 409: {"description": AMBIGUOUS}}

@@ -5,15 +5,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 from sse_starlette.sse import EventSourceResponse
 
 from api.auth import PrincipalDep
 from api.deps import SettingsDep
+from api.jobs.deps import JOB_ID_RESPONSES
 from api.jobs.presenters import job_progress
 from api.jobs.schemas import EpochMetricsPublic
 from api.sse import read_sql, shutdown, sse, stream_response
@@ -29,17 +30,22 @@ _LOST = object()  # the live channel went away
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
-            responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": "unknown job id"}})
-async def job_events(job_id: str, request: Request, principal: PrincipalDep,
+            responses={200: {"content": {"text/event-stream": {}}}, **JOB_ID_RESPONSES})
+async def job_events(job_id: Annotated[str, Path(description="a job id, or its first 8 or more characters")],
+                     request: Request, principal: PrincipalDep,
                      settings: SettingsDep) -> EventSourceResponse:
     """`status`, `progress`, `epoch` and `checkpoint` events as they happen; the last one is the final status.
 
     A stream holds no database connection while it waits: each SQL read takes a session and gives
     it back. When the server stops, the last event is `shutdown`; reconnect to continue.
     """
-    # JobNotFound → 404 before the stream starts
-    await read_sql(settings.database_url, _snapshot, job_id, principal.owner_filter)
+    # JobNotFound → 404 (AmbiguousId → 409) before the stream starts; a prefix becomes the full id
+    job_id = await read_sql(settings.database_url, _full_id, job_id, principal.owner_filter)
     return stream_response(partial(_stream, job_id, request.app.state.redis, settings))
+
+
+def _full_id(session: Session, job_id: str, owner: str | None) -> str:
+    return get_job(session, job_id=job_id, owner=owner).id
 
 
 def _snapshot(session: Session, job_id: str, owner: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api.auth import PrincipalDep
 from api.deps import SessionDep, SettingsDep, StoreDep
-from api.jobs.deps import JobDep
+from api.jobs.deps import AMBIGUOUS, JOB_ID_RESPONSES, JobDep
 from api.jobs.presenters import accepted_public, job_public, jobs_public
 from api.jobs.schemas import EpochMetricsList, EpochMetricsPublic, JobCreate, JobPublic, JobsPublic
 from api.jobs.submit import submit_job
@@ -60,13 +60,13 @@ def list_jobs(
     return JobsPublic(data=jobs_public(session, rows), count=count, offset=offset, limit=limit)
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "unknown job id"}})
+@router.get("/{job_id}", response_model=JobPublic, responses=JOB_ID_RESPONSES)
 def get_job(job: JobDep, session: SessionDep, store: StoreDep) -> JobPublic:
     """One job: status, progress, latest and best metrics, error, timestamps, worker, device, attempts, disk used."""
     return job_public(session, job, store=store)
 
 
-@router.get("/{job_id}/metrics", response_model=EpochMetricsList, responses={404: {"description": "unknown job id"}})
+@router.get("/{job_id}/metrics", response_model=EpochMetricsList, responses=JOB_ID_RESPONSES)
 def get_metrics(job: JobDep, session: SessionDep) -> EpochMetricsList:
     """One row per finished epoch."""
     rows = job_service.list_epoch_metrics(session, job_id=job.id)
@@ -75,7 +75,7 @@ def get_metrics(job: JobDep, session: SessionDep) -> EpochMetricsList:
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic,
-             responses={404: {"description": "unknown job id"}, 409: {"description": "already finished"}})
+             responses={404: {"description": "unknown job id"}, 409: {"description": f"already finished; or {AMBIGUOUS}"}})
 def cancel_job(job: JobDep, request: Request, response: Response, session: SessionDep) -> JobPublic:
     """Cancel: a queued job never starts (200); a running one stops within a batch, keeping its checkpoints (202)."""
     job = job_service.cancel(session, job_id=job.id, publisher=request.app.state.publisher)
@@ -86,7 +86,7 @@ def cancel_job(job: JobDep, request: Request, response: Response, session: Sessi
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT,
                responses={404: {"description": "unknown job id"},
-                          409: {"description": "running (cancel it first), or its model serves predictions"},
+                          409: {"description": f"running (cancel it first), or its model serves predictions; or {AMBIGUOUS}"},
                           503: {"description": "some of its files could not be removed; nothing was deleted"}})
 def delete_job(job: JobDep, session: SessionDep, store: StoreDep) -> Response:
     """Remove a finished or queued job: its rows, checkpoints and files (503 names files that could not go)."""

@@ -122,10 +122,15 @@ class AttemptPublic(BaseModel):
     ended: str | None = Field(None, description="succeeded, failed, cancelled, stopped, process_died, worker_lost, "
                                                 "worker_restarted or worker_stopped; null while it runs")
     detail: str | None = None
-    resumed_from_epoch: int | None = Field(None, description="epochs done in the checkpoint it continued from; "
-                                                            "null: from scratch")
-    resumed_from_batch: int | None = Field(None, description="batches into the next epoch, when it continued from "
-                                                            "the mid-epoch checkpoint of a graceful stop")
+    # one convention with the stop's sentence in the previous attempt's `detail`: counts of work done
+    resumed_from_epoch: int | None = Field(None, description="epochs fully done in the checkpoint it continued "
+                                                            "from (it starts epoch resumed_from_epoch + 1); null: "
+                                                            "from scratch")
+    resumed_from_batch: int | None = Field(None, description="batches of epoch resumed_from_epoch + 1 already done, "
+                                                            "when it continued from the mid-epoch checkpoint of a "
+                                                            "graceful stop; the stopped attempt's detail says the "
+                                                            "same counts ('stopped after 2 epochs and 460 "
+                                                            "batches of epoch 3')")
 
 
 class JobPublic(BaseModel):

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from api.auth import PrincipalDep
 from api.deps import SessionDep, SettingsDep, StoreDep
-from api.jobs.deps import JobDep
+from api.jobs.deps import JOB_ID_RESPONSES, JobDep
 from api.jobs.schemas import EpochMetricsPublic
 from api.plots.errors import NoSuchPlot
 from api.registry.deps import ModelDep
 from api.registry.schemas import WindowQuery, WindowsQuery
-from api.sweeps.deps import SweepDep
+from api.sweeps.deps import SWEEP_ID_RESPONSES, SweepDep
 from core import jobs as job_service
 from core import quality as live
 from core import sweeps as sweep_service
@@ -62,7 +62,8 @@ def _not_yet(job: Job, what: str, when: str) -> NoSuchPlot:
     return NoSuchPlot(f"job {job.id!r} has no {what} yet ({job.status}): {when}")
 
 
-@router.get("/jobs/{job_id}/plots/{plot}.png", response_class=Response, responses=PNG_RESPONSES)
+@router.get("/jobs/{job_id}/plots/{plot}.png", response_class=Response,
+            responses={**PNG_RESPONSES, 409: JOB_ID_RESPONSES[409]})
 def job_plot(job: JobDep, session: SessionDep, store: StoreDep, request: Request,
              plot: Annotated[str, Path(max_length=40, description=", ".join(PLOTS))]) -> Response:
     """`loss`, `metric` (accuracy or MSE), `confusion_matrix` (test set) or `mistakes` (most confident, test set)."""
@@ -127,7 +128,8 @@ def compare_plot(session: SessionDep, request: Request, principal: PrincipalDep,
     return _png(request, version, _cache_control(statuses), lambda: plots.compare_png(runs, metric))
 
 
-@router.get("/sweeps/{sweep_id}/plots/leaderboard.png", response_class=Response, responses=PNG_RESPONSES)
+@router.get("/sweeps/{sweep_id}/plots/leaderboard.png", response_class=Response,
+            responses={**PNG_RESPONSES, 409: SWEEP_ID_RESPONSES[409]})
 def sweep_leaderboard_plot(sweep: SweepDep, session: SessionDep, request: Request) -> Response:
     """The sweep's trials that have a metric yet, best first, as bars coloured by status."""
     trials = sweep_service.leaderboard(session, sweep)

@@ -1,6 +1,8 @@
 """What can go wrong with a prediction request; api/errors.py gives each its HTTP status."""
 from __future__ import annotations
 
+import math
+
 from ml.catalog import example_model, servable_datasets
 
 
@@ -26,6 +28,13 @@ class TooManyFiles(ValueError):
         super().__init__(f"too many files: {count}; send at most {limit} per request")
 
 
+class FileTooLarge(ValueError):
+    """One file of a request passed MAX_UPLOAD_BYTES (found while it streamed: the rest is never read)."""
+
+    def __init__(self, name: str | None, limit: int):
+        super().__init__(f"file {name!r} is larger than {limit:,} bytes (MAX_UPLOAD_BYTES); send a smaller image")
+
+
 class UnreadableFile(ValueError):
     """File `number` of a request cannot be read as an image."""
 
@@ -38,8 +47,11 @@ class RateLimited(Exception):
     """This key used up its PREDICT_RATE_PER_S; `headers` say when to retry."""
 
     def __init__(self, wait_s: float, retry_after_s: int):
-        self.headers = {"Retry-After": str(retry_after_s)}
-        super().__init__(f"too many predict requests for this key (PREDICT_RATE_PER_S); retry in {wait_s:.1f} s")
+        # Retry-After is whole seconds (RFC 9110), so at least 1; the sentence gives the wait to the ms,
+        # rounded up, so it never says "retry in 0.0 s"
+        self.headers = {"Retry-After": str(max(1, retry_after_s))}
+        wait_ms = max(1, math.ceil(wait_s * 1000))
+        super().__init__(f"too many predict requests for this key (PREDICT_RATE_PER_S); retry in {wait_ms / 1000:.3f} s")
 
 
 class NotServed(LookupError):

@@ -16,9 +16,9 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
-from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
-from api.predict.errors import OptionGivenTwice, UnreadableForm
+from api.predict.errors import FileTooLarge, OptionGivenTwice, UnreadableForm
 
 FILES_DOC = "one or more images (PNG, JPEG, GIF, BMP, TIFF, WebP)"
 
@@ -58,13 +58,38 @@ def query_options(request: Request) -> PredictOptions:
     return _validate(given, "query") if given else _NONE
 
 
-async def read_form(request: Request) -> FormData:
-    """The multipart (or urlencoded) body; UnreadableForm (→ 400) when it cannot be parsed. Close it when done."""
+async def read_form(request: Request, *, max_file_bytes: int) -> FormData:
+    """The multipart (or urlencoded) body; UnreadableForm (→ 400) when it cannot be parsed, FileTooLarge (→ 413)
+    as soon as one file passes `max_file_bytes`. Close it when done."""
     try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            parser = _CappedParts(request.headers, request.stream(), max_file_bytes=max_file_bytes)
+            return await parser.parse()
         # Starlette's part limits, as FastAPI leaves them; the byte cap is BodySizeLimit's, while it streams
         return await request.form()
     except MultiPartException as exc:
         raise UnreadableForm(exc.message) from None
+
+
+class _CappedParts(MultiPartParser):
+    """Starlette's multipart parser (FastAPI's), which also stops at the first file part over its own cap:
+    the request's total cap (BodySizeLimit) alone would read a 200 MB file to its end before refusing it."""
+
+    def __init__(self, *args, max_file_bytes: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_file_bytes, self._file_bytes = max_file_bytes, 0
+
+    def on_part_begin(self) -> None:
+        super().on_part_begin()
+        self._file_bytes = 0
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self._current_part
+        if part.file is not None:
+            self._file_bytes += end - start
+            if self._file_bytes > self.max_file_bytes:
+                raise FileTooLarge(part.file.filename, self.max_file_bytes)  # the parser closes its spooled files
+        super().on_part_data(data, start, end)
 
 
 def predict_request(form: FormData, query: PredictOptions) -> PredictRequest:

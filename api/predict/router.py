@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/predict", tags=["predict"])
     "/{dataset}", response_model=PredictPublic, response_model_exclude_none=True,
     openapi_extra=openapi_extra(),
     responses={404: {"description": "unknown dataset or model id, or no model trained yet for the dataset"},
-               413: {"description": "too many files"},
+               413: {"description": "too many files, or one over MAX_UPLOAD_BYTES (refused as it streams)"},
                422: {"description": "a file is empty, too large, not an image, truncated, or has too many pixels"},
                429: {"description": "PREDICT_RATE_PER_S used up for this key; see Retry-After"},
                503: {"description": "the model's checkpoint file is missing or changed on the server"}},
@@ -47,7 +47,7 @@ async def predict(
     serving = await serving_models(request)
     query = query_options(request)
     log = await prediction_log(request)
-    form = await read_form(request)
+    form = await read_form(request, max_file_bytes=serving.settings.max_upload_bytes)
     try:
         return await _predict(predict_request(form, query), dataset, serving, principal, log)
     finally:

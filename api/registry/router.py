@@ -97,19 +97,21 @@ def promote_model(version: ModelDep, session: SessionDep, principal: PrincipalDe
 
 @router.get("/{model_id:int}/export", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
-                             "description": "a TorchScript archive (metadata.json inside) or an ONNX model "
-                                            "(metadata property): classes, input, preprocessing"},
+                             "description": "a TorchScript or .pt2 archive (metadata.json inside) or an ONNX "
+                                            "model (metadata property): classes, input, preprocessing"},
                        404: {"description": "unknown model id"},
                        503: {"description": "the model's checkpoint file is missing or changed on the server"}})
 def download_export(version: ModelDep, session: SessionDep, serving: ServingDep,
-                    format: Annotated[Literal["torchscript", "onnx"], Query(description="torchscript or onnx")]
+                    format: Annotated[Literal["torchscript", "onnx", "pt2"], Query(
+                        description="onnx or pt2 (torch.export; load with torch.export.load); torchscript, the "
+                                    "default, is deprecated by PyTorch: torch.jit.load warns")]
                     = "torchscript") -> Response:
-    """Download a model version as TorchScript or ONNX: normalised images in, probabilities out (docs/INFERENCE.md)."""
+    """Download a model version as ONNX, .pt2 or TorchScript: normalised images in, probabilities out (docs/INFERENCE.md)."""
     # the checkpoint's sha256 is checked before it loads: ModelNotFound → 404, ModelUnavailable → 503
     model_id = version.id  # ModelDep: someone else's private version is an unknown id
     session.close()  # hold no connection while the model is exported
     served = serving.version(model_id)
     data = export_model(served.predictor, format, model_id=model_id, checkpoint_sha256=served.info.checkpoint_sha256)
-    suffix = "onnx" if format == "onnx" else "pt"
+    suffix = {"onnx": "onnx", "pt2": "pt2"}.get(format, "pt")
     return Response(data, media_type="application/octet-stream", headers={
         "Content-Disposition": f'attachment; filename="model-{model_id}-{format}.{suffix}"'})

@@ -41,7 +41,8 @@ def sweep_summaries(session: Session, sweeps: Sequence[Sweep]) -> list[SweepSumm
 def sweep_public(session: Session, sweep: Sweep) -> SweepPublic:
     """A sweep and its leaderboard, best first."""
     board = sweep_service.leaderboard(session, sweep)
-    best = next((t for t in board if t.job_id == sweep.best_job_id), None) if sweep.best_job_id else None
+    best_id = sweep_service.current_best_job_id(sweep, board)
+    best = next((t for t in board if t.job_id == best_id), None) if best_id else None
     facts = sweep_service.SweepFacts(sweep_service.status_counts(session, sweep), best,
-                                     sweep_service.best_model_id(session, sweep))
+                                     sweep_service.best_model_id(session, best_id))
     return SweepPublic(**sweep_summary(sweep, facts).model_dump(), trials=[trial_public(t) for t in board])

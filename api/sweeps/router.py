@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, status
 from api.auth import PrincipalDep
 from api.datasets.deps import check_dataset_visible
 from api.deps import SessionDep, SettingsDep
-from api.sweeps.deps import SweepDep
+from api.sweeps.deps import AMBIGUOUS, SWEEP_ID_RESPONSES, SweepDep
 from api.sweeps.plan import sweep_plan
 from api.sweeps.presenters import sweep_public, sweep_summaries
 from api.sweeps.schemas import SweepCreate, SweepPublic, SweepsPublic
@@ -39,14 +39,14 @@ def list_sweeps(session: SessionDep, principal: PrincipalDep, status_: Annotated
     return SweepsPublic(data=sweep_summaries(session, rows), count=count, offset=offset, limit=limit)
 
 
-@router.get("/{sweep_id}", response_model=SweepPublic, responses={404: {"description": "unknown sweep id"}})
+@router.get("/{sweep_id}", response_model=SweepPublic, responses=SWEEP_ID_RESPONSES)
 def get_sweep(sweep: SweepDep, session: SessionDep) -> SweepPublic:
     """Status, counts by status, the leaderboard (best first) and the best trial."""
     return sweep_public(session, sweep)
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepPublic,
-             responses={404: {"description": "unknown sweep id"}, 409: {"description": "already finished"}})
+             responses={404: {"description": "unknown sweep id"}, 409: {"description": f"already finished; or {AMBIGUOUS}"}})
 def cancel_sweep(sweep: SweepDep, request: Request, session: SessionDep) -> SweepPublic:
     """Cancel every unfinished trial: waiting and queued ones never start, running ones stop within a batch."""
     sweep = sweep_service.cancel(session, sweep_id=sweep.id, publisher=request.app.state.publisher)

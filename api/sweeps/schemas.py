@@ -88,7 +88,8 @@ class SweepSummary(BaseModel):
     reuse: bool
     counts: dict[str, int] = Field(description="trials by status; 'waiting': not launched yet")
     total: int
-    best: TrialPublic | None
+    best: TrialPublic | None = Field(description="the best succeeded trial once the sweep ended; while it runs, the "
+                                                 "leader so far (a queued or running trial with a metric counts)")
     best_model_id: int | None = Field(None, description="the best trial's registered model version")
     error: str | None
     created_at: datetime

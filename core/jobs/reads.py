@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 from core.artifacts import ArtifactStore
 from core.db import newest_page
 from core.errors import CheckpointNotFound, JobNotFound
+from core.ids import as_prefix, ids_starting_with
 from core.orm import Checkpoint, EpochMetric, Job, JobAttempt, JobStatus
 
 
@@ -22,9 +23,13 @@ def request_fingerprint(payload: dict[str, Any]) -> str:
 
 
 def get_job(session: Session, *, job_id: str, owner: str | None = None) -> Job:
-    """The job with this id, as the database has it now; raises JobNotFound (also when `owner` is given
-    and the job is someone else's: ids of others' jobs don't leak)."""
+    """The job with this id or id prefix (core/ids.py), as the database has it now; raises JobNotFound (also
+    when `owner` is given and the job is someone else's: ids of others' jobs don't leak), AmbiguousId."""
     job = session.get(Job, job_id, populate_existing=True)
+    if job is None and (prefix := as_prefix(job_id)) is not None:  # an unambiguous prefix of one of theirs
+        mine = () if owner is None else (Job.owner == owner,)
+        full = ids_starting_with(session, Job.id, prefix, kind="job", where=mine)
+        job = session.get(Job, full, populate_existing=True) if full is not None else None
     if job is None or (owner is not None and job.owner != owner):
         raise JobNotFound(job_id)
     return job

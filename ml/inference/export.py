@@ -1,7 +1,10 @@
-"""Export a served classifier as TorchScript or ONNX: normalised images in, class probabilities out.
+"""Export a served classifier as ONNX, a torch.export program (.pt2) or TorchScript: normalised images in,
+class probabilities out.
 
 Each export carries its metadata (classes, input shape, the preprocessing and its version, mean and
-std): `metadata.json` inside the TorchScript archive, the `metadata` property of the ONNX model. A
+std): `metadata.json` inside the .pt2 and TorchScript archives, the `metadata` property of the ONNX model.
+PyTorch deprecates TorchScript (`torch.jit.load` warns so, and we leave its warning to the user's code):
+ONNX and .pt2 are the formats to use; TorchScript stays for the clients that already load it. A
 user can reproduce the service's answers without this code: decode, preprocess as described,
 normalise, run. TorchScript is traced, not scripted: the course models have no data-dependent
 control flow. ONNX uses torch's dynamo exporter (the `onnx` and `onnxscript` packages), batch dynamic.
@@ -61,7 +64,7 @@ def export_metadata(predictor: Predictor, fmt: str, **extra: Any) -> dict[str, A
     }
 
 
-FORMATS = ("torchscript", "onnx")
+FORMATS = ("torchscript", "onnx", "pt2")
 
 
 def export_model(predictor: Predictor, fmt: str, **metadata: Any) -> bytes:
@@ -70,6 +73,8 @@ def export_model(predictor: Predictor, fmt: str, **metadata: Any) -> bytes:
         return export_onnx(predictor, **metadata)
     if fmt == "torchscript":
         return export_torchscript(predictor, **metadata)
+    if fmt == "pt2":
+        return export_program(predictor, **metadata)
     raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
@@ -85,6 +90,24 @@ def export_onnx(predictor: Predictor, **metadata: Any) -> bytes:
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {"metadata": json.dumps(export_metadata(predictor, "onnx", **metadata))})
     return proto.SerializeToString()
+
+
+def export_program(predictor: Predictor, **metadata: Any) -> bytes:
+    """The predictor's model as a torch.export program (a .pt2 archive), batch size dynamic, metadata.json inside."""
+    model = _WithProbabilities(predictor.model, predictor.output, predictor.tta).eval().cpu()
+    example = torch.zeros(2, *predictor.dataset["input_shape"])
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.export.export(model, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    buf = io.BytesIO()
+    torch.export.save(program, buf, extra_files={METADATA_FILE: json.dumps(export_metadata(predictor, "pt2", **metadata))})
+    return buf.getvalue()
+
+
+def load_program(data: bytes) -> tuple[nn.Module, dict[str, Any]]:
+    """An exported .pt2 archive -> (module, metadata); what `torch.export.load` does, as a user would."""
+    extra = {METADATA_FILE: ""}
+    program = torch.export.load(io.BytesIO(data), extra_files=extra)
+    return program.module(), json.loads(extra[METADATA_FILE])
 
 
 def export_torchscript(predictor: Predictor, **metadata: Any) -> bytes:

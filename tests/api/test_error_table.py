@@ -110,7 +110,10 @@ def test_errors_that_carry_headers_send_them():
     assert response.json() == {"detail": "this API key is unknown or revoked"}
     response = _answer(RateLimited(0.25, retry_after_s=1))
     assert response.status_code == 429 and response.headers["Retry-After"] == "1"
-    assert response.json() == {"detail": "too many predict requests for this key (PREDICT_RATE_PER_S); retry in 0.2 s"}
+    assert response.json() == {"detail": "too many predict requests for this key (PREDICT_RATE_PER_S); retry in 0.250 s"}
+    # a wait under a millisecond (a script at just over the rate) is said as one, never "0.0 s"; Retry-After ≥ 1
+    response = _answer(RateLimited(0.00004, retry_after_s=1))
+    assert response.headers["Retry-After"] == "1" and response.json()["detail"].endswith("retry in 0.001 s")
 
 
 def test_an_upload_over_a_cap_is_413_and_a_bad_one_422():

@@ -23,3 +23,12 @@ def test_openapi_lists_the_job_routes(client):
                  "/v1/jobs/{job_id}/checkpoints/{epoch}/file", "/v1/catalog", "/healthz", "/readyz"):
         assert path in paths, path
     assert client.get("/docs").status_code == 200
+
+
+def test_the_docs_pages_fetch_nothing_from_another_host(client):
+    redoc = client.get("/redoc")
+    assert redoc.status_code == 200 and "/static/redoc.standalone.js" in redoc.text and "https://" not in redoc.text
+    script = client.get("/static/redoc.standalone.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert b"cdn.redoc.ly" not in script.content and b"API docs by Redocly" in script.content
+    assert '"validatorUrl": null' in client.get("/docs").text  # no badge from validator.swagger.io

@@ -106,6 +106,42 @@ def test_a_declared_200_mb_body_is_413_before_a_byte_is_read(stack):
         assert sock.recv(65536).startswith(b"HTTP/1.1 413")
 
 
+def _predict_one_file(url: str, key: str, total: int, chunk: int = 256 * 1024) -> tuple[bytes, int]:
+    """POST /v1/predict/mnist with one `total`-byte file (declared, so the request cap lets it in) from a raw
+    socket with a small send buffer; returns (response head, bytes the connection accepted before the answer)."""
+    host, port = url.removeprefix("http://").split(":")
+    opening = b'--b\r\nContent-Disposition: form-data; name="files"; filename="huge.png"\r\n\r\n'
+    closing = b"\r\n--b--\r\n"
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # what was sent is close to what was read
+    sock.settimeout(30)
+    sock.connect((host, int(port)))
+    sock.sendall((f"POST /v1/predict/mnist HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+                  "Content-Type: multipart/form-data; boundary=b\r\n"
+                  f"Content-Length: {len(opening) + total + len(closing)}\r\n\r\n").encode() + opening)
+    block, sent = b"\0" * chunk, 0
+    try:
+        while sent < total and not select.select([sock], [], [], 0)[0]:
+            sock.sendall(block)
+            sent += len(block)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    answer = sock.recv(65536)
+    sock.close()
+    return answer, sent
+
+
+def test_a_200_mb_predict_file_is_413_before_12_mb_are_read(stack):
+    # 200 MB is under the request cap (MAX_UPLOAD_FILES x MAX_UPLOAD_BYTES): the file's own cap stops it
+    with session_scope(stack.database_url) as session:
+        key = create_key(session, owner="big-file", role=Role.user)[1]
+    answer, sent = _predict_one_file(stack.url, key, 200 * MB)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"huge.png" in answer and b"10,485,760 bytes (MAX_UPLOAD_BYTES)" in answer
+    assert sent < 12 * MB, f"{sent / MB:.1f} MB accepted before the 413"
+    print(f"200 MB predict file: {sent / MB:.1f} MB accepted before the 413")
+
+
 def test_predict_is_rate_limited_per_key_with_retry_after(stack):
     # this stack starts no redis-server: the limit falls back to the API process's own buckets
     # (tests/api/test_two_apis.py tests the shared one)

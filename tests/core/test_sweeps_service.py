@@ -50,6 +50,23 @@ def test_at_most_max_parallel_trials_are_jobs_and_a_free_slot_launches_the_next(
     assert [t.metric for t in board] == [0.9, 0.9, 0.7, 0.7, 0.5]
 
 
+def test_the_best_job_id_is_the_leader_so_far_while_the_sweep_runs(db_session):
+    broker = Recorder()
+    sweep = sweeps.create(db_session, plan=_plan(3, max_parallel=2), dispatcher=broker)
+    first, second = broker.sent
+    assert sweeps.current_best_job_id(sweep, sweeps.leaderboard(db_session, sweep)) is None  # no metric yet
+    _end(db_session, first, JobStatus.running, accuracies=(0.6,))  # one epoch in: it leads already
+    assert sweeps.current_best_job_id(sweep, sweeps.leaderboard(db_session, sweep)) == first
+    _end(db_session, second, accuracies=(0.8,))
+    running = sweeps.advance(db_session, sweep_id=sweep.id, dispatcher=broker)  # a slot: the third launches
+    assert running.status == "running" and running.best_job_id == second  # stored as each trial settles
+    _end(db_session, first, JobStatus.failed, accuracies=())
+    _end(db_session, second, JobStatus.failed, accuracies=())  # a failed trial never leads
+    board = sweeps.leaderboard(db_session, running)
+    assert sweeps.current_best_job_id(running, board) is None
+    assert sweeps.leading_job(board, final=True) is None
+
+
 def test_a_stale_advance_cannot_launch_a_trial_twice(db_session, db_engine):
     from sqlalchemy.orm import sessionmaker
 

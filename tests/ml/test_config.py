@@ -114,6 +114,12 @@ def test_course_defaults_of_named_pairs():
     assert (hp.optimizer, hp.lr, hp.batch_size, hp.image_size, hp.loss) == ("sgd", 1e-3, 32, 128, "bce")
 
 
+def test_the_resolved_config_says_the_image_size_used():
+    assert resolve_config("cnn", "mnist", {}).hp.image_size == 28  # fixed: never null in a stored config
+    assert resolve_config("mlp", "cats_dogs", {}).hp.image_size == 64
+    assert resolve_config("mlp", "cats_dogs", {"image_size": 32}).hp.image_size == 32
+
+
 def test_overrides_win_over_defaults_and_strings_or_booleans_are_not_numbers():
     hp = resolve_config("mlp", "mnist", {"lr": 0.01, "hidden_sizes": [256, 64]}).hp
     assert hp.lr == 0.01 and hp.hidden_sizes == [256, 64] and hp.optimizer == "adam"

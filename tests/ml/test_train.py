@@ -175,6 +175,8 @@ def test_should_stop_cancels_within_one_batch_with_the_last_checkpoint(tmp_path,
             epochs=5, batch_size=32, max_train_samples=300, val_fraction=0.02)
     assert (info.value.epoch, info.value.batch) == (2, 4)
     assert info.value.last_checkpoint == tmp_path / "run" / "epoch-001.pt"
+    # said as work done: 1 epoch and 3 batches (resume continues with batch 4 of epoch 2)
+    assert (info.value.batches_done, str(info.value)) == (3, "cancelled after 1 epoch and 3 batches of epoch 2")
     assert rec.checks == batches_per_epoch + 4
 
 

@@ -158,6 +158,10 @@ def test_sigterm_to_the_worker_parent_requeues_the_job_at_a_batch_boundary(stack
         assert stopped["ended"] == "worker_stopped" and "checkpointed there" in stopped["detail"]
         # it continued at the batch where it stopped: no work lost
         assert resumed["resumed_from_epoch"] >= 1 and resumed["resumed_from_batch"] > 0
+        # one convention: the stop's sentence counts the work done, as the resumed_from_* fields do
+        epochs, batches = resumed["resumed_from_epoch"], resumed["resumed_from_batch"]
+        said = re.search(r"stopped after (\d+) epochs? and (\d+) batch(es)? of epoch (\d+);", stopped["detail"])
+        assert said and [int(said[1]), int(said[2]), int(said[4])] == [epochs, batches, epochs + 1], stopped["detail"]
         assert_each_epoch_once(api, job["id"])
     finally:
         stack.kill_tree(again)

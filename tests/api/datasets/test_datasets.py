@@ -137,3 +137,15 @@ def test_a_changed_optimizer_and_loss_get_their_own_lr_and_the_job_says_so(clien
     client.post(f"/v1/jobs/{job['id']}/cancel")
     assert job["hyperparameters"]["lr"] == 0.1
     assert "lr 0.1" in job["notes"][0] and "'momentum'" in job["notes"][0]
+
+
+def test_a_job_on_an_uploaded_image_set_stores_the_image_size_it_loads_at(client):
+    assert upload(client, "sized-shapes", shapes_zip(per_class=5), "shapes.zip").status_code == 201
+    job = submit(client, {"model": "cnn", "dataset": "sized-shapes", "hyperparameters": {"epochs": 1}})
+    try:
+        assert job["hyperparameters"]["image_size"] == 64  # the upload's size, not null
+        assert client.get(f"/v1/jobs/{job['id']}").json()["hyperparameters"]["image_size"] == 64
+    finally:
+        client.post(f"/v1/jobs/{job['id']}/cancel")
+        client.delete(f"/v1/jobs/{job['id']}")
+        client.delete("/v1/datasets/sized-shapes")

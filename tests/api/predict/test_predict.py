@@ -222,7 +222,7 @@ def test_an_exported_version_answers_like_the_service(api, version):
     from ml.data.transforms import normalize
     from ml.inference.decode import decode_upload
     from ml.inference.digits import to_mnist_uint8
-    from ml.inference.export import load_torchscript
+    from ml.inference.export import load_program, load_torchscript
 
     response = api.get(f"/v1/models/{version['id']}/export", params={"format": "torchscript"})
     assert response.status_code == 200, response.text
@@ -240,4 +240,9 @@ def test_an_exported_version_answers_like_the_service(api, version):
     assert api.get("/v1/models/999999/export").status_code == 404
     onnx = api.get(f"/v1/models/{version['id']}/export", params={"format": "onnx"})
     assert onnx.status_code == 200 and f"model-{version['id']}-onnx.onnx" in onnx.headers["content-disposition"]
+    pt2 = api.get(f"/v1/models/{version['id']}/export", params={"format": "pt2"})
+    assert pt2.status_code == 200 and f"model-{version['id']}-pt2.pt2" in pt2.headers["content-disposition"]
+    module, metadata = load_program(pt2.content)
+    assert metadata["format"] == "pt2" and module(normalize(pixels, pre["mean"], pre["std"])).argmax(1).tolist() == [
+        a["class_index"] for a in answers]
     assert api.get(f"/v1/models/{version['id']}/export", params={"format": "tflite"}).status_code == 422

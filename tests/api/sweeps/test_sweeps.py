@@ -73,6 +73,11 @@ def test_asha_stops_the_trials_that_lag_at_a_rung_and_keeps_their_checkpoints(ap
     assert [r["epoch"] for r in api.get(f"/v1/jobs/{loser['job_id']}/metrics").json()["data"]] == [1]
     assert api.get(f"/v1/jobs/{loser['job_id']}/checkpoints").json()["count"] >= 1
     assert ("trial", "stopped") in {(kind, data.get("status")) for kind, data in events}
+    # the leader is named as soon as a trial has a metric, not only at the end
+    first_metric = next(n for n, (kind, data) in enumerate(events) if kind == "trial" and data["metric"] is not None)
+    later = [data for kind, data in events[first_metric:] if kind == "status"]
+    assert later and all(data["best_job_id"] for data in later), later
+    assert later[-1]["best_job_id"] == winner["job_id"]
     assert events[-1][0] == "status" and events[-1][1]["status"] == "succeeded"
 
 

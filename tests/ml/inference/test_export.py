@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ml.data.transforms import normalize
-from ml.inference.export import export_model, export_torchscript, load_torchscript
+from ml.inference.export import export_model, export_torchscript, load_program, load_torchscript
 from tests.ml.inference.drawn_digits import CANVASES, draw_digit
 
 
@@ -25,6 +25,24 @@ def test_the_exported_model_gives_the_same_predictions(mnist_predictor):
     expected = torch.tensor([[c["confidence"] for c in sorted(p.top_k, key=lambda c: c["class_index"])]
                              for p in served])
     assert torch.allclose(exported, expected, atol=1e-5)
+
+
+def test_the_pt2_export_gives_the_same_predictions_and_loads_without_a_deprecation_warning(mnist_predictor):
+    import warnings
+
+    images = [draw_digit(d, random.Random(d), CANVASES[0]).resize((90, 90)) for d in range(5)]
+    data = export_model(mnist_predictor, "pt2", checkpoint_sha256="abc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # torch.jit.load's "deprecated" is a FutureWarning
+        warnings.simplefilter("error", DeprecationWarning)
+        module, metadata = load_program(data)
+    assert metadata["format"] == "pt2" and metadata["checkpoint_sha256"] == "abc"
+    pre = metadata["preprocessing"]
+    pixels = torch.stack([mnist_predictor.prepare(img).pixels for img in images])
+    probs = module(normalize(pixels, pre["mean"], pre["std"]))  # 5 images: the batch size is not the traced 2
+    served = mnist_predictor.predict(images, top_k=1)
+    assert probs.argmax(1).tolist() == [p.class_index for p in served]
+    assert probs.max(1).values.tolist() == pytest.approx([p.confidence for p in served], abs=1e-5)
 
 
 def test_the_onnx_export_gives_the_same_predictions(mnist_predictor):
@@ -45,7 +63,7 @@ def test_the_onnx_export_gives_the_same_predictions(mnist_predictor):
 
 
 @pytest.mark.parametrize("tta", ["flip", "zoom_flip"])
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx", "pt2"])
 def test_a_photo_model_exports_with_its_tta_inside(tmp_path, fmt, tta):
     # an untrained residual cats_dogs net with TTA: the export must average the same views
     from PIL import Image, ImageDraw
@@ -74,8 +92,8 @@ def test_a_photo_model_exports_with_its_tta_inside(tmp_path, fmt, tta):
         images.append(img)
     data = export_model(predictor, fmt)
     pixels = normalize(torch.stack([predictor.prepare(img).pixels for img in images]), dataset["mean"], dataset["std"])
-    if fmt == "torchscript":
-        module, metadata = load_torchscript(data)
+    if fmt in ("torchscript", "pt2"):
+        module, metadata = (load_torchscript if fmt == "torchscript" else load_program)(data)
         exported = module(pixels)
     else:
         import onnx
