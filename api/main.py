@@ -14,7 +14,7 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI
 
 from api import catalog, health
-from api.auth import current_principal
+from api.auth import KeyLookups, current_principal
 from api.body_limit import BodyCap, BodySizeLimit
 from api.dashboard import install_dashboard
 from api.datasets import router as datasets
@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(app.state.settings.log_level)
     install_error_handlers(app)
     app.state.key_cache = KeyCache(app.state.settings.auth_cache_ttl_s, app.state.settings.auth_cache_max_keys)
+    app.state.key_lookups = KeyLookups()
     # in this process until the lifespan connects Redis (tests may build the app without running it)
     app.state.predict_buckets = SharedBuckets(app.state.settings.predict_rate_per_s, app.state.settings.predict_burst)
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk
