@@ -23,6 +23,7 @@ from api.in_flight import InFlightLimit, ServerBusy
 from api.jobs import checkpoints
 from api.jobs import events as job_events
 from api.jobs import router as jobs
+from api.jobs.live import JobEvents
 from api.keys import router as keys
 from api.memory import HeapTrim
 from api.metrics import RequestTimer
@@ -83,6 +84,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             if settings.redis_url else None)
     app.state.dispatcher = CeleryDispatcher(app.state.celery) if app.state.celery is not None else None
     app.state.publisher = RedisPublisher(app.state.redis_sync)
+    # every job event stream of this process listens through this one subscriber (api/jobs/live.py)
+    app.state.job_events = JobEvents(app.state.redis) if app.state.redis is not None else None
     # its own client with short timeouts: a hung Redis costs a predict request half a second, then the local bucket
     limiter = (redis_async.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
                if settings.redis_url else None)
@@ -98,6 +101,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if maintenance is not None:
             maintenance.cancel()
+        if app.state.job_events is not None:
+            await app.state.job_events.close()
         for client in (app.state.redis, limiter):
             if client is not None:
                 await client.aclose()

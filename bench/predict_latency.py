@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from core.embedded_redis import free_port  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from processes import stop  # noqa: E402  (bench/ is on sys.path when a bench runs)
+from processes import cpu_seconds, start_as_run, stop  # noqa: E402  (bench/ is on sys.path when a bench runs)
 
 
 # ---- the minimal and the naive endpoints: one `def` route each ------------------------------------
@@ -179,42 +179,6 @@ def start(command: list[str], env: dict, port: int, log: Path) -> subprocess.Pop
             time.sleep(0.2)
 
 
-
-def start_as_run(env: dict, port: int, tmp_path: Path) -> tuple[subprocess.Popen, int, str]:
-    """scripts/serve.py, as `make run` runs it: (the launcher, its API process's pid, the admin key it made).
-
-    The launcher keeps the key where the CLI finds it; TRAINSERVE_CONFIG points that at tmp_path, not ~/.config.
-    """
-    import tomllib
-
-    config = tmp_path / "config.toml"
-    env = {**env, "PORT": str(port), "HOST": "127.0.0.1", "TRAINSERVE_CONFIG": str(config)}
-    log = tmp_path / "trainserve.log"
-    with log.open("w") as out:
-        launcher = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py")], cwd=ROOT, env=env,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while "trainserve is up" not in log.read_text():  # the welcome box: the API and a worker answer
-        if launcher.poll() is not None or time.monotonic() > deadline:
-            stop(launcher)
-            raise RuntimeError(f"make run's launcher did not start: {log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    api = next(pid for pid in children(launcher.pid) if b"uvicorn" in Path(f"/proc/{pid}/cmdline").read_bytes())
-    return launcher, api, tomllib.loads(config.read_text())["api_key"]
-
-
-def children(pid: int) -> list[int]:
-    """The direct children of `pid` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
 # ---- the load ---------------------------------------------------------------------------------------
 
 def encoded_request(url: str, field: str, png: bytes, key: str | None = None) -> tuple[str, int, bytes]:
@@ -260,12 +224,6 @@ async def load(url: str, field: str, png: bytes, clients: int, requests: int,
     started = time.perf_counter()
     await asyncio.gather(*(one_client(n) for n in per_client))
     return latencies, time.perf_counter() - started
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc): the server's own cost, whatever the load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
