@@ -8,7 +8,10 @@ one keep-alive client sends GET /v1/jobs back to back for `--seconds`. Prints p5
 ratio with/without, the API process's CPU per second, and what Redis saw (connected clients, commands).
 Target (issue 19): ≤ 1.5× the p50 and p99 latency at 200 streams.
 
-    .venv/bin/python bench/streams.py [--streams 200] [--seconds 10] [--rounds 2]
+    .venv/bin/python bench/streams.py [--streams 200] [--seconds 10] [--rounds 2] [--profile]
+
+`--profile` samples the API process with py-spy (every thread) during the first phase with streams and
+prints the modules and functions its CPU went to.
 
 DATA_DIR as in settings.
 """
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,7 +113,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def phase(base: tuple[str, int], key: str, job_id: str, streams: int, seconds: float, api_pid: int,
-                broker: redis.Redis) -> dict:
+                broker: redis.Redis, profile: Path | None = None) -> dict:
     """One measurement: GET /v1/jobs for `seconds` with `streams` open streams on the job."""
     host, port = base
     opened = Streams(host, port, f"/v1/jobs/{job_id}/events", key, streams)
@@ -118,7 +122,12 @@ async def phase(base: tuple[str, int], key: str, job_id: str, streams: int, seco
     try:
         commands, cpu, t0 = _commands(broker), cpu_seconds(api_pid), time.monotonic()
         events = opened.events
+        spy = None if profile is None else subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--threads", "-r", "200", "-d", str(int(seconds)),
+             "-f", "raw", "-o", str(profile), "-p", str(api_pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         latencies = await get_loop(host, port, "/v1/jobs", key, seconds)
+        if spy is not None:
+            spy.wait()
         wall = time.monotonic() - t0
         return {"latencies": latencies, "api_cpu_per_s": (cpu_seconds(api_pid) - cpu) / wall,
                 "redis_commands_per_s": (_commands(broker) - commands) / wall,
@@ -146,6 +155,29 @@ def start_job(url: str, key: str, queued: int) -> str:
     return jobs[0]
 
 
+IDLE = ("Condition.wait", "Runner.run (asyncio", "select (selectors", "_worker (concurrent", "run (anyio")
+
+
+def print_profile(raw: Path) -> None:
+    """Where the API's active samples went: by file, then by innermost function."""
+    by_file: dict[str, int] = {}
+    by_function: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        if leaf.startswith(IDLE) or "wait (threading" in leaf:
+            continue
+        total += int(n)
+        where = leaf.rsplit("(", 1)[-1].split(":")[0]
+        by_file[where] = by_file.get(where, 0) + int(n)
+        by_function[leaf.split(":")[0]] = by_function.get(leaf.split(":")[0], 0) + int(n)
+    for title, counts in (("file", by_file), ("innermost function", by_function)):
+        print(f"API CPU by {title} (py-spy, active samples, {total} in all):")
+        for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:15]:
+            print(f"  {n / max(total, 1) * 100:5.1f}%  {name}")
+
+
 def report(results: dict[int, list[dict]], args: argparse.Namespace) -> None:
     print(f"GET /v1/jobs, 1 keep-alive client, {args.seconds:g} s × {args.rounds} phases each; one mlp job training; "
           f"{os.cpu_count()} CPUs; load average at the end " + " / ".join(f"{v:.2f}" for v in os.getloadavg()))
@@ -170,6 +202,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="GET /v1/jobs for this long per phase")
     parser.add_argument("--rounds", type=int, default=2, help="phases with and without streams, interleaved")
     parser.add_argument("--queued", type=int, default=9, help="jobs queued behind the running one (listed too)")
+    parser.add_argument("--profile", action="store_true", help="sample the API with py-spy during a phase with streams")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="streams-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -186,8 +219,11 @@ def main() -> None:
             for round_ in range(args.rounds):
                 order = [0, args.streams] if round_ % 2 == 0 else [args.streams, 0]
                 for streams in order:
+                    profile = tmp_path / "spy.txt" if args.profile and streams and round_ == 0 else None
                     results[streams].append(asyncio.run(phase(("127.0.0.1", port), key, job_id, streams,
-                                                              args.seconds, api_pid, broker)))
+                                                              args.seconds, api_pid, broker, profile)))
+                    if profile is not None:
+                        print_profile(profile)
         finally:
             stop(launcher)
     report(results, args)

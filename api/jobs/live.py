@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,22 +45,28 @@ class Subscription:
 
     def __init__(self, hub: "JobEvents", channel: str):
         self.hub, self.channel = hub, channel
-        self.queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT)
+        self._events: deque[LiveEvent | None] = deque()  # None: the subscriber's connection broke
+        self._waiter: asyncio.Future | None = None
         self.overflowed = False
-        self.lost = False
 
     async def get(self, timeout_s: float) -> LiveEvent | object | None:
         """The next event within `timeout_s` (None: none came), RESYNC after dropped events; LiveChannelLost."""
         if self.overflowed:
             self.overflowed = False
             return self.RESYNC
-        if self.lost:
-            raise LiveChannelLost("the event subscriber lost its Redis connection")
-        try:
-            event = await asyncio.wait_for(self.queue.get(), timeout_s)
-        except TimeoutError:
-            return None
-        if event is None:  # put by the subscriber when its connection broke
+        if not self._events:
+            # a future and a timer, not asyncio.wait_for's task per wait: 200 streams wait on every event
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._waiter
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+        event = self._events.popleft()
+        if event is None:
+            self._events.appendleft(None)  # lost for good: every later get says so too
             raise LiveChannelLost("the event subscriber lost its Redis connection")
         return event
 
@@ -68,13 +75,12 @@ class Subscription:
         self.hub.remove(self)
 
     def put(self, event: LiveEvent | None) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            if event is None:
-                self.lost = True
-            else:
-                self.overflowed = True
+        if event is not None and len(self._events) >= QUEUE_LIMIT:
+            self.overflowed = True  # dropped: the stream reads SQL for what it missed
+            return
+        self._events.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class JobEvents:
