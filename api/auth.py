@@ -6,6 +6,7 @@ someone else's row — 404, not 403, so ids don't leak. docs/ARCHITECTURE.md "Ke
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import app_settings
 from core.db import session_scope
-from core.keys import KeyCache, Principal, authenticate
+from core.keys import KeyCache, Principal, authenticate, hash_key
 from core.orm import Role
 
 # AUTH=off: every caller is this admin (allowed only on a loopback address, see core.settings)
@@ -64,11 +65,33 @@ async def _verified(request: Request, key: str, database_url: str) -> Principal:
     cache: KeyCache = request.app.state.key_cache
     principal = cache.get(key)
     if principal is None:
-        principal = await run_in_threadpool(_look_up_key, key, database_url)
+        principal = await request.app.state.key_lookups.look_up(key, database_url)
         if principal is None:
             raise NotAuthenticated("this API key is unknown or revoked")
         cache.put(key, principal)
     return principal
+
+
+class KeyLookups:
+    """One SQL lookup per key at a time in this process: requests that miss the cache together share it.
+
+    When a key's cache entry expires under load, every request in flight misses at once; each looked
+    the key up in SQL (32 lookups in the threadpool every AUTH_CACHE_TTL_S at 32 clients). Now the first
+    one looks it up and the others wait for its answer.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Task] = {}  # by the key's hash: no key is kept
+
+    async def look_up(self, key: str, database_url: str) -> Principal | None:
+        """The live key's principal from the database (None: unknown or revoked), shared with concurrent askers."""
+        digest = hash_key(key)
+        lookup = self._running.get(digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(run_in_threadpool(_look_up_key, key, database_url))
+            self._running[digest] = lookup
+            lookup.add_done_callback(lambda _: self._running.pop(digest, None))
+        return await asyncio.shield(lookup)  # one asker cancelled (its client left) must not cancel the others'
 
 
 def _look_up_key(key: str, database_url: str) -> Principal | None:

@@ -42,17 +42,25 @@ class InFlightLimit:
         if scope["type"] != "http" or not is_bounded(scope["path"]):
             await self.app(scope, receive, send)
             return
-        acquired = False
-        with anyio.move_on_after(self.wait_s):  # bounds the wait only, never the request itself
-            await self.slots.acquire()
-            acquired = True
-        if not acquired:
+        if not await self._enter():
             await self._busy(send)
             return
         try:
             await self.app(scope, receive, send)
         finally:
             self.slots.release()
+
+    async def _enter(self) -> bool:
+        """Take a slot, waiting at most `wait_s`; False if none came free."""
+        try:  # a free slot: no timeout scope to set up (~1% of a prediction's CPU); never ahead of a waiter
+            self.slots.acquire_nowait()
+            return True
+        except anyio.WouldBlock:
+            pass
+        with anyio.move_on_after(self.wait_s):  # bounds the wait only, never the request itself
+            await self.slots.acquire()
+            return True
+        return False
 
     async def _busy(self, send: Send) -> None:
         busy = ServerBusy(self.wait_s)

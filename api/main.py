@@ -14,7 +14,7 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI
 
 from api import catalog, health
-from api.auth import current_principal
+from api.auth import KeyLookups, current_principal
 from api.body_limit import BodyCap, BodySizeLimit
 from api.dashboard import install_dashboard
 from api.datasets import router as datasets
@@ -23,6 +23,7 @@ from api.in_flight import InFlightLimit, ServerBusy
 from api.jobs import checkpoints
 from api.jobs import events as job_events
 from api.jobs import router as jobs
+from api.jobs.live import JobEvents
 from api.keys import router as keys
 from api.memory import HeapTrim
 from api.metrics import RequestTimer
@@ -85,6 +86,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             if settings.redis_url else None)
     app.state.dispatcher = CeleryDispatcher(app.state.celery) if app.state.celery is not None else None
     app.state.publisher = RedisPublisher(app.state.redis_sync)
+    # every job event stream of this process listens through this one subscriber (api/jobs/live.py)
+    app.state.job_events = JobEvents(app.state.redis) if app.state.redis is not None else None
     # its own client with short timeouts: a hung Redis costs a predict request half a second, then the local bucket
     limiter = (redis_async.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
                if settings.redis_url else None)
@@ -100,6 +103,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if maintenance is not None:
             maintenance.cancel()
+        if app.state.job_events is not None:
+            await app.state.job_events.close()
         for client in (app.state.redis, limiter):
             if client is not None:
                 await client.aclose()
@@ -145,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(app.state.settings.log_level)
     install_error_handlers(app)
     app.state.key_cache = KeyCache(app.state.settings.auth_cache_ttl_s, app.state.settings.auth_cache_max_keys)
+    app.state.key_lookups = KeyLookups()
     # in this process until the lifespan connects Redis (tests may build the app without running it)
     app.state.predict_buckets = SharedBuckets(app.state.settings.predict_rate_per_s, app.state.settings.predict_burst)
     # bodies bigger than their cap are refused while they stream, before anything is spooled to disk

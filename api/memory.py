@@ -42,7 +42,8 @@ class HeapTrim:
     def __init__(self, app: ASGIApp, *, prefixes: tuple[str, ...], delay_s: float = 2.0):
         self.app, self.prefixes, self.delay_s = app, prefixes, delay_s
         self.trims = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | asyncio.Task | None = None
+        self._last_end = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefixes):
@@ -54,12 +55,24 @@ class HeapTrim:
             self._schedule()
 
     def _schedule(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()  # still busy: trim once the burst is over
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.delay_s, lambda: loop.create_task(self._trim()))
+        self._last_end = loop.time()
+        if self._timer is None:  # one timer per burst; it moves itself on while requests keep ending
+            self._timer = loop.call_at(self._last_end + self.delay_s, self._due)
+
+    def _due(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._last_end + self.delay_s:  # still busy: trim once the burst is over
+            self._timer = loop.call_at(self._last_end + self.delay_s, self._due)
+            return
+        self._timer = loop.create_task(self._trim())  # referenced while it runs
 
     async def _trim(self) -> None:
-        self._timer = None
-        await to_thread.run_sync(release_heap)
-        self.trims += 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await to_thread.run_sync(release_heap)
+            self.trims += 1
+        finally:
+            # requests that ended while it ran get a trim of their own, delay_s after the last of them
+            self._timer = loop.call_at(self._last_end + self.delay_s, self._due) if self._last_end >= started else None

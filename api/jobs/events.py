@@ -18,7 +18,7 @@ from api.jobs.deps import JOB_ID_RESPONSES
 from api.jobs.presenters import job_progress
 from api.jobs.schemas import EpochMetricsPublic
 from api.sse import read_sql, shutdown, sse, stream_response
-from core.bus import decode_event, events_channel
+from api.jobs.live import JobEvents, LiveChannelLost, LiveEvent, Subscription
 from core.jobs import get_job, list_epoch_metrics
 from core.orm import JobStatus
 from core.settings import Settings
@@ -41,7 +41,7 @@ async def job_events(job_id: Annotated[str, Path(description="a job id, or its f
     """
     # JobNotFound → 404 (AmbiguousId → 409) before the stream starts; a prefix becomes the full id
     job_id = await read_sql(settings.database_url, _full_id, job_id, principal.owner_filter)
-    return stream_response(partial(_stream, job_id, request.app.state.redis, settings))
+    return stream_response(partial(_stream, job_id, getattr(request.app.state, "job_events", None), settings))
 
 
 def _full_id(session: Session, job_id: str, owner: str | None) -> str:
@@ -57,21 +57,24 @@ def _snapshot(session: Session, job_id: str, owner: str | None = None) -> dict[s
     return {"status": job.status, "error": job.error, "progress": progress.model_dump(mode="json"), "epochs": epochs}
 
 
-async def _stream(job_id: str, redis_async, settings: Settings, stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:
-    pubsub = await _subscribe(job_id, redis_async)  # before reading SQL, so nothing in between is missed
-    stream = _JobStream(job_id, pubsub, settings, stopping)
+async def _stream(job_id: str, hub: JobEvents | None, settings: Settings,
+                  stopping: anyio.Event) -> AsyncIterator[dict[str, str]]:
+    # subscribed before reading SQL, so nothing in between is missed
+    live = await hub.subscribe(job_id) if hub is not None else None
+    stream = _JobStream(job_id, live, settings, stopping)
     try:
         async for event in stream.events():
             yield event
     finally:
-        await _close(stream.pubsub)
+        if stream.live is not None:
+            stream.live.close()
 
 
 class _JobStream:
-    """One client's events of one job: SQL first, then the live channel, and SQL again every poll."""
+    """One client's events of one job: SQL first, then the live channel, and SQL again when it goes quiet."""
 
-    def __init__(self, job_id: str, pubsub, settings: Settings, stopping: anyio.Event):
-        self.job_id, self.pubsub, self.stopping = job_id, pubsub, stopping
+    def __init__(self, job_id: str, live: Subscription | None, settings: Settings, stopping: anyio.Event):
+        self.job_id, self.live, self.stopping = job_id, live, stopping
         self.database_url, self.db_poll_s = settings.database_url, settings.events_db_poll_s
         self.sent_epochs = 0
         self.done = False  # the final status was sent
@@ -83,8 +86,8 @@ class _JobStream:
         next_db_check = loop.time() + self._poll_s()
         while not self.done and not self.stopping.is_set():
             message = await self._next_message(max(0.01, next_db_check - loop.time()))
-            if message is _LOST or self._skips_an_epoch(message):
-                next_db_check = loop.time()  # the missing epoch rows are in SQL
+            if message is _LOST or message is Subscription.RESYNC or self._skips_an_epoch(message):
+                next_db_check = loop.time()  # the missing events are in SQL
             elif message is not None:
                 # the channel is alive: SQL is read only once it has been quiet for a poll interval
                 # (a finished job goes quiet), not every interval per stream (200 streams on a running
@@ -118,59 +121,34 @@ class _JobStream:
 
     def _skips_an_epoch(self, message) -> bool:
         """An epoch message past the next one expected: one between was lost."""
-        if not isinstance(message, dict) or message.get("type") != "message":
+        if not isinstance(message, LiveEvent):
             return False
-        kind, data = decode_event(message["data"])
-        return kind == "epoch" and data.get("epoch", 0) > self.sent_epochs + 1
+        return message.kind == "epoch" and message.data.get("epoch", 0) > self.sent_epochs + 1
 
-    def _from_message(self, message: dict) -> dict[str, str] | None:
-        """The event a pub/sub message carries; None for an epoch already sent."""
-        if message.get("type") != "message":
-            return None
-        kind, data = decode_event(message["data"])
+    def _from_message(self, message: LiveEvent) -> dict[str, str] | None:
+        """The event a live message carries; None for an epoch already sent."""
+        kind, data = message.kind, message.data
         if kind == "epoch":
             if data.get("epoch", 0) <= self.sent_epochs:
                 return None
             self.sent_epochs = data["epoch"]
         self.done = kind == "status" and data.get("status") in TERMINAL
-        return sse(kind, data)
+        return {"event": kind, "data": message.text}  # sse(kind, data), its JSON made once for every stream
 
     async def _next_message(self, wait_s: float):
-        """The next pub/sub message within `wait_s` (None: none came), or _LOST when the channel broke."""
-        if self.pubsub is None:
+        """The next live event within `wait_s` (None: none came), RESYNC, or _LOST when the channel broke."""
+        if self.live is None:
             with anyio.move_on_after(wait_s):
                 await self.stopping.wait()
             return None
         try:
-            return await self.pubsub.get_message(timeout=min(wait_s, 0.5))
-        except Exception as exc:  # Redis went away mid-stream: carry on by polling SQL
-            log.warning("events for %s: live channel lost (%s); polling SQL", self.job_id, exc)
-            await _close(self.pubsub)
-            self.pubsub = None
+            return await self.live.get(wait_s)
+        except LiveChannelLost as exc:  # Redis went away mid-stream: carry on by polling SQL
+            log.warning("events for %s: %s; polling SQL", self.job_id, exc)
+            self.live.close()
+            self.live = None
             return _LOST
 
     def _poll_s(self) -> float:
         # without a live channel, SQL is the only news: read it more often
-        return self.db_poll_s if self.pubsub is not None else min(self.db_poll_s, 0.5)
-
-
-async def _subscribe(job_id: str, redis_async):
-    if redis_async is None:
-        return None
-    try:
-        pubsub = redis_async.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(events_channel(job_id))
-        return pubsub
-    except Exception as exc:  # Redis down: SQL polling alone still ends the stream correctly
-        log.warning("events for %s: no live channel (%s); polling SQL", job_id, exc)
-        return None
-
-
-async def _close(pubsub) -> None:
-    if pubsub is None:
-        return
-    try:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
-    except Exception:
-        pass
+        return self.db_poll_s if self.live is not None else min(self.db_poll_s, 0.5)

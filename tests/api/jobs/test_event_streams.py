@@ -13,6 +13,9 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+import redis
+
+from core.bus import RedisPublisher, events_channel
 
 from tests.utils.clients import bearer
 from tests.utils.jobs import TINY_LINEAR, submit
@@ -76,6 +79,42 @@ def test_two_hundred_open_streams_leave_list_latency_unchanged_and_all_get_their
     # noisy shared CPU: compare medians with generous slack; before the fix this was 27 s or a 500
     assert statistics.median(busy) < max(0.25, 3 * statistics.median(quiet)), (quiet, busy)
     assert all(k[-1] == "status" for k in kinds) and len(kinds) == STREAMS
+
+
+async def _fanned_out(stack: Stack, job_id: str, progress_events: int) -> tuple[dict, list[list[str]]]:
+    """200 streams on one job while its progress events are published as a running job's are (the worker's
+    publisher, into the real Redis), then the job cancelled: (what Redis saw with the streams open, each stream's kinds)."""
+    broker = redis.Redis.from_url(stack.redis_url)
+    publisher = RedisPublisher(broker)
+    limits = httpx.Limits(max_connections=STREAMS + 20, max_keepalive_connections=STREAMS + 20)
+    async with httpx.AsyncClient(base_url=stack.url, timeout=60, limits=limits, headers=bearer(stack.key)) as client:
+        clients_before = broker.info("clients")["connected_clients"]
+        opened: asyncio.Queue = asyncio.Queue()
+        streams = [asyncio.create_task(_listen(client, job_id, opened)) for _ in range(STREAMS)]
+        for _ in range(STREAMS):
+            await asyncio.wait_for(opened.get(), timeout=60)
+        for batch in range(progress_events):
+            publisher.publish(job_id, "progress", {"epoch": 1, "epochs": 2, "batch": batch + 1, "batches": 100})
+            await asyncio.sleep(0.05)
+        seen = {"clients_added": broker.info("clients")["connected_clients"] - clients_before,
+                "patterns": broker.pubsub_numpat(),
+                "job_channel_subscribers": dict(broker.pubsub_numsub(events_channel(job_id)))}
+        assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 200
+        kinds = await asyncio.wait_for(asyncio.gather(*streams), timeout=60)
+    broker.close()
+    return seen, kinds
+
+
+def test_two_hundred_streams_on_a_running_job_share_one_subscriber_and_each_get_every_event(stack):
+    with stack.client() as api:
+        job = submit(api, TINY_LINEAR)  # no worker: it stays queued, its events come from the publisher
+    seen, kinds = asyncio.run(_fanned_out(stack, job["id"], progress_events=20))
+    # one pattern subscriber for the API process, not a pub/sub connection per stream (200 before)
+    assert seen["clients_added"] <= 3 and seen["patterns"] == 1, seen
+    assert list(seen["job_channel_subscribers"].values()) == [0], seen
+    assert len(kinds) == STREAMS
+    for stream in kinds:  # every stream got every event, in order, and its end
+        assert stream == ["status"] + ["progress"] * 20 + ["status"], stream
 
 
 @contextmanager
