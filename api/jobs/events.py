@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
@@ -78,6 +80,7 @@ class _JobStream:
         self.database_url, self.db_poll_s = settings.database_url, settings.events_db_poll_s
         self.sent_epochs = 0
         self.done = False  # the final status was sent
+        self.pacer = _ProgressPacer(settings.events_progress_interval_s)
 
     async def events(self) -> AsyncIterator[dict[str, str]]:
         for event in self._from_snapshot(await read_sql(self.database_url, _snapshot, self.job_id), first=True):
@@ -85,7 +88,8 @@ class _JobStream:
         loop = asyncio.get_running_loop()
         next_db_check = loop.time() + self._poll_s()
         while not self.done and not self.stopping.is_set():
-            message = await self._next_message(max(0.01, next_db_check - loop.time()))
+            wake = min(next_db_check, self.pacer.due_at())
+            message = await self._next_message(max(0.01, wake - loop.time()))
             if message is _LOST or message is Subscription.RESYNC or self._skips_an_epoch(message):
                 next_db_check = loop.time()  # the missing events are in SQL
             elif message is not None:
@@ -94,7 +98,10 @@ class _JobStream:
                 # job read SQL 100 times a second, slowing every other route)
                 next_db_check = loop.time() + self._poll_s()
                 if (event := self._from_message(message)) is not None:
-                    yield event
+                    for paced in self.pacer.offer(event, loop.time()):
+                        yield paced
+            if (due := self.pacer.take_due(loop.time())) is not None:
+                yield due
             if not self.done and loop.time() >= next_db_check:
                 # the DB is the truth: a lost message must not leave a client waiting forever
                 next_db_check = loop.time() + self._poll_s()
@@ -152,3 +159,41 @@ class _JobStream:
     def _poll_s(self) -> float:
         # without a live channel, SQL is the only news: read it more often
         return self.db_poll_s if self.live is not None else min(self.db_poll_s, 0.5)
+
+
+class _ProgressPacer:
+    """Holds a stream's latest `progress` event until its own next tick; lets every other event through.
+
+    Each stream ticks every `interval_s` from a random phase, so a job's many streams send their progress
+    spread over the interval: a progress update no longer makes every stream write in one loop turn.
+    """
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self.pending: dict[str, str] | None = None
+        self.tick: float | None = None  # set at the first progress event, from a random phase
+
+    def offer(self, event: dict[str, str], now: float) -> list[dict[str, str]]:
+        """What to send now: a progress event waits for the tick; any other goes out behind the held one."""
+        if self.interval_s == 0:
+            return [event]
+        if event["event"] != "progress":
+            held, self.pending = self.pending, None
+            return [held, event] if held is not None else [event]
+        if self.tick is None:
+            self.tick = now + random.uniform(0, self.interval_s)
+        elif self.pending is None and self.tick < now:  # idle ticks passed: keep the phase, skip to the next
+            self.tick += self.interval_s * math.ceil((now - self.tick) / self.interval_s)
+        self.pending = event  # the latest wins
+        return []
+
+    def due_at(self) -> float:
+        return self.tick if self.pending is not None and self.tick is not None else math.inf
+
+    def take_due(self, now: float) -> dict[str, str] | None:
+        """The held progress event once its tick has come (None otherwise)."""
+        if self.pending is None or self.tick is None or now < self.tick:
+            return None
+        held, self.pending = self.pending, None
+        self.tick += self.interval_s
+        return held

@@ -28,7 +28,16 @@ STREAMS = 200
 
 @pytest.fixture
 def stack(tmp_path):
-    s = Stack(tmp_path, extra_env={"EVENTS_DB_POLL_S": "2.0"})
+    s = Stack(tmp_path, extra_env={"EVENTS_DB_POLL_S": "2.0", "EVENTS_PROGRESS_INTERVAL_S": "0"})
+    s.start_redis()
+    s.start_api()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def paced_stack(tmp_path):
+    s = Stack(tmp_path, extra_env={"EVENTS_DB_POLL_S": "2.0", "EVENTS_PROGRESS_INTERVAL_S": "0.5"})
     s.start_redis()
     s.start_api()
     yield s
@@ -45,7 +54,9 @@ async def _latencies(client: httpx.AsyncClient, n: int = 15) -> list[float]:
     return out
 
 
-async def _listen(client: httpx.AsyncClient, job_id: str, opened: asyncio.Queue) -> list[str]:
+async def _listen(client: httpx.AsyncClient, job_id: str, opened: asyncio.Queue,
+                  received: list | None = None) -> list[str]:
+    """The stream's event kinds; `received` gets (time, kind, data line) of each event too."""
     kinds: list[str] = []
     async with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
         assert response.status_code == 200
@@ -54,6 +65,8 @@ async def _listen(client: httpx.AsyncClient, job_id: str, opened: asyncio.Queue)
                 kinds.append(line.split(":", 1)[1].strip())
                 if len(kinds) == 1:
                     opened.put_nowait(None)
+            elif line.startswith("data:") and received is not None:
+                received.append((time.perf_counter(), kinds[-1], line))
     return kinds
 
 
@@ -81,7 +94,8 @@ def test_two_hundred_open_streams_leave_list_latency_unchanged_and_all_get_their
     assert all(k[-1] == "status" for k in kinds) and len(kinds) == STREAMS
 
 
-async def _fanned_out(stack: Stack, job_id: str, progress_events: int) -> tuple[dict, list[list[str]]]:
+async def _fanned_out(stack: Stack, job_id: str, progress_events: int,
+                      received: list[list] | None = None) -> tuple[dict, list[list[str]]]:
     """200 streams on one job while its progress events are published as a running job's are (the worker's
     publisher, into the real Redis), then the job cancelled: (what Redis saw with the streams open, each stream's kinds)."""
     broker = redis.Redis.from_url(stack.redis_url)
@@ -90,7 +104,8 @@ async def _fanned_out(stack: Stack, job_id: str, progress_events: int) -> tuple[
     async with httpx.AsyncClient(base_url=stack.url, timeout=60, limits=limits, headers=bearer(stack.key)) as client:
         clients_before = broker.info("clients")["connected_clients"]
         opened: asyncio.Queue = asyncio.Queue()
-        streams = [asyncio.create_task(_listen(client, job_id, opened)) for _ in range(STREAMS)]
+        streams = [asyncio.create_task(_listen(client, job_id, opened, received[i] if received else None))
+                   for i in range(STREAMS)]
         for _ in range(STREAMS):
             await asyncio.wait_for(opened.get(), timeout=60)
         for batch in range(progress_events):
@@ -115,6 +130,25 @@ def test_two_hundred_streams_on_a_running_job_share_one_subscriber_and_each_get_
     assert len(kinds) == STREAMS
     for stream in kinds:  # every stream got every event, in order, and its end
         assert stream == ["status"] + ["progress"] * 20 + ["status"], stream
+
+
+def test_paced_streams_send_the_latest_progress_spread_over_the_interval(paced_stack):
+    """EVENTS_PROGRESS_INTERVAL_S=0.5: 20 updates in ~1 s reach each stream as a few, the last one
+    included, each stream on its own phase (so 200 streams do not all write on every update)."""
+    with paced_stack.client() as api:
+        job = submit(api, TINY_LINEAR)
+    received: list[list] = [[] for _ in range(STREAMS)]
+    _seen, kinds = asyncio.run(_fanned_out(paced_stack, job["id"], progress_events=20, received=received))
+    assert len(kinds) == STREAMS
+    firsts = []
+    for stream, events in zip(kinds, received):
+        assert stream[0] == "status" and stream[-1] == "status", stream
+        progress = [e for e in events if e[1] == "progress"]
+        assert 1 <= len(progress) <= 6, stream  # ~1 s of updates at one per 0.5 s, not 20
+        assert '"batch": 20' in progress[-1][2] or '"batch":20' in progress[-1][2], progress[-1]  # the latest
+        firsts.append(progress[0][0])
+    # random phases: the first progress reaches the 200 streams over most of the interval, not at once
+    assert max(firsts) - min(firsts) > 0.2, (min(firsts), max(firsts))
 
 
 @contextmanager
