@@ -21,6 +21,9 @@ from ml.models import memory_format
 from ml.results import Progress
 
 CHUNK = 64  # photos per cache file: what a crash can lose, and how often progress is reported
+# photos per backbone forward: on 2 CPU cores 16 took ~15% less CPU per photo than 32 or 64 (the maps
+# of a small batch stay in cache); a GPU is far from full either way at this size
+FORWARD_BATCH = 16
 FORMAT = 1
 VIEW = "centre"  # the eval view: short side resized, centre crop, as served
 
@@ -79,12 +82,15 @@ def extract(model, images: list[torch.Tensor], names: list[str], folder: Path, c
     started = time.perf_counter()
     layout = memory_format(model)  # channels-last: ~1.4x faster through the backbone on oneDNN here
     model.eval().to(memory_format=layout)
+    # said at once: the first chunk's report comes after a few seconds (minutes on a busy box)
+    callbacks.on_progress(Progress(1, 1, done_before, total, 0.0, note=f"extracting features {done_before}/{total}"))
     for start in range(0, len(images), CHUNK):
         if callbacks.should_stop():
             raise TrainingCancelled(1, 0, None)
         with torch.inference_mode():  # a chunk stacked at a time: no second copy of every photo
             batch = torch.stack(images[start:start + CHUNK]).contiguous(memory_format=layout)
-            feats = model.features(batch).float().cpu()
+            feats = torch.cat([model.features(batch[i:i + FORWARD_BATCH]).float().cpu()
+                               for i in range(0, len(batch), FORWARD_BATCH)])
         chunk = names[start:start + CHUNK]
         name = hashlib.sha256("".join(chunk).encode()).hexdigest()[:16]
         _write_atomic(folder / f"chunk-{name}.pt", {"format": FORMAT, "digests": chunk, "features": feats})
