@@ -103,7 +103,7 @@ def test_head_mode_caches_features_and_a_second_run_skips_extraction(shapes, tmp
     calls = RecordingCallbacks()
     first = train(config, data_dir=tmp_path, out_dir=tmp_path / "a", cache_dir=cache, callbacks=calls)
     assert first.extra["features"]["cache"] == "miss" and first.extra["features"]["extracted"] == 60
-    assert calls.notes[-1] == "extracting features 60/60"
+    assert (calls.notes[0], calls.notes[-1]) == ("extracting features 0/60", "extracting features 60/60")
     assert first.test.accuracy >= 0.8, first.test  # 6 test shapes, few photos per class
     second = train(config.model_copy(update={"hyperparameters": config.hp.model_copy(update={"seed": 1})}),
                    data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=cache)
@@ -123,7 +123,7 @@ def test_a_crash_during_extraction_resumes_from_the_chunks_written(shapes, tmp_p
     cache = tmp_path / "cache"
     with pytest.raises(RuntimeError, match="died"):
         train(config, data_dir=tmp_path, out_dir=tmp_path / "a", cache_dir=cache,
-              callbacks=RecordingCallbacks(fail_after=2))
+              callbacks=RecordingCallbacks(fail_after=3))  # 0/60, 16/60, then dies at 32/60
     resumed = train(config, data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=cache)
     assert resumed.extra["features"]["cache"] == "partial"
     assert (resumed.extra["features"]["reused"], resumed.extra["features"]["extracted"]) == (32, 28)
