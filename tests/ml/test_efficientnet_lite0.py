@@ -252,3 +252,27 @@ def test_fine_tune_without_augmentation_runs_the_frozen_blocks_once_and_serves_t
     predictor = Predictor.load(whole.last_checkpoint)
     served = predictor.probabilities(bundle.test.x).argmax(1)
     assert float((served == bundle.test.y).float().mean()) == pytest.approx(whole.test.accuracy)
+
+
+def test_the_extracting_copy_folds_the_bns_and_computes_the_same_features():
+    config = resolve_config("efficientnet_lite0", "cats_dogs", {"image_size": 64})
+    model = lite.build(config.hp, (3, 64, 64), 2).eval()
+    folded = model.for_inference()
+    x = torch.randn(4, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(folded.features(x), model.features(x), atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.backbone.modules())
+    assert isinstance(model.backbone._bn0, torch.nn.BatchNorm2d)  # the run's own model keeps its BNs
+
+
+def test_head_epochs_run_on_one_thread_and_the_setting_comes_back(shapes, tmp_path):
+    seen: list[int] = []
+
+    class Threads(RecordingCallbacks):
+        def on_epoch_end(self, metrics):
+            seen.append(torch.get_num_threads())
+
+    torch.set_num_threads(2)  # the one_thread fixture restores the suite's setting after
+    train(resolve_config("efficientnet_lite0", shapes, {**SMALL, "epochs": 2}), data_dir=tmp_path,
+          out_dir=tmp_path / "a", cache_dir=tmp_path / "cache", callbacks=Threads())
+    assert seen == [1, 1] and torch.get_num_threads() == 2
