@@ -38,6 +38,7 @@ class Progress(TypedDict, total=False):
     fraction: float
     eta_seconds: float | None
     samples_per_second: float | None
+    note: str | None  # a step before epoch 1, e.g. "extracting features 812/2002"
 
 
 class EpochMetrics(TypedDict, total=False):

@@ -31,12 +31,19 @@ class Estimate:
     checkpoint_bytes: int
     checkpoints_kept: int
     dataset_bytes: int = 0  # the samples the run holds on its device (0: sizes unknown)
+    trainable: int | None = None  # parameters that learn (None: all): only they have gradients and optimizer state
+
+    @property
+    def gradient_bytes(self) -> int:
+        return self.weights_bytes if self.trainable is None else self.trainable * _FLOAT
 
     @property
     def memory_bytes(self) -> int:
-        """Weights, gradients, optimizer state, one batch's activations (kept for backward, and their
-        gradients) and the dataset held on the device."""
-        return 2 * self.weights_bytes + self.optimizer_bytes + self.activation_bytes + self.dataset_bytes
+        """Weights, gradients and optimizer state of what learns, one batch's activations (what backward
+        keeps, with their gradients, plus the largest map a frozen part computes) and the dataset held
+        on the device."""
+        return self.weights_bytes + self.gradient_bytes + self.optimizer_bytes + self.activation_bytes \
+            + self.dataset_bytes
 
     @property
     def disk_bytes(self) -> int:
@@ -90,22 +97,44 @@ def estimate(config: TrainConfig, *, retention: int | None = None, data_dir: Pat
     batch = min(hp.batch_size, hp.max_train_samples or hp.batch_size)
     with torch.device("meta"):
         model = build_model(config, shape, max(len(get_dataset_spec(config.dataset).classes), 1))
-        outputs: list[int] = []
-        hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel()))
-                 for m in model.modules() if not list(m.children()) and isinstance(m, torch.nn.Module)]
-        with torch.no_grad():
-            model(torch.empty((batch, *shape)))
+        kept, passing = _activations(model, torch.empty((batch, *shape)))
+    parameters = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    weights = parameters * _FLOAT
+    # only what learns has optimizer state (a frozen backbone has none); a checkpoint holds every weight
+    optimizer = _STATE_PER_PARAM.get(hp.optimizer, 2) * trainable * _FLOAT
+    saved = math.ceil(hp.epochs / hp.checkpoint_every)
+    n_kept = saved if retention is None else min(saved, retention + 1)
+    return Estimate(parameters=parameters, batch=batch, weights_bytes=weights, optimizer_bytes=optimizer,
+                    activation_bytes=_FLOAT * (batch * math.prod(shape) + 2 * kept + 2 * passing),
+                    checkpoint_bytes=weights + optimizer, checkpoints_kept=n_kept, trainable=trainable,
+                    dataset_bytes=dataset_bytes(config, data_dir) if data_dir is not None else 0)
+
+
+def _activations(model, x) -> tuple[int, int]:
+    """(elements backward keeps, the largest map computed without gradients) of one forward of `x`.
+
+    Outputs that need gradients stay until backward (and get a gradient each); a frozen part's maps
+    (a pretrained backbone, which `head` mode runs once without autograd) live only until the next layer.
+    """
+    import torch
+
+    kept, passing = [0], [0]
+
+    def record(_module, _inputs, out) -> None:
+        if out.requires_grad:
+            kept[0] += out.numel()
+        else:
+            passing[0] = max(passing[0], out.numel())
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.enable_grad():
+            model(x)
+    finally:
         for hook in hooks:
             hook.remove()
-    parameters = sum(p.numel() for p in model.parameters())
-    weights = parameters * _FLOAT
-    optimizer = _STATE_PER_PARAM.get(hp.optimizer, 2) * weights
-    saved = math.ceil(hp.epochs / hp.checkpoint_every)
-    kept = saved if retention is None else min(saved, retention + 1)
-    return Estimate(parameters=parameters, batch=batch, weights_bytes=weights, optimizer_bytes=optimizer,
-                    activation_bytes=2 * _FLOAT * (batch * math.prod(shape) + sum(outputs)),
-                    checkpoint_bytes=weights + optimizer, checkpoints_kept=kept,
-                    dataset_bytes=dataset_bytes(config, data_dir) if data_dir is not None else 0)
+    return kept[0], passing[0]
 
 
 def _gb(n: int) -> str:
@@ -124,8 +153,8 @@ def check_budget(config: TrainConfig, *, memory_bytes: int, disk_bytes: int,
     if e.memory_bytes > memory_bytes:
         errors.append({"field": "hyperparameters", "message": (
             f"training would need about {_gb(e.memory_bytes)} of memory: {e.parameters:,} parameters "
-            f"({_gb(e.weights_bytes)}, as much again for gradients, {_gb(e.optimizer_bytes)} of {config.hp.optimizer} "
-            f"state), {_gb(e.activation_bytes)} of activations for a batch of {e.batch} and {_gb(e.dataset_bytes)} "
+            f"({_gb(e.weights_bytes)}, {_gb(e.gradient_bytes)} for gradients, {_gb(e.optimizer_bytes)} of "
+            f"{config.hp.optimizer} state), {_gb(e.activation_bytes)} of activations for a batch of {e.batch} and {_gb(e.dataset_bytes)} "
             f"for the dataset held on the device; the per-job budget is {_gb(memory_bytes)} "
             "(JOB_MEMORY_BUDGET_BYTES). Lower batch_size, the layer sizes, image_size or max_train_samples")})
     if e.disk_bytes > disk_bytes:

@@ -12,7 +12,7 @@ from core import jobs
 from core.artifacts import ArtifactStore, get_store
 from core.bus import Publisher, cancel_flag_raised
 from core.db import session_scope
-from core.progress import progress_payload, resumed_fraction
+from core.progress import PREPARING_EPOCH, progress_payload, resumed_fraction
 from ml.results import CheckpointInfo, EpochMetrics, Progress
 
 def checkpoint_key(job_id: str, path: Path | str) -> str:
@@ -55,10 +55,14 @@ class SqlCallbacks:
         self.stop_reason: str | None = None
 
     def on_progress(self, progress: Progress) -> None:
-        self._batches = progress.batches
         now = time.monotonic()
         # SQL gets at most one progress write per interval: the training loop must not wait on the DB
         write = now - self._last_progress_write >= self.progress_interval_s
+        if progress.note is not None:  # a step before epoch 1 (extracting features): its own counters
+            self._report(PREPARING_EPOCH, progress.batch, progress.batches, progress.samples_per_second,
+                         write=write, note=progress.note)
+            return
+        self._batches = progress.batches
         self._report(progress.epoch, progress.batch, progress.batches, progress.samples_per_second, write=write)
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None:
@@ -68,12 +72,12 @@ class SqlCallbacks:
         self._report(metrics.epoch, self._batches, self._batches, metrics.samples_per_second, write=True)
 
     def _report(self, epoch: int, batch: int | None, batches: int | None, samples_per_second: float,
-                *, write: bool) -> None:
+                *, write: bool, note: str | None = None) -> None:
         # live listeners get every report; only the throttled ones are state worth a transaction
         self.publisher.publish(self.job_id, "progress", progress_payload(
             epoch=epoch, epochs=self.epochs, batch=batch, batches=batches,
             samples_per_second=samples_per_second, elapsed_s=time.monotonic() - self.started,
-            start_fraction=self.start_fraction,
+            start_fraction=self.start_fraction, note=note,
         ))
         if write:
             self._last_progress_write = time.monotonic()

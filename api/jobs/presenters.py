@@ -14,7 +14,7 @@ from api.jobs.schemas import (
 from core.artifacts import ArtifactStore
 from core.jobs import ShownEpochs, disk_bytes, shown_epochs
 from core.orm import Checkpoint, Job, JobAttempt, JobStatus
-from core.progress import progress_payload, resumed_fraction
+from core.progress import PREPARING_EPOCH, preparing_note, progress_payload, resumed_fraction
 
 log = logging.getLogger("trainserve.api")
 
@@ -31,10 +31,12 @@ def job_progress(job: Job, attempt: JobAttempt | None) -> ProgressPublic:
     if attempt is not None and job.progress_at and job.status == JobStatus.running:
         elapsed = (job.progress_at - attempt.started_at).total_seconds()
         start_fraction = resumed_fraction(attempt.resumed_from_epoch, job.progress_epochs)
+    preparing = job.progress_epoch == PREPARING_EPOCH and job.status == JobStatus.running
     payload = progress_payload(
         epoch=job.progress_epoch, epochs=job.progress_epochs, batch=job.progress_batch,
         batches=job.progress_batches, samples_per_second=job.samples_per_second, elapsed_s=elapsed,
         start_fraction=start_fraction,
+        note=preparing_note(job.progress_batch, job.progress_batches) if preparing else None,
     )
     if job.status == JobStatus.succeeded:
         payload.update(fraction=1.0, eta_seconds=0.0)

@@ -62,6 +62,9 @@ class ProgressPublic(BaseModel):
     fraction: float = 0.0
     eta_seconds: float | None = None
     samples_per_second: float | None = None
+    note: str | None = Field(None, description="set while the run is in a step before its first epoch, e.g. "
+                             "'extracting features 812/2002' (epoch 0): batch, batches, fraction and eta_seconds "
+                             "are then that step's")
     updated_at: datetime | None = None
 
 

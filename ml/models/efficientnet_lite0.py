@@ -7,6 +7,7 @@ computes once per dataset and caches; `train: fine_tune` also trains the last `f
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from functools import lru_cache
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ml.models.linear import CLASSIFIER_LOSSES, CLASSIFIER_LRS
 from ml.models.spec import Hyperparameters, ModelSpec, register_model_spec
@@ -106,7 +108,10 @@ class SameConv(nn.Conv2d):
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, size: int, groups: int = 1):
         super().__init__(cin, cout, kernel, stride, groups=groups, bias=False)
-        self.pads = _same_pads(size, kernel, stride)
+        pads = _same_pads(size, kernel, stride)
+        if pads[0] == pads[1]:  # symmetric: the conv pads itself; F.pad would copy every map (15% of a forward)
+            self.padding, pads = (pads[0], pads[0]), (0, 0, 0, 0)
+        self.pads = pads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(F.pad(x, self.pads) if any(self.pads) else x)
@@ -131,8 +136,9 @@ class MBConv(nn.Module):
         self.skip = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu6(self._bn0(self._expand_conv(x))) if self.expands else x
-        h = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(h)))))
+        # ReLU6 in place: BN's backward needs its input, not its output, and a map is not allocated twice
+        h = F.relu6(self._bn0(self._expand_conv(x)), inplace=True) if self.expands else x
+        h = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(h)), inplace=True)))
         return h + x if self.skip else h
 
 
@@ -153,7 +159,7 @@ class Backbone(nn.Module):
 
     def first(self, x: torch.Tensor, stop: int) -> torch.Tensor:
         """The stem and blocks [0, stop): what fine_tune leaves frozen."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         for block in self._blocks[:stop]:
             x = block(x)
         return x
@@ -162,10 +168,30 @@ class Backbone(nn.Module):
         """Blocks [start, 16), the 1x1 head conv and the global average pool."""
         for block in self._blocks[start:]:
             x = block(x)
-        return F.relu6(self._bn1(self._conv_head(x))).mean(dim=(2, 3))
+        return F.relu6(self._bn1(self._conv_head(x)), inplace=True).mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.rest(self.first(x, 0), 0)
+
+
+def _conv_bn_pairs(net: Backbone) -> list[tuple[nn.Module, str, str]]:
+    """(module, conv name, BN name) of every conv the BN after it normalises."""
+    pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
+    for block in net._blocks:
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+        if block.expands:
+            pairs.append((block, "_expand_conv", "_bn0"))
+    return pairs
+
+
+def fold_bn_(net: Backbone) -> Backbone:
+    """Fold each BN of a frozen backbone into the conv before it, in place, for inference only: 49
+    passes over the maps fewer (~30% of a CPU forward); equal up to float rounding (~1e-5)."""
+    net.eval()
+    for module, conv, bn in _conv_bn_pairs(net):
+        setattr(module, conv, fuse_conv_bn_eval(getattr(module, conv), getattr(module, bn)))
+        setattr(module, bn, nn.Identity())
+    return net.requires_grad_(False)
 
 
 def build_backbone(size: int, pretrained: bool = True) -> Backbone:
@@ -202,6 +228,12 @@ class EfficientNetLite0(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised photos (n, 3, s, s) → pooled features (n, 1280)."""
         return self.backbone(x * self.input_scale + self.input_shift)
+
+    def for_inference(self) -> "EfficientNetLite0":
+        """A copy whose frozen backbone has its BNs folded into the convs: what extraction runs."""
+        out = copy.deepcopy(self)  # 19 MB: the run's own model keeps its BNs (fine_tune trains some)
+        fold_bn_(out.backbone)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:  # head mode: features the frozen backbone computed once (ml.features)
@@ -256,11 +288,12 @@ def report(model, bundle) -> dict[str, Any]:
 def _cached_inputs(model, hp, bundle, splits, *, cache_dir, callbacks):
     from ml.features import frozen_outputs, use_cached_features
 
+    frozen = model.for_inference()  # the frozen part, BN folded: what it computes once costs ~30% less
     if hp.train == "head":
-        return use_cached_features(model, bundle, splits, weights_sha256=WEIGHTS_SHA256, cache_dir=cache_dir,
+        return use_cached_features(frozen, bundle, splits, weights_sha256=WEIGHTS_SHA256, cache_dir=cache_dir,
                                    callbacks=callbacks)
     if getattr(hp, "augment", "none") == "none" and getattr(hp, "tta", "none") == "none":
-        return frozen_outputs(model, bundle, splits, callbacks=callbacks)  # every epoch sees the same photos
+        return frozen_outputs(frozen, bundle, splits, callbacks=callbacks)  # every epoch sees the same photos
     return splits
 
 

@@ -1,12 +1,13 @@
-"""The pretrained photo model through the service: an uploaded zip trains in head mode, a second job
-reuses the cached features (its record says so), and the predict route serves it."""
+"""The pretrained photo model through the service: an uploaded zip trains in head mode (its event stream
+shows the feature extraction), a second job reuses the cached features (its record says so), and the
+predict route serves it."""
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from tests.utils.jobs import submit, wait_for
+from tests.utils.jobs import read_events, submit, wait_for
 from tests.utils.shapes import SHAPES, draw, png, shapes_zip
 
 pytestmark = pytest.mark.service
@@ -20,10 +21,18 @@ def test_uploaded_shapes_train_in_head_mode_reuse_the_features_and_are_served(se
     assert response.status_code == 201, response.text
     assert "efficientnet_lite0" in response.json()["models"]
 
-    first = wait_for(service, submit(service, {"model": "efficientnet_lite0", "dataset": "drawn",
-                                               "hyperparameters": SMALL})["id"], timeout_s=300)
+    first_id = submit(service, {"model": "efficientnet_lite0", "dataset": "drawn", "hyperparameters": SMALL})["id"]
+    # the worker's extraction notes reach the job's event stream, with the step's own counters (3 shapes x 20)
+    progress = [data for kind, data in read_events(service, first_id, timeout_s=300) if kind == "progress"]
+    notes = [p for p in progress if p["note"]]
+    assert notes and notes[-1]["note"] == "extracting features 60/60", progress
+    assert all(p["epoch"] == 0 and p["batches"] == 60 for p in notes), notes
+    assert notes[-1]["fraction"] == 1.0 and notes[-1]["eta_seconds"] == 0.0
+    assert any(p["epoch"] >= 1 and p["note"] is None for p in progress), progress  # then the epochs, no note
+    first = wait_for(service, first_id, timeout_s=60)
     assert first["status"] == "succeeded", first.get("error")
     assert first["result"]["extra"]["features"]["cache"] == "miss"
+    assert first["progress"]["note"] is None
     second = wait_for(service, submit(service, {"model": "efficientnet_lite0", "dataset": "drawn",
                                                 "hyperparameters": {**SMALL, "seed": 1}})["id"], timeout_s=300)
     assert second["status"] == "succeeded", second.get("error")

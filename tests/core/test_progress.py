@@ -28,7 +28,18 @@ def test_eta_scales_elapsed_time_by_what_is_left():
 def test_payload_has_every_field_the_api_promises():
     payload = progress_payload(epoch=1, epochs=2, batch=5, batches=10, samples_per_second=1234.567, elapsed_s=2.0)
     assert payload == {"epoch": 1, "epochs": 2, "batch": 5, "batches": 10, "fraction": 0.25,
-                       "eta_seconds": 6.0, "samples_per_second": 1234.57}
+                       "eta_seconds": 6.0, "samples_per_second": 1234.57, "note": None}
+
+
+def test_a_step_before_the_first_epoch_reports_its_own_share_and_eta():
+    # extracting features: 812 of 2002 photos done at 10 photos/s, whatever the attempt's elapsed time
+    payload = progress_payload(epoch=0, epochs=30, batch=812, batches=2002, samples_per_second=10.0,
+                               elapsed_s=500.0, note="extracting features 812/2002")
+    assert payload == {"epoch": 0, "epochs": 30, "batch": 812, "batches": 2002, "fraction": 0.4056,
+                       "eta_seconds": 119.0, "samples_per_second": 10.0, "note": "extracting features 812/2002"}
+    started = progress_payload(epoch=0, epochs=30, batch=0, batches=2002, samples_per_second=0.0, elapsed_s=1.0,
+                               note="extracting features 0/2002")
+    assert (started["fraction"], started["eta_seconds"]) == (0.0, None)  # no rate yet, no ETA
 
 
 def test_a_resumed_attempt_estimates_from_its_own_pace():

@@ -103,7 +103,7 @@ def test_head_mode_caches_features_and_a_second_run_skips_extraction(shapes, tmp
     calls = RecordingCallbacks()
     first = train(config, data_dir=tmp_path, out_dir=tmp_path / "a", cache_dir=cache, callbacks=calls)
     assert first.extra["features"]["cache"] == "miss" and first.extra["features"]["extracted"] == 60
-    assert calls.notes[-1] == "extracting features 60/60"
+    assert (calls.notes[0], calls.notes[-1]) == ("extracting features 0/60", "extracting features 60/60")
     assert first.test.accuracy >= 0.8, first.test  # 6 test shapes, few photos per class
     second = train(config.model_copy(update={"hyperparameters": config.hp.model_copy(update={"seed": 1})}),
                    data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=cache)
@@ -123,7 +123,7 @@ def test_a_crash_during_extraction_resumes_from_the_chunks_written(shapes, tmp_p
     cache = tmp_path / "cache"
     with pytest.raises(RuntimeError, match="died"):
         train(config, data_dir=tmp_path, out_dir=tmp_path / "a", cache_dir=cache,
-              callbacks=RecordingCallbacks(fail_after=2))
+              callbacks=RecordingCallbacks(fail_after=3))  # 0/60, 16/60, then dies at 32/60
     resumed = train(config, data_dir=tmp_path, out_dir=tmp_path / "b", cache_dir=cache)
     assert resumed.extra["features"]["cache"] == "partial"
     assert (resumed.extra["features"]["reused"], resumed.extra["features"]["extracted"]) == (32, 28)
@@ -252,3 +252,27 @@ def test_fine_tune_without_augmentation_runs_the_frozen_blocks_once_and_serves_t
     predictor = Predictor.load(whole.last_checkpoint)
     served = predictor.probabilities(bundle.test.x).argmax(1)
     assert float((served == bundle.test.y).float().mean()) == pytest.approx(whole.test.accuracy)
+
+
+def test_the_extracting_copy_folds_the_bns_and_computes_the_same_features():
+    config = resolve_config("efficientnet_lite0", "cats_dogs", {"image_size": 64})
+    model = lite.build(config.hp, (3, 64, 64), 2).eval()
+    folded = model.for_inference()
+    x = torch.randn(4, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(folded.features(x), model.features(x), atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.backbone.modules())
+    assert isinstance(model.backbone._bn0, torch.nn.BatchNorm2d)  # the run's own model keeps its BNs
+
+
+def test_head_epochs_run_on_one_thread_and_the_setting_comes_back(shapes, tmp_path):
+    seen: list[int] = []
+
+    class Threads(RecordingCallbacks):
+        def on_epoch_end(self, metrics):
+            seen.append(torch.get_num_threads())
+
+    torch.set_num_threads(2)  # the one_thread fixture restores the suite's setting after
+    train(resolve_config("efficientnet_lite0", shapes, {**SMALL, "epochs": 2}), data_dir=tmp_path,
+          out_dir=tmp_path / "a", cache_dir=tmp_path / "cache", callbacks=Threads())
+    assert seen == [1, 1] and torch.get_num_threads() == 2
