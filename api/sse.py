@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import anyio
 from anyio import to_thread
+from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from core.db import get_sessionmaker
@@ -24,6 +25,11 @@ SHUTDOWN = "the server is stopping; reconnect to continue"
 def sse(kind: str, data: dict[str, Any]) -> dict[str, str]:
     """One event: its kind and its data as JSON."""
     return {"event": kind, "data": json.dumps(data, default=str)}
+
+
+def together(events: list[dict[str, str]]) -> bytes:
+    """Several events as one write (sse-starlette sends bytes as they are): one send, not one per event."""
+    return b"".join(ServerSentEvent(**event).encode() for event in events)
 
 
 def shutdown() -> dict[str, str]:
@@ -41,7 +47,7 @@ def _in_session(database_url: str, read: Callable[..., T], args: tuple) -> T:
         return read(session, *args)
 
 
-def stream_response(events: Callable[[anyio.Event], AsyncIterator[dict[str, str]]]) -> EventSourceResponse:
+def stream_response(events: Callable[[anyio.Event], AsyncIterator[dict[str, str] | bytes]]) -> EventSourceResponse:
     """The response for `events(stopping)`: pings every 15 s; `stopping` is set when the server shuts down."""
     stopping = anyio.Event()
     return EventSourceResponse(events(stopping), ping=15, shutdown_event=stopping, shutdown_grace_period=2.0)

@@ -73,10 +73,10 @@ class Settings(BaseSettings):
     cancel_poll_interval_s: float = Field(default=0.1, ge=0.0, le=10.0)
     # the event stream re-reads the job from SQL this often when Redis has said nothing
     events_db_poll_s: float = Field(default=2.0, ge=0.05, le=60.0)
-    # a job's event stream sends at most one `progress` event this often (the latest; epoch, checkpoint
-    # and status events are never held back), each stream on a timer of its own: 200 streams then send
-    # spread over the interval, not 200 at once on every update. 0: every progress event as it comes
-    events_progress_interval_s: float = Field(default=0.5, ge=0.0, le=10.0)
+    # a job's event stream sends what came in batches this often (of consecutive progress events only the
+    # latest; the final status at once), each stream on a timer of its own: 200 streams then write spread
+    # over the interval, not 200 at once on every update. 0: every event as it comes
+    events_batch_interval_s: float = Field(default=0.5, ge=0.0, le=10.0)
     # a job is given up after this many attempts that ended in a crash (a graceful stop does not count)
     max_attempts: int = Field(default=3, ge=1, le=100)
     # a running job's training process writes a heartbeat this often, from a thread (not the batch loop)

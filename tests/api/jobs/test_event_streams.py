@@ -28,7 +28,7 @@ STREAMS = 200
 
 @pytest.fixture
 def stack(tmp_path):
-    s = Stack(tmp_path, extra_env={"EVENTS_DB_POLL_S": "2.0", "EVENTS_PROGRESS_INTERVAL_S": "0"})
+    s = Stack(tmp_path, extra_env={"EVENTS_DB_POLL_S": "2.0", "EVENTS_BATCH_INTERVAL_S": "0"})
     s.start_redis()
     s.start_api()
     yield s
@@ -37,7 +37,7 @@ def stack(tmp_path):
 
 @pytest.fixture
 def paced_stack(tmp_path):
-    s = Stack(tmp_path, extra_env={"EVENTS_DB_POLL_S": "2.0", "EVENTS_PROGRESS_INTERVAL_S": "0.5"})
+    s = Stack(tmp_path, extra_env={"EVENTS_DB_POLL_S": "2.0", "EVENTS_BATCH_INTERVAL_S": "0.5"})
     s.start_redis()
     s.start_api()
     yield s
@@ -133,7 +133,7 @@ def test_two_hundred_streams_on_a_running_job_share_one_subscriber_and_each_get_
 
 
 def test_paced_streams_send_the_latest_progress_spread_over_the_interval(paced_stack):
-    """EVENTS_PROGRESS_INTERVAL_S=0.5: 20 updates in ~1 s reach each stream as a few, the last one
+    """EVENTS_BATCH_INTERVAL_S=0.5: 20 updates in ~1 s reach each stream as a few, the last one
     included, each stream on its own phase (so 200 streams do not all write on every update)."""
     with paced_stack.client() as api:
         job = submit(api, TINY_LINEAR)
