@@ -7,10 +7,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from core.orm import Job, ModelVersion, Prediction
 from core.quality import DriftThresholds, js_divergence, model_quality
+from tests.utils.sql import statements
 
 NOW = datetime(2026, 1, 1, 12, 30, tzinfo=timezone.utc)  # aligned hourly windows end at 13:00
 HOUR = 3600
@@ -132,18 +133,6 @@ def test_168_five_minute_windows_place_each_row(db_session):
     assert [w.requests for w in quality.windows] == [1 if i % 3 == 0 else 0 for i in range(168)]
 
 
-def _statements(engine, call):
-    seen: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        return call(), seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
 
 @pytest.mark.slow
 def test_100k_rows_cost_three_queries(db_session, db_engine):
@@ -153,7 +142,7 @@ def test_100k_rows_cost_three_queries(db_session, db_engine):
                        feedback=DIGITS[i % 10] if i % 100 == 0 else None) for i in range(100_000)]
     insert_rows(db_session, rows)
     began = time.perf_counter()
-    quality, seen = _statements(db_engine, lambda: model_quality(db_session, version=version, window_s=HOUR,
+    quality, seen = statements(db_engine, lambda: model_quality(db_session, version=version, window_s=HOUR,
                                                                  windows=24, now=NOW))
     seconds = time.perf_counter() - began
     print(f"\nquality over 100k rows, 24 hourly windows: {len(seen)} statements, {seconds:.2f}s "

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from core.db import get_engine, session_scope
 from core.keys import create_key
@@ -12,6 +11,7 @@ from core.settings import Settings
 from tests.utils.clients import bearer
 from tests.utils.databases import fresh_database
 from tests.utils.jobs import add_finished_jobs
+from tests.utils.sql import statements
 
 
 @pytest.fixture
@@ -32,22 +32,10 @@ def app_with_jobs(tmp_path):
             get_engine(url).dispose()  # PostgreSQL drops the database only once nothing is connected
 
 
-def _statements(engine, call) -> tuple[object, list[str]]:
-    seen: list[str] = []
 
-    def count(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        return call(), seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
-def test_a_page_of_100_jobs_costs_at_most_5_statements(app_with_jobs):
+def test_a_page_of_100_jobs_costs_at_most_5statements(app_with_jobs):
     client, engine = app_with_jobs
-    response, seen = _statements(engine, lambda: client.get("/v1/jobs", params={"limit": 100}))
+    response, seen = statements(engine, lambda: client.get("/v1/jobs", params={"limit": 100}))
     assert response.status_code == 200, response.text
     page = response.json()
     assert page["count"] == 100 and len(page["data"]) == 100
@@ -63,15 +51,15 @@ def test_a_page_of_100_jobs_costs_at_most_5_statements(app_with_jobs):
 def test_a_page_costs_the_same_statements_at_1_and_100_jobs(app_with_jobs):
     client, engine = app_with_jobs
     client.get("/v1/me")  # the key verified once: both pages find it remembered
-    _, one = _statements(engine, lambda: client.get("/v1/jobs", params={"limit": 1}))
-    _, hundred = _statements(engine, lambda: client.get("/v1/jobs", params={"limit": 100}))
+    _, one = statements(engine, lambda: client.get("/v1/jobs", params={"limit": 1}))
+    _, hundred = statements(engine, lambda: client.get("/v1/jobs", params={"limit": 100}))
     assert len(one) == len(hundred)
 
 
 def test_one_job_reads_its_attempts_once(app_with_jobs):
     client, engine = app_with_jobs
     job_id = client.get("/v1/jobs", params={"limit": 1}).json()["data"][0]["id"]
-    response, seen = _statements(engine, lambda: client.get(f"/v1/jobs/{job_id}"))
+    response, seen = statements(engine, lambda: client.get(f"/v1/jobs/{job_id}"))
     assert response.status_code == 200
     assert sum("job_attempts" in s for s in seen) == 1, seen
     assert sum("epoch_metrics" in s for s in seen) == 1, seen
@@ -109,9 +97,9 @@ def test_a_page_of_sweeps_costs_the_same_statements_whatever_its_size(app_with_j
     url = engine.url.render_as_string(hide_password=False)
     _add_sweeps(url, 1)
     client.get("/v1/me")
-    _, one = _statements(engine, lambda: client.get("/v1/sweeps", params={"limit": 100}))
+    _, one = statements(engine, lambda: client.get("/v1/sweeps", params={"limit": 100}))
     _add_sweeps(url, 30)
-    response, many = _statements(engine, lambda: client.get("/v1/sweeps", params={"limit": 100}))
+    response, many = statements(engine, lambda: client.get("/v1/sweeps", params={"limit": 100}))
     assert response.json()["count"] == 31
     print(f"\nGET /v1/sweeps?limit=100 (31 sweeps): {len(many)} SQL statements")
     assert len(one) == len(many) <= 7, "\n".join(many)

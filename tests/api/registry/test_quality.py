@@ -13,7 +13,7 @@ from core.keys import create_key
 from core.orm import ModelVersion, Role, ServingEvent, utcnow
 from core.quality import first_window_start
 from core.settings import Settings
-from tests.api.jobs.test_list_queries import _statements
+from tests.utils.sql import statements
 from tests.core.test_quality import DIGITS, add_version, insert_rows, prediction
 from tests.utils.clients import bearer
 
@@ -105,8 +105,8 @@ def test_a_window_outside_its_range_is_a_422_naming_it(world, params, field):
 def test_the_report_costs_the_same_statements_for_7_and_180_rows(world):
     client, keys, ids, engine = world
     _get(client, keys["root"], ids["shared"])  # the key verified once: both requests find it remembered
-    few, few_seen = _statements(engine, lambda: _get(client, keys["root"], ids["shared"], windows=168))
-    many, many_seen = _statements(engine, lambda: _get(client, keys["root"], ids["private"], windows=168))
+    few, few_seen = statements(engine, lambda: _get(client, keys["root"], ids["shared"], windows=168))
+    many, many_seen = statements(engine, lambda: _get(client, keys["root"], ids["private"], windows=168))
     assert few.status_code == many.status_code == 200
     assert len(few_seen) == len(many_seen) <= 5, many_seen  # the version's lookup, then three aggregates
 
@@ -128,7 +128,7 @@ def test_metrics_show_the_shared_serving_versions_latest_window_and_cache_it(wor
     assert set(gauges) >= {"trainserve_model_label_js_divergence", "trainserve_model_feedback_accuracy"}
     with session_scope(str(engine.url.render_as_string(hide_password=False))) as session:
         insert_rows(session, [prediction(session.get(ModelVersion, ids["shared"]), utcnow(), "3")])
-    _, seen = _statements(engine, lambda: _gauges(client, keys["bob"]))
+    _, seen = statements(engine, lambda: _gauges(client, keys["bob"]))
     assert not any("predictions" in s for s in seen)  # within QUALITY_METRICS_CACHE_S: no SQL for them
     assert _gauges(client, keys["bob"])["trainserve_model_requests"][shared] == 7
 
