@@ -31,8 +31,9 @@ class TooManyFiles(ValueError):
 class FileTooLarge(ValueError):
     """One file of a request passed MAX_UPLOAD_BYTES (found while it streamed: the rest is never read)."""
 
-    def __init__(self, name: str | None, limit: int):
-        super().__init__(f"file {name!r} is larger than {limit:,} bytes (MAX_UPLOAD_BYTES); send a smaller image")
+    def __init__(self, number: int, name: str | None, limit: int):
+        super().__init__(f"file {number} ({name!r}) is larger than {limit:,} bytes (MAX_UPLOAD_BYTES); "
+                         "send a smaller image")
 
 
 class UnreadableFile(ValueError):

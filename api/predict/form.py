@@ -88,7 +88,8 @@ class _CappedParts(MultiPartParser):
         if part.file is not None:
             self._file_bytes += end - start
             if self._file_bytes > self.max_file_bytes:
-                raise FileTooLarge(part.file.filename, self.max_file_bytes)  # the parser closes its spooled files
+                # the parser closes its spooled files; _current_files counts the file parts so far, this one included
+                raise FileTooLarge(self._current_files, part.file.filename, self.max_file_bytes)
         super().on_part_data(data, start, end)
 
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 import api
 from api.body_limit import BodyTooLarge
+from api.jobs.live import LiveChannelLost
 from api.errors import STATUS, install_error_handlers
 from core import errors as core_errors
 from ml.errors import BadUpload, InvalidConfig, UploadTooLarge
@@ -19,7 +20,8 @@ API_DIR = Path(api.__file__).parent
 ML_ERRORS_THAT_REACH_THE_API = [InvalidConfig, BadUpload, UploadTooLarge]
 # raised inside the body-size middleware's `receive` and answered by that middleware itself: an HTTPException
 # only so that FastAPI's body reader lets it through (any other error there becomes FastAPI's 400)
-MIDDLEWARE_SIGNALS = {BodyTooLarge}
+# and caught inside a job's event stream, which then reads SQL (the response is already streaming): never HTTP
+MIDDLEWARE_SIGNALS = {BodyTooLarge, LiveChannelLost}
 
 
 def _subclasses(cls: type) -> list[type]:

@@ -50,7 +50,7 @@ def test_a_file_over_its_cap_is_413_naming_it():
     answer = TestClient(app).post("/predict", content=_stream([("small.png", 500), ("big.png", 100_000)]),
                                   headers={"content-type": "multipart/form-data; boundary=b"})
     assert answer.status_code == 413
-    assert answer.json() == {"detail": "file 'big.png' is larger than 1,000 bytes (MAX_UPLOAD_BYTES); "
+    assert answer.json() == {"detail": "file 2 ('big.png') is larger than 1,000 bytes (MAX_UPLOAD_BYTES); "
                                        "send a smaller image"}
 
 

@@ -70,7 +70,7 @@ def _photo_jpeg() -> bytes:
     ("cut.jpg", _photo_jpeg()[:3000], 422, "truncated"),
     ("short.png", short_png(6300, 6300, 8), 422, "truncated"),  # a complete stream of 8 rows: 152 bytes
     ("bomb.png", _bomb_png(9000, 9000), 422, "81,000,000 pixels"),
-    ("huge.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (10 * 1024 * 1024), 422, "the limit is 10,485,760 bytes"),
+    ("huge.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (10 * 1024 * 1024), 413, "larger than 10,485,760 bytes"),
 ])
 def test_bad_uploads_get_a_4xx_saying_what_is_wrong(api, version, name, data, status, says):
     files = [("fine.png", digit_png()), (name, data)]
