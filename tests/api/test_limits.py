@@ -2,6 +2,7 @@
 a 200 MB upload is refused with 413 while the process stays near idle, and predict is rate-limited per key."""
 from __future__ import annotations
 
+import re
 import select
 import socket
 import threading
@@ -74,9 +75,24 @@ def _upload_chunked(url: str, key: str, total: int) -> tuple[bytes, int]:
             sent += len(chunk)
     except (BrokenPipeError, ConnectionResetError):
         pass
-    answer = sock.recv(65536)
+    answer = _read_response(sock)
     sock.close()
     return answer, sent
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """The whole response: its head and Content-Length body can arrive in separate reads."""
+    answer = b""
+    try:
+        while part := sock.recv(65536):
+            answer += part
+            head, sep, body = answer.partition(b"\r\n\r\n")
+            length = re.search(rb"(?im)^content-length: *(\d+)", head) if sep else None
+            if length and len(body) >= int(length.group(1)):
+                break
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return answer
 
 
 def test_a_200_mb_upload_is_413_while_the_api_stays_near_idle(stack):
@@ -126,9 +142,24 @@ def _predict_one_file(url: str, key: str, total: int, chunk: int = 256 * 1024) -
             sent += len(block)
     except (BrokenPipeError, ConnectionResetError):
         pass
-    answer = sock.recv(65536)
+    answer = _read_response(sock)
     sock.close()
     return answer, sent
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """The whole response: its head and Content-Length body can arrive in separate reads."""
+    answer = b""
+    try:
+        while part := sock.recv(65536):
+            answer += part
+            head, sep, body = answer.partition(b"\r\n\r\n")
+            length = re.search(rb"(?im)^content-length: *(\d+)", head) if sep else None
+            if length and len(body) >= int(length.group(1)):
+                break
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return answer
 
 
 def test_a_200_mb_predict_file_is_413_before_12_mb_are_read(stack):
