@@ -58,26 +58,17 @@ class Peaks(threading.Thread):
             time.sleep(0.01)
 
 
-def _upload_chunked(url: str, key: str, total: int) -> tuple[bytes, int]:
-    """POST /v1/datasets with a `total`-byte file in chunked encoding (no Content-Length), as a raw socket
-    does it: keep sending until the server answers or closes; returns (response head, bytes sent)."""
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    head = (f"POST /v1/datasets HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-            "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
-    opening = b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbig\r\n' \
-              b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.zip"\r\n\r\n'
-    sock.sendall(head + f"{len(opening):x}\r\n".encode() + opening + b"\r\n")
-    chunk, sent = b"\0" * MB, 0
+def _send_until_answered(sock: socket.socket, block: bytes, payload: int, total: int) -> int:
+    """Send `block` (carrying `payload` bytes of the file) until `total` went out or the server answered or
+    closed; the file bytes sent."""
+    sent = 0
     try:
         while sent < total and not select.select([sock], [], [], 0)[0]:
-            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-            sent += len(chunk)
+            sock.sendall(block)
+            sent += payload
     except (BrokenPipeError, ConnectionResetError):
         pass
-    answer = _read_response(sock)
-    sock.close()
-    return answer, sent
+    return sent
 
 
 def _read_response(sock: socket.socket) -> bytes:
@@ -93,6 +84,22 @@ def _read_response(sock: socket.socket) -> bytes:
     except (ConnectionResetError, TimeoutError):
         pass
     return answer
+
+
+def _upload_chunked(url: str, key: str, total: int) -> tuple[bytes, int]:
+    """POST /v1/datasets with a `total`-byte file in chunked encoding (no Content-Length), as a raw socket
+    does it: keep sending until the server answers or closes; returns (response head, bytes sent)."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = (f"POST /v1/datasets HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    opening = b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbig\r\n' \
+              b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.zip"\r\n\r\n'
+    sock.sendall(head + f"{len(opening):x}\r\n".encode() + opening + b"\r\n")
+    sent = _send_until_answered(sock, f"{MB:x}\r\n".encode() + b"\0" * MB + b"\r\n", MB, total)
+    answer = _read_response(sock)
+    sock.close()
+    return answer, sent
 
 
 def test_a_200_mb_upload_is_413_while_the_api_stays_near_idle(stack):
@@ -135,31 +142,10 @@ def _predict_one_file(url: str, key: str, total: int, chunk: int = 256 * 1024) -
     sock.sendall((f"POST /v1/predict/mnist HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
                   "Content-Type: multipart/form-data; boundary=b\r\n"
                   f"Content-Length: {len(opening) + total + len(closing)}\r\n\r\n").encode() + opening)
-    block, sent = b"\0" * chunk, 0
-    try:
-        while sent < total and not select.select([sock], [], [], 0)[0]:
-            sock.sendall(block)
-            sent += len(block)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+    sent = _send_until_answered(sock, b"\0" * chunk, chunk, total)
     answer = _read_response(sock)
     sock.close()
     return answer, sent
-
-
-def _read_response(sock: socket.socket) -> bytes:
-    """The whole response: its head and Content-Length body can arrive in separate reads."""
-    answer = b""
-    try:
-        while part := sock.recv(65536):
-            answer += part
-            head, sep, body = answer.partition(b"\r\n\r\n")
-            length = re.search(rb"(?im)^content-length: *(\d+)", head) if sep else None
-            if length and len(body) >= int(length.group(1)):
-                break
-    except (ConnectionResetError, TimeoutError):
-        pass
-    return answer
 
 
 def test_a_200_mb_predict_file_is_413_before_12_mb_are_read(stack):
