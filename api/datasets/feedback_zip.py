@@ -2,7 +2,6 @@
 so it can be POSTed back to /v1/datasets as an image-folder upload."""
 from __future__ import annotations
 
-import io
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,9 +9,9 @@ from pathlib import Path
 from core.artifacts import ArtifactStore
 from core.errors import ArtifactMissing
 from core.orm import Prediction
+from api.predictions.png import as_png
 from ml.errors import BadImage
 from ml.extra_train import label_folder
-from ml.inference.decode import decode_upload
 
 # a kept input was accepted by the predict route; this only bounds what a stored object may make us decode
 _MAX_BYTES, _MAX_PIXELS = 64 * 1024**2, 40_000_000
@@ -36,12 +35,7 @@ def _as_png(store: ArtifactStore, row: Prediction) -> bytes | None:
             data = f.read()
     except ArtifactMissing:  # deleted since the rows were read
         return None
-    if row.input_media_type == "image/png":
-        return data
     try:  # another format: re-encoded as the predictor decoded it (first frame, EXIF orientation applied)
-        image = decode_upload(data, max_bytes=_MAX_BYTES, max_pixels=_MAX_PIXELS)
+        return as_png(data, row.input_media_type, max_bytes=_MAX_BYTES, max_pixels=_MAX_PIXELS)
     except BadImage:
         return None
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
