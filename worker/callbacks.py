@@ -59,8 +59,9 @@ class SqlCallbacks:
         # SQL gets at most one progress write per interval: the training loop must not wait on the DB
         write = now - self._last_progress_write >= self.progress_interval_s
         if progress.note is not None:  # a step before epoch 1 (extracting features): its own counters
+            # the step's end is always written: SQL must not say "0/60" of a finished step
             self._report(PREPARING_EPOCH, progress.batch, progress.batches, progress.samples_per_second,
-                         write=write, note=progress.note)
+                         write=write or progress.batch == progress.batches, note=progress.note)
             return
         self._batches = progress.batches
         self._report(progress.epoch, progress.batch, progress.batches, progress.samples_per_second, write=write)

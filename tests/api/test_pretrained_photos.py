@@ -21,14 +21,25 @@ def test_uploaded_shapes_train_in_head_mode_reuse_the_features_and_are_served(se
     assert response.status_code == 201, response.text
     assert "efficientnet_lite0" in response.json()["models"]
 
+    # the one worker is kept busy until the stream is open, so the stream sees the extraction live
+    blocker = submit(service, {"model": "mlp", "dataset": "mnist", "name": "blocker",
+                               "hyperparameters": {"epochs": 200, "max_train_samples": 2048, "batch_size": 8}})
+    wait_for(service, blocker["id"], "running")
     first_id = submit(service, {"model": "efficientnet_lite0", "dataset": "drawn", "hyperparameters": SMALL})["id"]
+
+    def release_the_worker(events):
+        if len(events) == 1:  # subscribed while the job waits: now let the worker go
+            assert events[0] == ("status", {"status": "queued"}), events
+            assert service.post(f"/v1/jobs/{blocker['id']}/cancel").status_code == 202  # asked of a running job
+
+    events = read_events(service, first_id, timeout_s=300, on_event=release_the_worker)
     # the worker's extraction notes reach the job's event stream, with the step's own counters (3 shapes x 20)
-    progress = [data for kind, data in read_events(service, first_id, timeout_s=300) if kind == "progress"]
+    progress = [data for kind, data in events if kind == "progress"]
     notes = [p for p in progress if p["note"]]
     assert notes and notes[-1]["note"] == "extracting features 60/60", progress
     assert all(p["epoch"] == 0 and p["batches"] == 60 for p in notes), notes
     assert notes[-1]["fraction"] == 1.0 and notes[-1]["eta_seconds"] == 0.0
-    assert any(p["epoch"] >= 1 and p["note"] is None for p in progress), progress  # then the epochs, no note
+    assert any((p["epoch"] or 0) >= 1 and p["note"] is None for p in progress), progress  # then the epochs, no note
     first = wait_for(service, first_id, timeout_s=60)
     assert first["status"] == "succeeded", first.get("error")
     assert first["result"]["extra"]["features"]["cache"] == "miss"

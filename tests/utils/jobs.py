@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -45,13 +46,17 @@ def wait_for(client: httpx.Client, job_id: str, statuses: set[str] | str = TERMI
         time.sleep(poll_s)
 
 
-def read_events(client: httpx.Client, job_id: str, timeout_s: float = 120.0) -> list[tuple[str, dict]]:
+def read_events(client: httpx.Client, job_id: str, timeout_s: float = 120.0,
+                on_event: Callable[[list[tuple[str, dict]]], None] | None = None) -> list[tuple[str, dict]]:
     """Read the job's SSE stream to its end; returns (event, data) pairs."""
-    return read_stream(client, f"/v1/jobs/{job_id}/events", timeout_s)
+    return read_stream(client, f"/v1/jobs/{job_id}/events", timeout_s, on_event)
 
 
-def read_stream(client: httpx.Client, path: str, timeout_s: float = 120.0) -> list[tuple[str, dict]]:
-    """Read an SSE stream (a job's or a sweep's) to its end; returns (event, data) pairs."""
+def read_stream(client: httpx.Client, path: str, timeout_s: float = 120.0,
+                on_event: Callable[[list[tuple[str, dict]]], None] | None = None) -> list[tuple[str, dict]]:
+    """Read an SSE stream (a job's or a sweep's) to its end; returns (event, data) pairs.
+
+    `on_event` is called with the events so far after each one arrives (e.g. to act once subscribed)."""
     events: list[tuple[str, dict]] = []
     kind = None
     with client.stream("GET", path, timeout=timeout_s) as response:
@@ -63,6 +68,8 @@ def read_stream(client: httpx.Client, path: str, timeout_s: float = 120.0) -> li
             elif line.startswith("data:") and kind is not None:
                 events.append((kind, json.loads(line.split(":", 1)[1].strip())))
                 kind = None
+                if on_event is not None:
+                    on_event(events)
     return events
 
 
