@@ -1,6 +1,8 @@
 """Predictor: rebuilt from a checkpoint file alone; probabilities, top-k and both output kinds."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -9,6 +11,7 @@ from ml.checkpoint import save_checkpoint
 from ml.config import resolve_config
 from ml.data.transforms import normalize, photo_to_uint8
 from ml.inference import Predictor
+from ml.inference.predictor import FORWARD_THREADS
 from ml.models import build_model, output_kind
 
 CATS_DOGS = {"name": "cats_dogs", "task": "binary", "classes": ["cat", "dog"], "input_shape": [3, 32, 32],
@@ -102,3 +105,20 @@ def test_flip_tta_answers_a_photo_and_its_mirror_alike(tmp_path, tta, invariant)
     [shown] = predictor.predict([image], explain=True)
     assert ("mirror" in shown.steps[-1]) == invariant, shown.steps  # explain says how it was scored
     assert ("centre 80%" in shown.steps[-1]) == (tta == "zoom_flip"), shown.steps
+
+
+def test_a_batch_of_large_photos_is_split_across_threads_and_answers_as_one_by_one(tmp_path):
+    dataset = {**CATS_DOGS, "input_shape": [3, 128, 128], "image_size": 128}  # 128² ≥ SPLIT_MIN_PIXELS
+    path, _ = _checkpoint(tmp_path, "cnn", dataset, {"image_size": 128, "tta": "flip"})
+    predictor = Predictor.load(path)
+    threads = []
+    predictor.model.register_forward_hook(lambda *_: threads.append(threading.current_thread().name))
+    images = [_photo((40 * i, 60, 200 - 30 * i)) for i in range(5)]
+    together = predictor.predict(images, top_k=2)
+    if FORWARD_THREADS > 1:  # the batch went in parts, each on a forward thread (with its mirror: TTA)
+        assert len(threads) == 2 * min(FORWARD_THREADS, 5) and all(t.startswith("forward") for t in threads), threads
+    threads.clear()
+    alone = [predictor.predict([img], top_k=2)[0] for img in images]
+    assert threads == [threading.current_thread().name] * 10  # a lone image is not worth a hop
+    for a, b in zip(together, alone):
+        assert a.class_index == b.class_index and a.confidence == pytest.approx(b.confidence, abs=1e-5)
