@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev run test test-fast test-service test-postgres lint-imports clean
+.PHONY: install install-dev run test test-slow test-all test-service test-postgres lint-imports clean
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,20 +31,26 @@ run: $(RUN_STAMP)
 lint-imports: $(DEV_STAMP)
 	$(VENV)/bin/lint-imports
 
+# every test but the slow group (~9 min on two cores); CI runs the slow group and the PostgreSQL tier after it
 test: $(DEV_STAMP) lint-imports
-	$(PY) -m pytest
-
-test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not slow"
+
+# the slow group: crash and launcher tests, fuzzing, the README's examples, training on real data (~9 min)
+test-slow: $(DEV_STAMP)
+	$(PY) -m pytest -m slow
+
+test-all: $(DEV_STAMP) lint-imports
+	$(PY) -m pytest
 
 # the service tests alone (real Redis, Celery worker, API over HTTP, database)
 test-service: $(DEV_STAMP)
 	$(PY) -m pytest -m service
 
-# the same service tests on PostgreSQL: TEST_DATABASE_URL names a server (.ci/run starts a private one)
+# the service tests on PostgreSQL: TEST_DATABASE_URL names a server (.ci/run starts a private one); of
+# the slow group, those marked `postgres` (the SQLite run covers the rest of it)
 test-postgres: $(DEV_STAMP)
 	@test -n "$(TEST_DATABASE_URL)" || { echo "set TEST_DATABASE_URL=postgresql+psycopg://USER@HOST:PORT/DB"; exit 2; }
-	$(PY) -m pytest -m service
+	$(PY) -m pytest -m "service and (not slow or postgres)"
 
 clean:
 	rm -rf var .pytest_cache

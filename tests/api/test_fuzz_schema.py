@@ -23,6 +23,7 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,r
           "response_schema_conformance,unsupported_method")
 
 
+@pytest.mark.slow
 def test_fuzzing_the_schema_finds_no_5xx_and_no_response_off_its_schema(tmp_path):
     # one worker: two threads make hypothesis trip a CPython 3.11 ast.parse error (SystemError, not our API)
     stack = Stack(tmp_path, extra_env={"MAX_QUEUED_JOBS_PER_OWNER": "20"})

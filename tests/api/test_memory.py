@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -47,6 +48,7 @@ def measure_heap_after_decodes() -> None:
     print(json.dumps({"before": before, "grown": grown, "after": _rss_mb(), "trimmed": trimmed}))
 
 
+@pytest.mark.slow
 def test_the_heap_that_large_decodes_left_goes_back_after_a_trim():
     # a process of its own: in a long test session the heap already holds free space from earlier tests,
     # so the growth this measures would depend on what ran before

@@ -62,6 +62,7 @@ def client_without_key_is_refused(base: str) -> bool:
     return httpx.get(f"{base}/v1/jobs", timeout=10).status_code == 401
 
 
+@pytest.mark.slow
 def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
     port = free_port()
     var_dir = tmp_path / "var"

@@ -215,6 +215,7 @@ def test_resuming_from_the_final_checkpoint_only_tests(tmp_path, data_dir, cache
     assert again.test.accuracy == whole.test.accuracy
 
 
+@pytest.mark.slow
 def test_bf16_trains_in_mixed_precision_keeps_fp32_weights_and_resumes_exactly(tmp_path, data_dir, cache_dir):
     kw = dict(epochs=2, image_size=32, augment="none", max_train_samples=300, max_eval_samples=100)
     fp32 = run("cnn", "cats_dogs", tmp_path, data_dir, cache_dir, out="fp32", precision="fp32", **kw)

@@ -34,6 +34,7 @@ def _wait(condition, worker: Worker, timeout_s: float = 120) -> None:
 
 
 @pytest.mark.service
+@pytest.mark.slow
 def test_three_pool_children_take_a_gpu_each_and_a_replaced_child_takes_the_same(tmp_path):
     stack = Stack(tmp_path, extra_env={"WORKER_NAME": "gpus@test", "WORKER_CONCURRENCY": "3",
                                        "WORKER_GPUS": "a,b,c", "LOG_LEVEL": "info"})

@@ -19,7 +19,7 @@ from tests.utils.stack import Stack
 from tests.utils.tables import linear_csv
 from tests.worker.test_crashes import CRASHY, assert_each_epoch_once, wait_mid_epoch
 
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.postgres]
 
 BUCKET, PREFIX = "trainserve", "artifacts"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "any", "AWS_SECRET_ACCESS_KEY": "any", "AWS_REGION": "us-east-1"}
