@@ -102,8 +102,18 @@ class LocalStore:
         """Every file under `prefix` (temporary files too: they are what a crash left)."""
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         if base.is_file():
-            return [ObjectInfo(prefix, base.stat().st_size)]
+            return [ObjectInfo(prefix, size)] if (size := _size(base)) is not None else []
         if not base.is_dir():
             return []
-        return sorted((ObjectInfo(p.relative_to(self.root).as_posix(), p.stat().st_size)
-                       for p in base.rglob("*") if p.is_file()), key=lambda o: o.key)
+        found = ((p, _size(p)) for p in base.rglob("*") if p.is_file())
+        return sorted((ObjectInfo(p.relative_to(self.root).as_posix(), size) for p, size in found if size is not None),
+                      key=lambda o: o.key)
+
+
+def _size(path: Path) -> int | None:
+    """The file's size; None when it went between the listing and now (a worker renamed its temporary
+    checkpoint into place: GET /v1/jobs/{id} answered a 500 for it on PostgreSQL's tier)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -219,3 +221,30 @@ def test_ensure_bucket_creates_a_missing_bucket_once(s3_endpoint, tmp_path):
     store.put("k", _file(tmp_path, b"v"))
     assert [o.key for o in store.list()] == ["k"]
     _client(s3_endpoint).delete_object(Bucket=bucket, Key="x/k")
+
+
+def test_listing_while_a_worker_renames_its_temporary_checkpoints_never_fails(tmp_path):
+    # the worker writes `.epoch-N.pt.tmp-PID`, then renames it into place; GET /v1/jobs/{id} lists the
+    # job's folder meanwhile (its disk bytes) and must never trip over a file that just went
+    store = open_store((tmp_path / "store").as_uri(), Settings(var_dir=tmp_path / "var"))
+    folder = tmp_path / "store" / "jobs" / "j1"
+    folder.mkdir(parents=True)
+    stop = threading.Event()
+
+    def write_checkpoints() -> None:
+        epoch = 0
+        while not stop.is_set():
+            epoch += 1
+            temporary = folder / f".epoch-{epoch:03d}.pt.tmp-1"
+            temporary.write_bytes(b"x" * 64)
+            temporary.rename(folder / f"epoch-{epoch:03d}.pt")
+            (folder / f"epoch-{epoch:03d}.pt").unlink()  # the folder stays small: keep-last-k
+    writer = threading.Thread(target=write_checkpoints)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            assert all(o.key.startswith("jobs/j1/") and o.size_bytes <= 64 for o in store.list("jobs/j1/"))
+    finally:
+        stop.set()
+        writer.join()
