@@ -154,9 +154,18 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
                         headers={"Allow": ", ".join(allowed)})
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: still JSON, like every other error, and without its message (it may hold a server path).
+    Starlette re-raises it after this response, so the server's log has the traceback."""
+    return JSONResponse(status_code=500, content={
+        "detail": f"internal error ({type(exc).__name__}); the server's log has the details"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register a handler for each error in STATUS (a subclass finds its own entry before its base's), and
-    one for the driver errors that mean the database is busy, gone or full (DRIVER_ERRORS)."""
+    """Register a handler for each error in STATUS (a subclass finds its own entry before its base's), one
+    for the driver errors that mean the database is busy, gone or full (DRIVER_ERRORS), and a JSON 500 for
+    anything else."""
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(RequestValidationError, _request_validation)
     for driver_error in DRIVER_ERRORS:
         app.add_exception_handler(driver_error, _driver_error)

@@ -122,3 +122,9 @@ def test_an_upload_over_a_cap_is_413_and_a_bad_one_422():
     assert _answer(UploadTooLarge("the CSV has more than 10 rows")).status_code == 413
     response = _answer(BadUpload("the file is empty"))
     assert (response.status_code, response.json()) == (422, {"detail": "the file is empty"})
+
+
+def test_an_unexpected_error_is_a_json_500_without_its_message():
+    response = _answer(FileNotFoundError(2, "No such file or directory", "/srv/var/artifacts/jobs/x/.epoch-002.pt.tmp-1"))
+    assert response.status_code == 500 and response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": "internal error (FileNotFoundError); the server's log has the details"}
