@@ -98,8 +98,7 @@ class _JobStream:
                 # job read SQL 100 times a second, slowing every other route)
                 next_db_check = loop.time() + self._poll_s()
                 if (event := self._from_message(message)) is not None:
-                    phase = (message.data.get("epoch"), message.data.get("note"))  # a progress event's step
-                    for paced in self.pacer.offer(event, loop.time(), final=self.done, phase=phase):
+                    for paced in self.pacer.offer(event, loop.time(), final=self.done, epoch=message.data.get("epoch")):
                         yield paced
             if due := self.pacer.take_due(loop.time()):
                 yield together(due)  # one write per tick, however many events it carries
@@ -170,18 +169,18 @@ class _Pacer:
 
     Each stream ticks every `interval_s` from a random phase, so a job's many streams write spread over
     the interval: an update no longer makes every stream write in one loop turn (200 streams on a
-    running job made `GET /v1/jobs` p99 3-4x). Of consecutive held `progress` events of one phase (the
-    same epoch, or the same step before epoch 1, such as feature extraction) only the latest is kept, so
-    each phase's last word gets through; epoch, checkpoint and status events are all kept, in order.
+    running job made `GET /v1/jobs` p99 3-4x). Of consecutive held `progress` events of one epoch (epoch
+    0: the steps before the first, such as feature extraction) only the latest is kept, so each epoch's
+    last word gets through; epoch, checkpoint and status events are all kept, in order.
     """
 
     def __init__(self, interval_s: float):
         self.interval_s = interval_s
         self.held: list[dict[str, str]] = []
-        self.last_phase: object = None  # of the last held event when it is a progress event
+        self.last_epoch: int | None = None  # of the last held event when it is a progress event
         self.tick: float | None = None  # set at the first event, from a random phase
 
-    def offer(self, event: dict[str, str], now: float, *, final: bool, phase: object = None) -> list[dict[str, str]]:
+    def offer(self, event: dict[str, str], now: float, *, final: bool, epoch: int | None = None) -> list[dict[str, str]]:
         """What to send now: nothing until the tick, except the `final` status (behind what is held)."""
         if self.interval_s == 0:
             return [event]
@@ -192,11 +191,11 @@ class _Pacer:
         elif not self.held and self.tick < now:  # idle ticks passed: keep the phase, skip to the next
             self.tick += self.interval_s * math.ceil((now - self.tick) / self.interval_s)
         progress = event["event"] == "progress"
-        if progress and self.held and self.held[-1]["event"] == "progress" and self.last_phase == phase:
-            self.held[-1] = event  # the latest progress of the phase wins
+        if progress and self.held and self.held[-1]["event"] == "progress" and self.last_epoch == epoch:
+            self.held[-1] = event  # the latest progress of the epoch wins
         else:
             self.held.append(event)
-        self.last_phase = phase if progress else None
+        self.last_epoch = epoch if progress else None
         return []
 
     def due_at(self) -> float:
