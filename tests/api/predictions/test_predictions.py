@@ -6,6 +6,7 @@ import hashlib
 import io
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -234,3 +235,17 @@ def test_deleting_a_job_removes_its_predictions_kept_inputs(api, store, db_sessi
     assert api.delete(f"/v1/jobs/{idle['job_id']}").status_code == 204
     assert not store.list(f"predictions/{answer['prediction_id']}/")
     assert api.get(f"/v1/predictions/{answer['prediction_id']}").status_code == 404  # the row cascaded
+
+
+def test_a_flood_of_unknown_ids_gets_its_404s_without_holding_every_thread(alice):
+    # one unknown id waits once for the log's writers (feedback right after predict); at most four wait
+    # at a time, so sixteen at once do not tie up sixteen of the threads the sync routes share
+    def ask(i: int) -> tuple[int, float]:
+        started = time.perf_counter()
+        response = alice.get(f"/v1/predictions/00000000-0000-4000-8000-{i:012d}")
+        return response.status_code, time.perf_counter() - started
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(ask, range(16)))
+    assert {status for status, _ in answers} == {404}
+    waited = sum(seconds >= 0.29 for _, seconds in answers)
+    assert 1 <= waited <= 4, answers
