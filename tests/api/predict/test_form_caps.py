@@ -8,10 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from api.errors import install_error_handlers
-from starlette.datastructures import Headers
-
 from api.predict.errors import FileTooLarge
-from api.predict.form import _CappedParts, read_form
+from api.predict.form import read_form, read_parts
 
 
 def _app(max_file_bytes: int) -> FastAPI:
@@ -62,9 +60,8 @@ def test_the_parser_stops_reading_at_the_cap():
             chunks_read.append(len(chunk))
             yield chunk
 
-    parser = _CappedParts(Headers({"content-type": "multipart/form-data; boundary=b"}), body(), max_file_bytes=1000)
     with pytest.raises(FileTooLarge):
-        asyncio.run(parser.parse())
+        asyncio.run(read_parts("multipart/form-data; boundary=b", body(), max_file_bytes=1000))
     assert sum(chunks_read) < 2_000  # the small file and the big one's first 1,100 bytes, not its 100 kB
 
 
@@ -73,3 +70,42 @@ def test_a_broken_multipart_body_is_still_400():
     answer = TestClient(app).post("/predict", content=b"not multipart",
                                   headers={"content-type": "multipart/form-data; boundary=b"})
     assert answer.status_code == 400 and "multipart" in answer.json()["detail"]
+
+
+def _parts(body: bytes, max_file_bytes: int = 10_000_000):
+    async def chunks():
+        for start in range(0, len(body), 7000):  # the body in pieces, as a socket delivers it
+            yield body[start:start + 7000]
+
+    return asyncio.run(read_parts("multipart/form-data; boundary=b", chunks(), max_file_bytes=max_file_bytes))
+
+
+def _part(name: str, value: bytes, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+    return f"--b\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+
+
+def test_files_and_fields_come_back_in_order_and_a_large_file_spools_to_disk_whole():
+    big = bytes(range(256)) * 8192  # 2 MiB: past the 1 MiB kept in memory
+    form = _parts(_part("files", big, "big.png") + _part("top_k", "5".encode()) + _part("files", b"", "")
+                  + _part("note", "é".encode()) + b"--b--\r\n")
+    try:
+        files = form.getlist("files")
+        assert [f.filename for f in files] == ["big.png", ""] and files[0].size == len(big)
+        assert files[0].file.read() == big and files[0].file._rolled  # on disk, rewound, every byte
+        assert form.get("top_k") == "5" and form.get("note") == "é"
+    finally:
+        asyncio.run(form.close())
+
+
+@pytest.mark.parametrize("body, why", [
+    (_part("files", b"x", "a.png"), "end of multipart stream"),  # no closing boundary: cut short
+    (b"".join(_part("f", b"1", f"{i}.png") for i in range(1001)) + b"--b--\r\n", "Too many files"),
+    (_part("top_k", b"1" * (1024 * 1024 + 1)) + b"--b--\r\n", "maximum size"),
+])
+def test_a_cut_short_body_too_many_files_or_a_huge_text_field_is_unreadable(body, why):
+    from api.predict.errors import UnreadableForm
+
+    with pytest.raises(UnreadableForm) as info:
+        _parts(body)
+    assert why in str(info.value)
