@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import app_settings
@@ -46,11 +47,12 @@ class ApiKeyAuth(HTTPBearer):
         if settings.auth == "off":
             principal = LOCAL_ADMIN
         else:
-            credentials = await super().__call__(request)
-            if credentials is None:
+            # HTTPBearer's own parsing, without the credentials model it builds (auto_error is off anyway)
+            scheme, key = get_authorization_scheme_param(request.headers.get("Authorization"))
+            if scheme.lower() != "bearer" or not key:
                 raise NotAuthenticated("send an API key as `Authorization: Bearer <key>` (the first `make run` "
                                        "printed an admin key; `trainserve keys create` makes more)")
-            principal = await _verified(request, credentials.credentials, settings.database_url)
+            principal = await _verified(request, key, settings.database_url)
         request.state.principal = principal
         return principal
 
