@@ -24,9 +24,12 @@ def photo_to_uint8(image: Image.Image, image_size: int) -> torch.Tensor:
     return photo_eval_transform(image_size)(image.convert("RGB"))
 
 
-def normalize(x_uint8: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 scaled to [0, 1] and standardised per channel."""
+def normalize(x_uint8: torch.Tensor, mean: list[float] | torch.Tensor, std: list[float] | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 scaled to [0, 1] and standardised per channel.
+
+    `mean`, `std`: per channel, as lists or as float32 tensors (a caller that normalises often keeps those).
+    """
     x = x_uint8.float().div_(255.0)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     return x.sub_(m).div_(s)

@@ -9,6 +9,7 @@ differences so the model sees what it was trained on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -83,29 +84,49 @@ def frame(image: Image.Image, style: MnistStyle = DIGITS) -> Framed:
     return Framed(torch.from_numpy(np.round(placed * 255.0).astype(np.uint8))[None], steps)
 
 
+# each grey level 0-255 as the float32 number _ink starts from
+_LEVELS = np.arange(256, dtype=np.float32) / 255.0
+
+
 def _ink(image: Image.Image, noise_floor: float) -> tuple[np.ndarray, list[str]]:
     """Grayscale float [0, 1] where 0 is background and 1 the strongest ink, whatever the colours."""
     steps = ["grayscale"]
-    g = np.asarray(image.convert("L"), dtype=np.float32)
-    g /= 255.0  # in place from here on: the same float32 numbers without a new array per step
+    grey = np.asarray(image.convert("L"))
+    # Every step maps a grey level to a number, whatever the pixel's neighbours: the steps run on the 256
+    # levels and one lookup makes the image: the same float32 numbers as running them on each pixel,
+    # for a fraction of the cost (~70 of ~110 µs on a 100×100 upload went to those per-pixel passes).
     # The border is mostly background, even for off-centre content: its median is the paper's tone.
-    b = max(1, min(g.shape) // 32)
-    border = np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[:, :b].ravel(), g[:, -b:].ravel()])
-    background = float(np.median(border))
+    b = max(1, min(grey.shape) // 32)
+    border = np.concatenate([grey[:b].ravel(), grey[-b:].ravel(), grey[:, :b].ravel(), grey[:, -b:].ravel()])
+    background = _median(_LEVELS[border])
+    levels = _LEVELS.copy()
     if background > 0.5:  # dark on light (paper, paint canvas): invert, as MNIST is light on black
-        np.subtract(1.0, g, out=g)
+        np.subtract(1.0, levels, out=levels)
         background = 1.0 - background
         steps.append("inverted (dark on a light background)")
-    g -= background
-    top = float(g.max())
+        strongest = int(grey.min())  # the steps keep the order of levels (reversed once inverted)
+    else:
+        strongest = int(grey.max())
+    levels -= background
+    top = float(levels[strongest])
     if top < 0.08:  # no contrast at all: a blank canvas
-        return np.zeros_like(g), steps
-    g /= top
+        return np.zeros(grey.shape, dtype=np.float32), steps
+    levels /= top
     steps.append("background removed, contrast stretched")
     # one clip for both steps: a value below 0 stays below 0 after taking noise_floor off, and g / top <= 1
-    g -= noise_floor
-    g /= 1.0 - noise_floor
-    return np.clip(g, 0.0, 1.0, out=g), steps
+    levels -= noise_floor
+    levels /= 1.0 - noise_floor
+    np.clip(levels, 0.0, 1.0, out=levels)
+    return levels[grey], steps
+
+
+def _median(a: np.ndarray) -> float:
+    """np.median's number (the mean of the middle two of an even count) without its ~25 µs of dispatch."""
+    k = a.size // 2
+    if a.size % 2:
+        return float(np.partition(a, k)[k])
+    middle = np.partition(a, (k - 1, k))
+    return float((middle[k - 1] + middle[k]) / 2)
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -201,7 +222,7 @@ def _place(small: np.ndarray, centre_by_mass: bool) -> np.ndarray:
     h, w = small.shape
     if centre_by_mass:
         total = float(small.sum())
-        ys, xs = np.indices(small.shape)
+        ys, xs = _indices(h, w)
         cy = float((small * ys).sum()) / total
         cx = float((small * xs).sum()) / total
         top, left = round(_MNIST_CENTRE - cy), round(_MNIST_CENTRE - cx)
@@ -212,3 +233,11 @@ def _place(small: np.ndarray, centre_by_mass: bool) -> np.ndarray:
     frame = np.zeros((SIZE, SIZE), dtype=np.float32)
     frame[top:top + h, left:left + w] = small
     return frame
+
+
+@lru_cache(maxsize=1024)
+def _indices(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.indices((h, w)), made once per shape (at most box × box of them), read-only."""
+    ys, xs = np.indices((h, w))
+    ys.flags.writeable = xs.flags.writeable = False
+    return ys, xs

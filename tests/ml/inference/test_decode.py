@@ -181,6 +181,13 @@ def test_a_png_whose_data_ends_before_its_header_size_is_refused_like_a_truncate
     assert "truncated" in reason and f"{width}×{height}" in reason
 
 
+def test_a_complete_png_whose_last_row_is_black_is_counted_and_decodes():
+    # a decoded last row with ink proves the data was whole; an all-black one is checked by counting
+    # (row i of short_png is grey level i % 256: row 256, the last of 257, is black)
+    assert decode_upload(short_png(10, 257, 257), **CAPS).size == (10, 257)
+    assert "truncated" in _refusal(short_png(10, 258, 257))
+
+
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"])
 @pytest.mark.parametrize("interlace", [0, 1])
 def test_complete_pngs_of_every_depth_and_interlacing_still_decode(mode, interlace):
