@@ -11,7 +11,6 @@ import logging
 import queue
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ class PredictionLog:
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
+        self._urgent = threading.Event()  # set by flush and close: write what is queued now
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -69,12 +69,14 @@ class PredictionLog:
         """Wait until everything queued so far is written; False if that took longer than `timeout_s`."""
         done = threading.Event()
         self._queue.put(done, timeout=timeout_s)
+        self._urgent.set()
         return done.wait(timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write what is queued, then stop the thread (the API's shutdown)."""
         try:
             self._queue.put(_STOP, timeout=timeout_s)
+            self._urgent.set()
         except queue.Full:
             log.warning("prediction log: queue still full at shutdown; %d rows dropped", self._queue.qsize())
             return
@@ -96,13 +98,16 @@ class PredictionLog:
                 return
 
     def _gather(self, first: Any) -> list:
-        batch, deadline = [first], time.monotonic() + self._max_wait_s
+        batch = [first]
+        if isinstance(first, LoggedPrediction) and self._queue.qsize() < self._max_batch - 1:
+            # Sleep out the window, then take what came. Waiting on the queue instead woke this thread for
+            # every row: a GIL hand-off in the middle of each predict request (1-client p50 +0.2 ms).
+            # A flush or the stop cuts the sleep short.
+            self._urgent.wait(self._max_wait_s)
+            self._urgent.clear()
         while len(batch) < self._max_batch and isinstance(batch[-1], LoggedPrediction):
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                break
             try:
-                batch.append(self._queue.get(timeout=timeout))
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         return batch
