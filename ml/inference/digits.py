@@ -151,8 +151,9 @@ def _shrink(a: np.ndarray, longest: int) -> np.ndarray:
 
 
 def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
-    out = Image.fromarray(a.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(out, dtype=np.float32)
+    a = np.ascontiguousarray(a, dtype=np.float32)  # frombuffer wraps it as it is: no copy, unlike fromarray
+    out = Image.frombuffer("F", (a.shape[1], a.shape[0]), a, "raw", "F", 0, 1)
+    return np.asarray(out.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def _even_strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
@@ -160,8 +161,9 @@ def _even_strokes(ink: np.ndarray) -> tuple[np.ndarray, int]:
     mask = ink > 0.35
     area = np.count_nonzero(mask)
     padded = _padded(mask, 1)
-    interior = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
-                & padded[1:-1, :-2] & padded[1:-1, 2:])
+    interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1]
+    for neighbour in (padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]):
+        interior &= neighbour
     edge = area - np.count_nonzero(interior)  # interior pixels are mask pixels
     if area == 0 or edge == 0:
         return ink, 0
@@ -211,8 +213,8 @@ def _fit(ink: np.ndarray, box: int) -> np.ndarray:
     """Scale so the longest side is `box` pixels, keeping the aspect ratio (anti-aliased)."""
     h, w = ink.shape
     s = box / max(h, w)
+    # no clip: the ink is >= 0 and a bilinear filter's weights are too
     small = _resize(ink, max(1, round(w * s)), max(1, round(h * s)))
-    small = np.clip(small, 0.0, None)
     top = float(small.max())
     return small / top if top > 0 else small
 
