@@ -83,16 +83,21 @@ def _png_raw_bytes(width: int, height: int, bit_depth: int, colour_type: int, in
 
 
 def _last_row_decoded(image: Image.Image) -> bool:
-    """True when a loaded PNG's last row holds a non-zero byte: then its data reached the end.
+    """True when a loaded PNG's last row shows a decoded pixel: then its data reached the end.
 
     Pillow decodes whole rows, top to bottom, into zeroed memory, so a stream that ends early leaves
-    the last row all zeros. Interlaced images fill rows in passes: no shortcut for them. Most uploads
-    (dark on white paper) end here; the others pay _check_png_rows' second inflate (~30 µs at 100²).
+    the last row all zeros: a non-zero corner of it proves the rows are all there. Interlaced images
+    fill rows in passes: no shortcut for them. Most uploads (dark on white paper) end here; the
+    others pay _check_png_rows' second inflate (~15 µs at 100², ~30 ms at 12 Mpx).
     """
     if image.info.get("interlace"):
         return False
     width, height = image.size
-    return any(image.crop((0, height - 1, width, height)).tobytes())
+    return any(_nonzero(image.getpixel((x, height - 1))) for x in (0, width - 1))
+
+
+def _nonzero(pixel) -> bool:
+    return any(pixel) if isinstance(pixel, tuple) else bool(pixel)
 
 
 def _check_png_rows(data: bytes) -> None:
