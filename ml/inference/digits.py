@@ -84,40 +84,29 @@ def frame(image: Image.Image, style: MnistStyle = DIGITS) -> Framed:
     return Framed(torch.from_numpy(np.round(placed * 255.0).astype(np.uint8))[None], steps)
 
 
-# each grey level 0-255 as the float32 number _ink starts from
-_LEVELS = np.arange(256, dtype=np.float32) / 255.0
-
-
 def _ink(image: Image.Image, noise_floor: float) -> tuple[np.ndarray, list[str]]:
     """Grayscale float [0, 1] where 0 is background and 1 the strongest ink, whatever the colours."""
     steps = ["grayscale"]
-    grey = np.asarray(image.convert("L"))
-    # Every step maps a grey level to a number, whatever the pixel's neighbours: the steps run on the 256
-    # levels and one lookup makes the image: the same float32 numbers as running them on each pixel,
-    # for a fraction of the cost (~70 of ~110 µs on a 100×100 upload went to those per-pixel passes).
+    g = np.asarray(image.convert("L"), dtype=np.float32)
+    g /= 255.0  # in place from here on: the same float32 numbers without a new array per step
     # The border is mostly background, even for off-centre content: its median is the paper's tone.
-    b = max(1, min(grey.shape) // 32)
-    border = np.concatenate([grey[:b].ravel(), grey[-b:].ravel(), grey[:, :b].ravel(), grey[:, -b:].ravel()])
-    background = _median(_LEVELS[border])
-    levels = _LEVELS.copy()
+    b = max(1, min(g.shape) // 32)
+    border = np.concatenate([g[:b].ravel(), g[-b:].ravel(), g[:, :b].ravel(), g[:, -b:].ravel()])
+    background = _median(border)
     if background > 0.5:  # dark on light (paper, paint canvas): invert, as MNIST is light on black
-        np.subtract(1.0, levels, out=levels)
+        np.subtract(1.0, g, out=g)
         background = 1.0 - background
         steps.append("inverted (dark on a light background)")
-        strongest = int(grey.min())  # the steps keep the order of levels (reversed once inverted)
-    else:
-        strongest = int(grey.max())
-    levels -= background
-    top = float(levels[strongest])
+    g -= background
+    top = float(g.max())
     if top < 0.08:  # no contrast at all: a blank canvas
-        return np.zeros(grey.shape, dtype=np.float32), steps
-    levels /= top
+        return np.zeros_like(g), steps
+    g /= top
     steps.append("background removed, contrast stretched")
     # one clip for both steps: a value below 0 stays below 0 after taking noise_floor off, and g / top <= 1
-    levels -= noise_floor
-    levels /= 1.0 - noise_floor
-    np.clip(levels, 0.0, 1.0, out=levels)
-    return levels[grey], steps
+    g -= noise_floor
+    g /= 1.0 - noise_floor
+    return np.clip(g, 0.0, 1.0, out=g), steps
 
 
 def _median(a: np.ndarray) -> float:
