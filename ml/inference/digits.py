@@ -81,7 +81,8 @@ def frame(image: Image.Image, style: MnistStyle = DIGITS) -> Framed:
     steps.append(f"scaled to fit {style.box}×{style.box}, keeping the aspect ratio")
     placed = _place(small, style.centre_by_mass)
     steps.append(f"centred by mass in {SIZE}×{SIZE}" if style.centre_by_mass else f"centred in {SIZE}×{SIZE}")
-    return Framed(torch.from_numpy(np.round(placed * 255.0).astype(np.uint8))[None], steps)
+    placed *= 255.0
+    return Framed(torch.from_numpy(np.round(placed, out=placed).astype(np.uint8)[None]), steps)
 
 
 def _ink(image: Image.Image, noise_floor: float) -> tuple[np.ndarray, list[str]]:
