@@ -117,7 +117,7 @@ async def read_parts(content_type: str, chunks: AsyncIterable[bytes], *, max_fil
                             text.clear()
                     elif event is None:  # the part's end
                         if upload is None:
-                            items.append((part.name or "", text.decode(part.charset or "utf-8", errors="replace")))
+                            items.append((part.name or "", _text(text, part.charset)))
                     elif upload is not None:  # a piece of a file
                         if upload.size + len(event) > max_file_bytes:
                             raise FileTooLarge(files, upload.filename, max_file_bytes)
@@ -136,6 +136,14 @@ async def read_parts(content_type: str, chunks: AsyncIterable[bytes], *, max_fil
         if isinstance(value, UploadFile):
             await value.seek(0)
     return FormData(items)
+
+
+def _text(value: bytearray, charset: str | None) -> str:
+    """A text field's value in its part's charset (UTF-8 when it names none); undecodable bytes become U+FFFD."""
+    try:
+        return value.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know: the client's mistake, not a 500
+        raise UnreadableForm(f"a text field names an unknown charset {charset[:40]!r}") from None
 
 
 async def _close(items: list[tuple[str, str | UploadFile]]) -> None:

@@ -102,8 +102,10 @@ def test_files_and_fields_come_back_in_order_and_a_large_file_spools_to_disk_who
     (_part("files", b"x", "a.png"), "end of multipart stream"),  # no closing boundary: cut short
     (b"".join(_part("f", b"1", f"{i}.png") for i in range(1001)) + b"--b--\r\n", "Too many files"),
     (_part("top_k", b"1" * (1024 * 1024 + 1)) + b"--b--\r\n", "maximum size"),
+    (b'--b\r\nContent-Disposition: form-data; name="top_k"\r\nContent-Type: text/plain; charset=bogus\r\n\r\n'
+     b"3\r\n--b--\r\n", "unknown charset 'bogus'"),
 ])
-def test_a_cut_short_body_too_many_files_or_a_huge_text_field_is_unreadable(body, why):
+def test_a_cut_short_body_too_many_files_a_huge_text_field_or_an_unknown_charset_is_unreadable(body, why):
     from api.predict.errors import UnreadableForm
 
     with pytest.raises(UnreadableForm) as info:

@@ -181,8 +181,8 @@ def test_a_png_whose_data_ends_before_its_header_size_is_refused_like_a_truncate
     assert "truncated" in reason and f"{width}×{height}" in reason
 
 
-def test_a_complete_png_whose_last_row_is_black_is_counted_and_decodes():
-    # a decoded last row with ink proves the data was whole; an all-black one is checked by counting
+def test_a_complete_png_whose_last_row_is_black_decodes_and_one_row_short_does_not():
+    # black rows at the end look like the zeros Pillow leaves for missing rows: only the count tells them apart
     # (row i of short_png is grey level i % 256: row 256, the last of 257, is black)
     assert decode_upload(short_png(10, 257, 257), **CAPS).size == (10, 257)
     assert "truncated" in _refusal(short_png(10, 258, 257))
