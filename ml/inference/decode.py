@@ -36,13 +36,11 @@ def decode_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Imag
         raise BadImage(
             f"the image is {width}×{height} = {width * height:,} pixels; the limit is {limit:,} pixels"
         )
-    if image.format == "PNG":
+    if image.format == "PNG":  # before the load: a short stream is refused before its pixels are allocated
         _check_png_rows(data)
     try:
         image.seek(0)  # animations: the first frame
         image.load()
-    except BadImage:
-        raise
     except Exception as exc:  # any decoder failure on user bytes is the upload's fault
         raise BadImage(f"the image data is truncated or corrupt ({_reason(exc)})") from None
     try:
