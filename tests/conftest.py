@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine
@@ -24,6 +25,7 @@ from core.embedded_redis import free_port, start_redis
 from core.settings import PROJECT_ROOT, Settings
 from core.keys import create_key
 from core.orm import Role
+from core.queue import broker_job_ids
 from tests.utils.clients import api_client, leaks
 from tests.utils.databases import fresh_database
 from tests.utils.stack import Worker, stop_group
@@ -144,6 +146,7 @@ def worker(service_env, tmp_path_factory) -> Iterator[Worker]:
         time.sleep(0.2)
     yield handle
     _stop(process, timeout_s=30)
+    _assert_nothing_recovered(handle.log_text())
 
 
 @pytest.fixture(scope="session")
@@ -171,6 +174,19 @@ def api_url(service_env, tmp_path_factory) -> Iterator[str]:
         time.sleep(0.1)
     yield url
     _stop(process)
+    _assert_nothing_recovered(log.read_text(errors="replace"))
+
+
+# what the maintenance pass logs when it recovers jobs (core/maintenance.py)
+_RECOVERED = ("re-sent", "whose worker was not seen")
+
+
+def _assert_nothing_recovered(log_text: str) -> None:
+    """The shared service never had to recover a job. One it did was written into its database by a
+    test with no real worker behind it, and it trained ahead of every later test's jobs (see
+    tests/core/conftest.py)."""
+    recovered = [line for line in log_text.splitlines() if any(words in line for words in _RECOVERED)]
+    assert not recovered, f"the shared service's maintenance recovered jobs no test gave it: {recovered[:3]}"
 
 
 @pytest.fixture
@@ -184,3 +200,28 @@ def client(api_url, admin_key) -> Iterator[httpx.Client]:
 def service(client, worker) -> httpx.Client:
     """The API client, with a worker running behind it (for tests that train)."""
     return client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that used the session's worker reports what the worker and the broker were doing."""
+    report = yield
+    if report.failed and isinstance(item.funcargs.get("worker"), Worker):
+        report.sections.append(("session worker and broker", _worker_and_broker(
+            item.funcargs["worker"], item.funcargs.get("redis_url"))))
+    return report
+
+
+def _worker_and_broker(worker: Worker, url: str | None) -> str:
+    alive = "running" if worker.process.poll() is None else f"exited {worker.process.returncode}"
+    lines = [f"worker {worker.name}: {alive}"]
+    if url:
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=2)
+            lists = {key.decode(errors="replace"): client.llen(key)
+                     for key in client.scan_iter(match="training*") if client.type(key) == b"list"}
+            lines.append(f"broker lists {lists}, unacked {client.hlen('unacked')}, waiting ids {sorted(broker_job_ids(client))}")
+        except redis.RedisError as exc:
+            lines.append(f"broker unreadable: {exc!r}")
+    lines += ["--- worker log (last 80 lines)", *worker.log_text().splitlines()[-80:]]
+    return "\n".join(lines)
