@@ -19,6 +19,9 @@ TERMINAL = {"succeeded", "failed", "cancelled", "stopped"}
 TINY_MNIST = {"model": "mlp", "dataset": "mnist",
               "hyperparameters": {"epochs": 2, "max_train_samples": 512, "batch_size": 64,
                                   "hidden_sizes": [32]}}
+# long enough to still be running when a test acts on it (minutes of small batches): the test cancels it
+LONG_MNIST = {"model": "mlp", "dataset": "mnist",
+              "hyperparameters": {"epochs": 200, "max_train_samples": 2048, "batch_size": 8, "hidden_sizes": [64]}}
 TINY_LINEAR = {"model": "linear_regression", "dataset": "synthetic_linear",
                "hyperparameters": {"epochs": 2, "batch_size": 32}}
 

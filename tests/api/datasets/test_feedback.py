@@ -21,7 +21,7 @@ from core.feedback import snapshot_rows, take_snapshot
 from core.orm import ModelVersion, Prediction, utcnow
 from tests.ml.inference.drawn_digits import CANVASES, draw_digit, encode
 from tests.utils.clients import api_client
-from tests.utils.jobs import TINY_MNIST, submit, wait_for
+from tests.utils.jobs import LONG_MNIST, TINY_MNIST, submit, wait_for
 from tests.utils.tables import linear_csv
 
 pytestmark = pytest.mark.service
@@ -196,7 +196,7 @@ def test_a_job_whose_snapshot_changed_before_it_ran_fails_saying_so(api, api_url
 
     owner = f"dave-{SUFFIX}"
     ids = [log_row("mnist", owner, "7") for _ in range(2)]
-    busy = submit(api, {**TINY_MNIST, "hyperparameters": {**TINY_MNIST["hyperparameters"], "epochs": 200}})
+    busy = submit(api, LONG_MNIST)
     wait_for(api, busy["id"], "running")  # the one worker is taken: the next job waits, queued
     with api_client(api_url, make_key(owner)) as dave:
         job = submit(dave, {**TINY_MNIST, "include_feedback": True})

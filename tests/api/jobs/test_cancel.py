@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.utils.jobs import TINY_MNIST, submit, wait_for
+from tests.utils.jobs import LONG_MNIST, TINY_MNIST, submit, wait_for
 
 pytestmark = pytest.mark.service
-
-# long enough to still be running when the test cancels it: many small batches, many epochs
-LONG_MNIST = {"model": "mlp", "dataset": "mnist", "name": "long",
-              "hyperparameters": {"epochs": 200, "max_train_samples": 2048, "batch_size": 8,
-                                  "hidden_sizes": [64]}}
 
 
 def test_cancel_running_then_queued_job(service, worker, db_session):
