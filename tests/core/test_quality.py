@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import insert
 
-from core.orm import Job, ModelVersion, Prediction
-from core.quality import DriftThresholds, js_divergence, model_quality
+from core.orm import Job, ModelVersion, Prediction, utcnow
+from core.quality import DriftThresholds, first_window_start, js_divergence, model_quality
 from tests.utils.sql import statements
 
 NOW = datetime(2026, 1, 1, 12, 30, tzinfo=timezone.utc)  # aligned hourly windows end at 13:00
@@ -48,6 +48,14 @@ def insert_rows(session, rows: list[dict]) -> None:
     for at in range(0, len(rows), 5000):
         session.execute(insert(Prediction), rows[at:at + 5000])
     session.commit()
+
+
+def in_the_current_window(n: int, window_s: int = HOUR) -> list[datetime]:
+    """n distinct times, latest first, all inside the clock-aligned window that holds now (rows spread
+    back from now seconds apart would fall in the previous window when it began moments ago)."""
+    now = utcnow()
+    since = now - first_window_start(window_s=window_s, windows=1, now=now)
+    return [now - since * (i + 1) / (n + 1) for i in range(n)]
 
 
 def uniform(version, at: datetime, n: int, **kw) -> list[dict]:

@@ -14,7 +14,7 @@ from core.orm import ModelVersion, Role, ServingEvent, utcnow
 from core.quality import first_window_start
 from core.settings import Settings
 from tests.utils.sql import statements
-from tests.core.test_quality import DIGITS, add_version, insert_rows, prediction
+from tests.core.test_quality import DIGITS, add_version, in_the_current_window, insert_rows, prediction
 from tests.utils.clients import bearer
 
 
@@ -40,8 +40,9 @@ def world(tmp_path):
                         + [prediction(private, start + timedelta(hours=2, seconds=i), "square",
                                       feedback=("square" if i < 30 else "circle") if i < 40 else None)
                            for i in range(120)])
-            insert_rows(session, [prediction(shared, utcnow() - timedelta(seconds=i + 1), DIGITS[i % 10])
-                                  for i in range(7)])
+            # in the current 5-minute window, so in every window the tests ask for that holds now
+            insert_rows(session, [prediction(shared, at, DIGITS[i % 10])
+                                  for i, at in enumerate(in_the_current_window(7, window_s=300))])
             for version in (private, shared):  # both serve their dataset: /metrics shows the shared one only
                 session.add(ServingEvent(dataset=version.dataset, model_version_id=version.id, reason="promoted"))
             session.commit()
