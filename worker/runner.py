@@ -90,18 +90,18 @@ def _train_and_record(job_id: str, worker: str, run: jobs.StartedRun, beat: Hear
         if callbacks is not None and not beat.lost.is_set() and fault is None:
             callbacks.flush_epochs()  # the run ends here: its finished epochs stay on record
         if fault is not None:  # an epoch whose checkpoint could not be stored is not on record
-            return _finish(job_id, worker, JobStatus.failed, error_type=type(fault).__name__, error=str(fault))
+            return _finish(job_id, worker, beat, JobStatus.failed, error_type=type(fault).__name__, error=str(fault))
         if isinstance(exc, (MLError, FeedbackSnapshotChanged)):
-            return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__, error=str(exc))
+            return _finish(job_id, worker, beat, JobStatus.failed, error_type=type(exc).__name__, error=str(exc))
         log.exception("job %s failed unexpectedly", job_id)  # a bug or a crash in the engine
-        return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__,
+        return _finish(job_id, worker, beat, JobStatus.failed, error_type=type(exc).__name__,
                        error=f"internal error while training ({type(exc).__name__}: {exc}); "
                              "the worker log has the details — please report it")
     try:
-        return _finish_succeeded(job_id, worker, result)
+        return _finish_succeeded(job_id, worker, beat, result)
     except Exception as exc:  # the outcome's transaction rolled back: never leave the job 'running'
         log.exception("job %s trained but its outcome could not be recorded", job_id)
-        return _finish(job_id, worker, JobStatus.failed, error_type=type(exc).__name__,
+        return _finish(job_id, worker, beat, JobStatus.failed, error_type=type(exc).__name__,
                        error=f"training finished but recording its result failed ({type(exc).__name__}: {exc}); "
                              "the checkpoints are kept — please report it")
 
@@ -145,19 +145,20 @@ def _stopped(job_id: str, worker: str, exc: TrainingCancelled, beat: Heartbeat,
     if beat.lost.is_set():
         return "lost"  # requeued by the reaper: another attempt owns it; write nothing
     if shutdown_requested.is_set():
-        return _requeue_stopped(job_id, worker, exc, callbacks)
+        return _requeue_stopped(job_id, worker, beat, exc, callbacks)
     if callbacks is not None:
         callbacks.flush_epochs()  # cancelled for good: its finished epochs stay on record
     if exc.stop_checkpoint is not None:
         Path(exc.stop_checkpoint).unlink(missing_ok=True)  # only a requeued job resumes mid-epoch
     if callbacks is not None and callbacks.stop_reason:  # a sweep's early stopping; its checkpoints stay
-        return _finish(job_id, worker, JobStatus.stopped, error_type="EarlyStopped", error=callbacks.stop_reason)
+        return _finish(job_id, worker, beat, JobStatus.stopped, error_type="EarlyStopped", error=callbacks.stop_reason)
     kept = f"; the last checkpoint ({Path(exc.last_checkpoint).name}) is kept" if exc.last_checkpoint else ""
-    return _finish(job_id, worker, JobStatus.cancelled, error_type="TrainingCancelled",
+    return _finish(job_id, worker, beat, JobStatus.cancelled, error_type="TrainingCancelled",
                    error=f"cancelled on request {exc.where}{kept}")
 
 
-def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks: SqlCallbacks | None) -> str:
+def _requeue_stopped(job_id: str, worker: str, beat: Heartbeat, exc: TrainingCancelled,
+                     callbacks: SqlCallbacks | None) -> str:
     """The worker is stopping: the job checkpointed at a batch boundary; put it back in the queue."""
     stopped_at = None
     if exc.stop_checkpoint is not None:
@@ -167,6 +168,7 @@ def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks
         if callbacks is not None:
             callbacks.flush_epochs()  # epochs the stop checkpoint holds are done for good
     settings = get_settings()
+    beat.stop()
     with session_scope() as session:
         status = jobs.requeue(
             session, job_id=job_id, worker=worker, ended=AttemptEnd.worker_stopped, stopped_at=stopped_at,
@@ -177,7 +179,7 @@ def _requeue_stopped(job_id: str, worker: str, exc: TrainingCancelled, callbacks
     return status or "lost"
 
 
-def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
+def _finish_succeeded(job_id: str, worker: str, beat: Heartbeat, result: TrainResult) -> str:
     """Record a finished run in one transaction: status, test metrics, best checkpoint, model version."""
     best_checkpoint = checkpoint_key(job_id, result.best_checkpoint) if result.best_checkpoint else None
     outcome = jobs.Outcome(
@@ -192,17 +194,18 @@ def _finish_succeeded(job_id: str, worker: str, result: TrainResult) -> str:
         }),
         device=physical_device(result.device), torch_version=result.torch_version, dataset_checksum=result.dataset_checksum,
     )
-    return _finish(job_id, worker, JobStatus.succeeded, best_checkpoint=best_checkpoint, outcome=outcome,
+    return _finish(job_id, worker, beat, JobStatus.succeeded, best_checkpoint=best_checkpoint, outcome=outcome,
                    on_succeeded=lambda session, job: register_model_version(
                        session, job=job, servable=dataset_is_servable(job.dataset),
                        auth_off=get_settings().auth == "off"))
 
 
 def _finish(
-    job_id: str, worker: str, status: JobStatus, *, error: str | None = None, error_type: str | None = None,
-    best_checkpoint: str | None = None, outcome: jobs.Outcome | None = None,
+    job_id: str, worker: str, beat: Heartbeat, status: JobStatus, *, error: str | None = None,
+    error_type: str | None = None, best_checkpoint: str | None = None, outcome: jobs.Outcome | None = None,
     on_succeeded: Callable[[Session, Job], object] | None = None,
 ) -> str:
+    beat.stop()  # the final write ends the job: a beat after it would call the job lost
     with session_scope() as session:
         done = jobs.finish(session, job_id=job_id, worker=worker, status=status, error=error, error_type=error_type,
                            best_checkpoint=best_checkpoint, outcome=outcome, on_succeeded=on_succeeded,
