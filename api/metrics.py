@@ -2,10 +2,11 @@
 service's figures read from SQL and the broker at scrape time (docs/SERVICE.md "Operate it")."""
 from __future__ import annotations
 
+import os
 import time
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -93,4 +94,16 @@ def metrics(request: Request, settings: SettingsDep) -> Response:
     and the serving versions' live quality (abstain rate, label divergence, feedback accuracy, drift)."""
     COLLECTOR.broker, COLLECTOR.database_url = request.app.state.redis_sync, settings.database_url
     QUALITY.settings = settings
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    """This process's metrics, or with several API processes (`make run`'s API_PROCESSES sets
+    PROMETHEUS_MULTIPROC_DIR) every process's counters and histograms added up, whichever one is scraped."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(COLLECTOR)  # read from SQL and the broker: the same whichever process answers
+    registry.register(QUALITY)
+    return registry

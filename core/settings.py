@@ -42,6 +42,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # API processes `make run` starts on this host (uvicorn --workers). One process's event loop and predict
+    # batcher share one GIL, so one process serves about one core's worth of requests; /metrics adds up
+    # every process's figures (prometheus-client's multiprocess mode). Each process holds its own served
+    # models and database pool (MAX_REQUESTS_IN_FLIGHT and the pool are per process).
+    api_processes: int = Field(default=2, ge=1, le=64)
     log_level: str = "info"
     # one line per HTTP request from the API (uvicorn's access log); off so `make run`'s terminal stays readable
     access_log: bool = False

@@ -11,6 +11,7 @@ Only the API or Redis dying stops everything.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,11 +78,24 @@ def start_children(settings: Settings, env: dict[str, str], children: Children) 
     children.append(("worker", start_worker(settings, env)))
     # uvicorn's own INFO lines (start-up chatter; each request when ACCESS_LOG is on) only when asked for
     uvicorn_level = settings.log_level if settings.access_log or settings.log_level == "debug" else "warning"
-    children.append(("api", subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.host, "--port", str(settings.port),
-         "--log-level", uvicorn_level, "--access-log" if settings.access_log else "--no-access-log"],
-        cwd=ROOT, env=env, start_new_session=True)))
+    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.host, "--port", str(settings.port),
+               "--log-level", uvicorn_level, "--access-log" if settings.access_log else "--no-access-log"]
+    api_env = env
+    if settings.api_processes > 1:
+        command += ["--workers", str(settings.api_processes)]
+        api_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(var_dir))}
+        log(f"{settings.api_processes} API processes (API_PROCESSES)")
+    children.append(("api", subprocess.Popen(command, cwd=ROOT, env=api_env, start_new_session=True)))
     return key
+
+
+def metrics_dir(var_dir: Path) -> Path:
+    """Where the API processes keep their metric values for /metrics to add up; emptied at each start, as
+    prometheus-client asks (a previous run's counts would be added to this one's)."""
+    path = var_dir / "metrics"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 def start_worker(settings: Settings, env: dict[str, str]) -> subprocess.Popen:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from prometheus_client.mmap_dict import MmapedDict
 
 from core.embedded_redis import free_port
 from core.settings import PROJECT_ROOT
@@ -53,6 +54,18 @@ def _launch(tmp_path: Path, port: int, **extra_env: str) -> tuple[subprocess.Pop
     return launcher, log
 
 
+def _kill_all(launcher: subprocess.Popen, tmp_path: Path) -> None:
+    """After a failed test: SIGKILL the launcher and every process it started (its children have sessions of
+    their own, so killing the launcher alone would leave Redis, the worker and the API running)."""
+    if launcher.poll() is None:
+        launcher.kill()
+    for pid in _processes_with_env(f"VAR_DIR={tmp_path / 'var'}\0"):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _saved_key(tmp_path: Path) -> str:
     """The admin key the first start wrote for the CLI."""
     return tomllib.loads((tmp_path / "config.toml").read_text())["api_key"]
@@ -78,6 +91,8 @@ def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
         box = started[started.index("trainserve is up"):]
         assert key in box and f"{base}/" in box and "trainserve env" in box and box.rstrip().endswith("╯")
         assert client_without_key_is_refused(base)
+        assert "2 API processes (API_PROCESSES)" in started
+        _assert_metrics_add_up_across_api_processes(base, key, var_dir)
         with api_client(base, key, timeout=30) as client:
             assert client.get("/readyz").json()["status"] == "ready"
             job = submit(client, TINY_LINEAR)
@@ -97,8 +112,26 @@ def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
         except redis.ConnectionError:
             pass
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
+        _kill_all(launcher, tmp_path)
+
+
+def _assert_metrics_add_up_across_api_processes(base: str, key: str, var_dir: Path) -> None:
+    """API_PROCESSES=2 (the default): both processes answer, and /metrics counts every request whichever
+    process is scraped (each process keeps its values in var/metrics; one process alone would count its share)."""
+    healthz = 'trainserve_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}'
+    requests, answered_by = 60, set()
+    for _ in range(requests):  # a new connection each: the two processes take turns at accepting
+        with httpx.Client(timeout=10) as fresh:
+            assert fresh.get(f"{base}/healthz").status_code == 200
+    for path in (var_dir / "metrics").glob("histogram_*.db"):  # one file per process: histogram_<pid>.db
+        if any('"/healthz"' in name for name, *_ in MmapedDict.read_all_values_from_file(str(path))):
+            answered_by.add(path.stem)
+    assert len(answered_by) == 2, sorted(answered_by)
+    for _ in range(4):  # whichever process answers the scrape
+        with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {key}"}) as fresh:
+            text = fresh.get(f"{base}/metrics").text
+        counted = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(healthz))
+        assert counted >= requests, (counted, requests)
 
 
 # three epochs of small batches: long enough to be stopped or killed inside the second
@@ -127,8 +160,7 @@ def test_sigterm_to_the_launcher_mid_job_requeues_it_and_the_next_run_finishes_i
             launcher.send_signal(signal.SIGTERM)
             assert launcher.wait(timeout=60) == 0, log.read_text()[-3000:]
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
+        _kill_all(launcher, tmp_path)
     assert "did not stop" not in log.read_text()  # the worker stopped its job in time, nothing was killed
 
     launcher, log = _launch(tmp_path, port)
@@ -144,8 +176,7 @@ def test_sigterm_to_the_launcher_mid_job_requeues_it_and_the_next_run_finishes_i
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=60) == 0
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
+        _kill_all(launcher, tmp_path)
 
 
 def _worker_parent(marker: str) -> int:
@@ -186,5 +217,4 @@ def test_a_worker_killed_under_the_launcher_is_started_again_and_resumes_the_job
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=60) == 0
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
+        _kill_all(launcher, tmp_path)
