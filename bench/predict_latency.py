@@ -407,8 +407,8 @@ IDLE = ("Condition.wait", "PredictBatcher._work (api/predict/batching.py", "Runn
 def profile(pid: int, url: str, field: str, key: str | None, png: bytes, clients: int, requests: int,
             out: Path) -> dict[str, float]:
     """Sample every thread of `pid` with py-spy while `clients` load it; share of CPU per part."""
-    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--threads", "--subprocesses", "-r", "500",
-                            "-d", "10", "-f", "raw", "-o", str(out), "-p", str(pid)],
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--threads", "--subprocesses",
+                            "-r", "500", "-d", "10", "-f", "raw", "-o", str(out), "-p", str(pid)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while spy.poll() is None:  # load it for as long as py-spy samples
         asyncio.run(load(url, field, png, clients, requests, key))

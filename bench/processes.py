@@ -59,6 +59,9 @@ def children(pid: int) -> list[int]:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its live descendants so far (Linux /proc): the server's own
     cost, whatever the load (uvicorn's API processes are children of its supervisor)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a descendant that exited while we looked
+        return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return own + sum(cpu_seconds(child) for child in children(pid))

@@ -32,8 +32,7 @@ class Heartbeat:
         being taken away (a false "no longer this worker's")."""
         with self._beating:
             self._done.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        self._thread.join(timeout=5)
 
     def _run(self) -> None:
         # a thread, not the batch loop: a long epoch or a slow evaluation still beats

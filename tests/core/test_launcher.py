@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.mmap_dict import MmapedDict
 
 from core.embedded_redis import free_port
@@ -118,6 +119,7 @@ def test_make_run_launcher_serves_and_stops_cleanly_on_sigint(tmp_path):
 def _assert_metrics_add_up_across_api_processes(base: str, key: str, var_dir: Path) -> None:
     """API_PROCESSES=2 (the default): both processes answer, and /metrics counts every request whichever
     process is scraped (each process keeps its values in var/metrics; one process alone would count its share)."""
+    labels = {"method": "GET", "route": "/healthz", "status": "200"}
     healthz = 'trainserve_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}'
     requests, answered_by = 60, set()
     for _ in range(requests):  # a new connection each: the two processes take turns at accepting
@@ -127,11 +129,15 @@ def _assert_metrics_add_up_across_api_processes(base: str, key: str, var_dir: Pa
         if any('"/healthz"' in name for name, *_ in MmapedDict.read_all_values_from_file(str(path))):
             answered_by.add(path.stem)
     assert len(answered_by) == 2, sorted(answered_by)
+    every = CollectorRegistry()  # both processes' files read here: what /metrics must say
+    multiprocess.MultiProcessCollector(every, path=str(var_dir / "metrics"))
+    total = every.get_sample_value("trainserve_http_request_duration_seconds_count", labels)
+    assert total >= requests  # the 60, and the launcher's own check that the API was up
     for _ in range(4):  # whichever process answers the scrape
         with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {key}"}) as fresh:
             text = fresh.get(f"{base}/metrics").text
         counted = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(healthz))
-        assert counted >= requests, (counted, requests)
+        assert counted == total, (counted, total)
 
 
 # three epochs of small batches: long enough to be stopped or killed inside the second
