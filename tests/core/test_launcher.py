@@ -57,7 +57,12 @@ def _launch(tmp_path: Path, port: int, **extra_env: str) -> tuple[subprocess.Pop
 
 def _kill_all(launcher: subprocess.Popen, tmp_path: Path) -> None:
     """After a failed test: SIGKILL the launcher and every process it started (its children have sessions of
-    their own, so killing the launcher alone would leave Redis, the worker and the API running)."""
+    their own, so killing the launcher alone would leave Redis, the worker and the API running).
+
+    It prints the end of each start's log (the launcher's, the worker's and the API's lines): pytest shows
+    what a test printed only when it fails, and an assertion on a job or a timeout says nothing of why."""
+    for log in sorted(tmp_path.glob("serve-*.log")):
+        print(f"--- {log.name} (last 4000 characters) ---\n{log.read_text()[-4000:]}")
     if launcher.poll() is None:
         launcher.kill()
     for pid in _processes_with_env(f"VAR_DIR={tmp_path / 'var'}\0"):
